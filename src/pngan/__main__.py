@@ -1,0 +1,5 @@
+import sys
+
+from pngan.cli import main
+
+sys.exit(main())

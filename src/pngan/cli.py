@@ -1,0 +1,112 @@
+"""The ``pngan`` command line: one subcommand per job.
+
+Each subcommand lives in ``pngan.commands.<module>`` and provides ``add_arguments(parser)`` and
+``run(args) -> int``; modules are imported only when their command runs, so ``pngan --help``
+is fast. User errors (:class:`~pngan.errors.PnganError`) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from pngan import __version__
+
+# name -> (module, one-line help, example)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "synth": (
+        "pngan.commands.synth",
+        "add synthetic noise (setting 1: AWGN; setting 2: RAW Poisson-Gaussian) to clean images",
+        "pngan synth --setting raw --input clean:photos --output out/raw --seed 0",
+    ),
+    "train": (
+        "pngan.commands.train",
+        "train the PNGAN generator (SMNet) against real noisy/clean pairs",
+        "pngan train --data sidd:SIDD_Medium_Srgb --denoiser dncnn:dncnn.pth --config cpu-small --out runs/sidd",
+    ),
+    "generate": (
+        "pngan.commands.generate",
+        "turn clean images into realistic noisy/clean pairs with a trained generator",
+        "pngan generate --generator runs/sidd --input clean:photos --output out/pairs --samples 2 --seed 0",
+    ),
+    "train-denoiser": (
+        "pngan.commands.train_denoiser",
+        "train or fine-tune a denoiser on real, generated or mixed pairs",
+        "pngan train-denoiser --arch dncnn --data pairs:out/pairs --data sidd:SIDD --ratio 0.5 --out runs/dn",
+    ),
+    "evaluate": (
+        "pngan.commands.evaluate",
+        "evaluate a denoiser (PSNR/SSIM), noise realism (KLD/AKLD/MMD) or the PSNR gap",
+        "pngan evaluate noise --real pairs:real --generated out/pairs/noisy --json noise.json",
+    ),
+    "report": (
+        "pngan.commands.report",
+        "write an HTML report with figures from runs and metric JSON files",
+        "pngan report runs/sidd noise.json --out report/",
+    ),
+    "demo": (
+        "pngan.commands.demo",
+        "run the whole pipeline end to end on built-in (or given) data and write a report",
+        "pngan demo --out demo-out",
+    ),
+    "info": (
+        "pngan.commands.info",
+        "show the networks, presets, data formats and the shared folder pngan knows about",
+        "pngan info",
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pngan",
+        description="Learn a camera's real noise from noisy/clean pairs and generate realistic "
+        "noisy/clean training pairs (PNGAN, Cai et al., NeurIPS 2021).",
+        epilog="Data sets are given as FORMAT:PATH, e.g. pairs:DIR, polyu:DIR, nam:DIR, sidd:DIR, "
+        "sidd-mat:DIR, dnd:DIR, clean:DIR, camera:builtin. Run 'pngan COMMAND --help' for details.",
+    )
+    parser.add_argument("--version", action="version", version=f"pngan {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_, example) in COMMANDS.items():
+        p = sub.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(_module=module)
+        # Arguments are added lazily (see main) so that 'pngan --help' imports no torch.
+        p.set_defaults(_name=name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pngan.errors import PnganError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Find the command first, then let its module add its own arguments.
+    cmd = next((a for a in argv if not a.startswith("-")), None)
+    if cmd in COMMANDS:
+        sub_action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        module = importlib.import_module(COMMANDS[cmd][0])
+        module.add_arguments(sub_action.choices[cmd])
+    args = parser.parse_args(argv)
+    if not getattr(args, "_module", None):
+        parser.print_help()
+        return 1
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.run(args) or 0)
+    except PnganError as e:
+        print(f"pngan: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pngan: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

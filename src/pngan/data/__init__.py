@@ -1,0 +1,1 @@
+"""Data sets: ``FORMAT:PATH`` specs, readers for every benchmark layout, patch sampling."""

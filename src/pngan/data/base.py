@@ -1,0 +1,53 @@
+"""The common shape of every data set pngan reads.
+
+``open_dataset("FORMAT:PATH")`` (in :mod:`pngan.data.specs`) returns an :class:`ImageSet`: a
+sequence of :class:`Sample` s, each with a unique ``name`` and float32 CHW RGB tensors in [0, 1]
+for whichever of ``noisy`` / ``clean`` the format has (``None`` otherwise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+
+
+@dataclass
+class Sample:
+    name: str
+    clean: torch.Tensor | None  # (3, H, W) float32 in [0, 1]
+    noisy: torch.Tensor | None  # (3, H, W) float32 in [0, 1]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class ImageSet(Sequence[Sample]):
+    """A data set of named images. Subclasses implement ``names`` and ``load``."""
+
+    kind: str = "?"  # the FORMAT of the spec
+    spec: str = "?"  # the spec as given
+    has_clean: bool = True
+    has_noisy: bool = True
+
+    @property
+    def names(self) -> list[str]:
+        raise NotImplementedError
+
+    def load(self, index: int) -> Sample:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self.load(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self.load(index)
+
+    def describe(self) -> str:
+        what = "pairs" if (self.has_clean and self.has_noisy) else ("clean" if self.has_clean else "noisy")
+        return f"{self.spec} ({len(self)} {what} images)"

@@ -1,0 +1,1 @@
+"""File I/O: images (PNG/JPEG/TIFF, 8/16 bit), atomic writes."""
