@@ -1,0 +1,43 @@
+"""``pngan info``: what this installation knows — networks, presets, data formats, shared folder."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", action="store_true", help="also build each network and count its parameters")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from pngan import __version__
+    from pngan.nets import registry
+    from pngan.shared import shared_dir
+
+    print(f"pngan {__version__}  torch {torch.__version__}  python {platform.python_version()}")
+    dev = "cuda: " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu only"
+    print(f"device: {dev}; torch threads: {torch.get_num_threads()}")
+    print("networks:")
+    for name in registry.available():
+        line = f"  {name:22s} {registry.role_of(name)}"
+        if args.params:
+            try:
+                net = registry.build(name)
+                line += f"  {sum(p.numel() for p in net.parameters()):,} parameters"
+            except Exception as e:  # pragma: no cover - informational only
+                line += f"  (could not build: {e})"
+        print(line)
+    try:
+        from pngan.train.config import PRESETS
+
+        print("training presets: " + ", ".join(sorted(PRESETS)))
+    except ImportError:
+        pass
+    print("data formats: pairs, polyu, nam, sidd, sidd-mat, dnd, clean, camera (FORMAT:PATH[@train|@test])")
+    print("synthetic settings: awgn (setting 1), raw (setting 2)")
+    sd = shared_dir()
+    print(f"shared folder: {sd if sd else 'absent (set $PNGAN_SHARED)'}")
+    return 0
