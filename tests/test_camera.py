@@ -23,6 +23,7 @@ def test_splits_and_samples():
         assert 0 <= s.noisy.min() and s.noisy.max() <= 1
         assert s.meta["simulated"] is True
     assert "7 pairs" in tr.describe()
+    assert cam.CameraSet("all").names == tr.names + te.names
     with pytest.raises(PnganError, match="split"):
         cam.CameraSet("val")
 

@@ -184,19 +184,20 @@ def load_clean(name: str) -> torch.Tensor:
 
 
 class CameraSet(ImageSet):
-    """The built-in simulated-camera pairs: ``camera:builtin`` (train) or ``camera:builtin@test``."""
+    """The built-in simulated-camera pairs: ``camera:builtin`` (train), ``camera:builtin@test``,
+    ``camera:builtin@all`` (both)."""
 
     kind = "camera"
     has_clean = True
     has_noisy = True
 
     def __init__(self, split: str = "train", seed: int = 0):
-        if split not in ("train", "test"):
-            raise PnganError(f"camera:builtin: split must be 'train' or 'test', got {split!r}")
+        if split not in ("train", "test", "all"):
+            raise PnganError(f"camera:builtin: split must be 'train', 'test' or 'all', got {split!r}")
         self.split = split
         self.seed = int(seed)
-        self.spec = "camera:builtin" + ("@test" if split == "test" else "")
-        self._names = list(TRAIN if split == "train" else TEST)
+        self.spec = "camera:builtin" + ("" if split == "train" else f"@{split}")
+        self._names = {"train": TRAIN, "test": TEST, "all": TRAIN + TEST}[split][:]
 
     @property
     def names(self) -> list[str]:
