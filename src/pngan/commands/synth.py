@@ -1,0 +1,134 @@
+"""``pngan synth``: add synthetic noise (setting 1 AWGN / setting 2 RAW Poisson-Gaussian) to clean
+images and write a ``pairs:`` folder: ``OUT/noisy/X.png``, ``OUT/clean/X.png`` and
+``OUT/manifest.jsonl`` (one JSON object per image: source, seed, setting and its drawn parameters).
+
+Each image gets its own seed ``derive_seed(seed, name)``, so the output does not depend on the
+order or on which other images are processed. Image files hold values in [0, 1] only, so the
+written noisy images are clipped and quantised (8 bits for ``--format png``, 16 bits for
+``png16``/``tif``); training draws the unclipped synthetic input on the fly instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+FORMATS = {"png": (".png", 8), "png16": (".png", 16), "tif": (".tif", 16)}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--setting", required=True, help="awgn (setting 1, alias 1) or raw (setting 2, alias 2)")
+    parser.add_argument("--input", required=True, metavar="SPEC_OR_DIR",
+                        help="clean:DIR, any pair spec (its clean images are used), camera:builtin, or a plain DIR")
+    parser.add_argument("--output", required=True, metavar="DIR", help="output folder (a pairs: set)")
+    parser.add_argument("--sigma", default=None,
+                        help="awgn only: noise level on the 0-255 scale (default 50), or LO,HI for a per-image "
+                        "uniform draw")
+    parser.add_argument("--seed", type=int, default=0, help="run seed; image X uses derive_seed(seed, X) (default 0)")
+    parser.add_argument("--format", choices=sorted(FORMATS), default="png",
+                        help="png (8-bit, default), png16 or tif (16-bit)")
+
+
+def _parse_sigma(text: str):
+    from pngan.errors import PnganError
+
+    try:
+        parts = [float(p) for p in str(text).split(",")]
+    except ValueError:
+        raise PnganError(f"--sigma: expected a number or LO,HI, got {text!r}") from None
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        return (parts[0], parts[1])
+    raise PnganError(f"--sigma: expected a number or LO,HI, got {text!r}")
+
+
+def _resolve_input(text: str) -> tuple[str, Path | None]:
+    """(spec, folder the spec reads from or None). A plain existing folder means clean:DIR."""
+    from pngan.errors import PnganError
+
+    if os.path.isdir(text):
+        return f"clean:{text}", Path(text)
+    if ":" not in text:
+        raise PnganError(f"--input {text!r}: not a folder and not a FORMAT:PATH data set spec")
+    fmt, _, rest = text.partition(":")
+    if fmt == "camera":
+        return text, None
+    path = rest.rsplit("@", 1)[0] if rest.endswith(("@train", "@test", "@all")) else rest
+    return text, Path(path)
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    child, parent = child.resolve(), parent.resolve()
+    return child == parent or parent in child.parents
+
+
+def _out_name(name: str) -> str:
+    from pngan.io.images import IMAGE_EXTS
+
+    p = Path(name)
+    if p.suffix.lower() in {e.lower() for e in IMAGE_EXTS}:
+        p = p.with_suffix("")
+    return p.as_posix()
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from pngan.data.specs import open_dataset
+    from pngan.errors import PnganError
+    from pngan.io.atomic import atomic_write_text
+    from pngan.io.images import write_image
+    from pngan.noise import build_synthetic, canonical_setting
+    from pngan.seeding import derive_seed
+
+    setting = canonical_setting(args.setting)
+    kwargs = {}
+    if args.sigma is not None:
+        if setting != "awgn":
+            raise PnganError("--sigma applies to --setting awgn only (setting 2 draws its own noise levels)")
+        kwargs["sigma"] = _parse_sigma(args.sigma)
+    module = build_synthetic(setting, **kwargs)
+
+    spec, in_dir = _resolve_input(args.input)
+    out = Path(args.output)
+    if in_dir is not None:
+        if _inside(out, in_dir):
+            raise PnganError(f"--output {out} is the input folder or inside it; choose a folder outside {in_dir}",)
+        for sub in ("noisy", "clean"):
+            if _inside(in_dir, out / sub):
+                raise PnganError(f"--input {in_dir} lies inside the output's {sub}/ folder, which would be overwritten")
+    data = open_dataset(spec)
+    if not data.has_clean:
+        raise PnganError(f"--input {args.input}: this data set has no clean images to add noise to")
+    if len(data) == 0:
+        raise PnganError(f"--input {args.input}: no images found")
+
+    ext, bits = FORMATS[args.format]
+    names = [_out_name(n) for n in data.names]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise PnganError(f"--input {args.input}: several images map to the same output name {sorted(dup)[0]!r}")
+
+    records = []
+    for i in tqdm(range(len(data)), desc=f"synth {setting}", unit="img"):
+        sample = data.load(i)
+        if sample.clean is None:
+            raise PnganError(f"{args.input}: image {sample.name} has no clean version")
+        seed = derive_seed(args.seed, sample.name)
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            noisy, params = module(sample.clean[None].float(), g, return_params=True)
+        rel = names[i] + ext
+        write_image(out / "noisy" / rel, noisy[0].clamp(0, 1), bits=bits)
+        write_image(out / "clean" / rel, sample.clean, bits=bits)
+        records.append({
+            "name": sample.name, "source": data.spec, "noisy": f"noisy/{rel}", "clean": f"clean/{rel}",
+            "seed": seed, "run_seed": args.seed, "synthetic": module.describe(), "params": params[0],
+        })
+    atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    print(f"wrote {len(records)} noisy/clean pairs to {out} (pairs:{out})")
+    return 0
