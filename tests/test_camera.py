@@ -31,7 +31,9 @@ def test_splits_and_samples():
 def test_deterministic_cached_and_seeded():
     s = cam.CameraSet("test")
     a = s[0].noisy
-    assert s[0].noisy is a  # cached in memory
+    assert s.noisy(s.names[0]) is s.noisy(s.names[0])  # cached in memory
+    s[0].noisy.zero_()  # samples are copies: the cache is not corrupted
+    assert torch.equal(s[0].noisy, a)
     cam._NOISY_CACHE.clear()
     assert torch.equal(cam.CameraSet("test")[0].noisy, a)  # recomputed: same
     assert not torch.equal(cam.CameraSet("test", seed=1)[0].noisy, a)

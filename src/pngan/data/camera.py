@@ -213,7 +213,8 @@ class CameraSet(ImageSet):
     def load(self, index: int) -> Sample:
         name = self._names[index]
         meta = {"source": f"skimage.data ({name})", "simulated": True, "seed": self.seed, "split": self.split}
-        return Sample(name=name, clean=load_clean(name), noisy=self.noisy(name), meta=meta)
+        # clones: a caller that edits a sample in place must not corrupt the in-memory cache
+        return Sample(name=name, clean=load_clean(name).clone(), noisy=self.noisy(name).clone(), meta=meta)
 
 
 __all__ = ["CameraSet", "simulate_camera", "load_clean", "TRAIN", "TEST"]
