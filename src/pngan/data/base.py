@@ -49,5 +49,5 @@ class ImageSet(Sequence[Sample]):
         return self.load(index)
 
     def describe(self) -> str:
-        what = "pairs" if (self.has_clean and self.has_noisy) else ("clean" if self.has_clean else "noisy")
-        return f"{self.spec} ({len(self)} {what} images)"
+        what = "pairs" if (self.has_clean and self.has_noisy) else ("clean images" if self.has_clean else "noisy images")
+        return f"{self.spec} ({len(self)} {what})"

@@ -1,0 +1,131 @@
+"""``FORMAT:PATH[@train|@test]`` data-set specs, used by every command.
+
+Formats: ``pairs`` (``DIR/noisy/X.*`` + ``DIR/clean/X.*``), ``polyu`` (``<name>_real.JPG`` /
+``<name>_mean.JPG``), ``nam`` (``<name>_real.png`` / ``<name>_mean.png``), ``sidd`` (SIDD
+Medium/Small sRGB folders), ``sidd-mat`` (SIDD validation/benchmark blocks), ``dnd`` (DND sRGB,
+noisy only), ``clean`` (clean images only), ``noisy`` (noisy images only), ``camera`` (the built-in
+simulated camera, ``camera:builtin``).
+
+A suffix ``@train`` / ``@test`` selects a deterministic split that keeps scenes together: names are
+grouped by scene (PolyU: the name without its trailing ``_<n>``; SIDD: the scene instance; the
+built-in camera: its fixed split; otherwise the name itself), the scene list is sorted, and every
+fourth scene (index % 4 == 3) goes to test.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pngan.data.base import ImageSet, Sample
+from pngan.errors import PnganError
+
+FORMATS = ("pairs", "polyu", "nam", "sidd", "sidd-mat", "dnd", "clean", "noisy", "camera")
+SPLITS = ("train", "test", "all")
+
+
+class SubsetImageSet(ImageSet):
+    def __init__(self, base: ImageSet, indices: list[int], spec: str):
+        self.base, self.indices, self.spec = base, indices, spec
+        self.kind, self.has_clean, self.has_noisy = base.kind, base.has_clean, base.has_noisy
+
+    @property
+    def names(self) -> list[str]:
+        names = self.base.names
+        return [names[i] for i in self.indices]
+
+    def load(self, index: int) -> Sample:
+        return self.base.load(self.indices[index])
+
+
+def scene_of(kind: str, name: str, meta: dict | None = None) -> str:
+    if kind == "polyu":
+        m = re.match(r"^(.*)_\d+$", name)
+        return m.group(1) if m else name
+    if kind == "sidd" and meta and "scene_instance" in meta:
+        return f"{meta['scene_instance']:04d}"
+    if kind == "sidd-mat":
+        m = re.match(r"^\w+_(\d{4})-\d{4}$", name)
+        return m.group(1) if m else name
+    if kind == "dnd":
+        return name.split("_")[0]
+    if meta and "source" in meta:  # generated samples X_k belong with X
+        return str(meta["source"])
+    return name
+
+
+def split_indices(imageset: ImageSet, split: str) -> list[int]:
+    if split == "all":
+        return list(range(len(imageset)))
+    metas = []
+    entries = getattr(imageset, "entries", None)
+    for i, name in enumerate(imageset.names):
+        meta = entries[i].meta if entries is not None else None
+        metas.append(scene_of(imageset.kind, name, meta))
+    scenes = sorted(set(metas))
+    test_scenes = {s for k, s in enumerate(scenes) if k % 4 == 3}
+    if len(scenes) < 2:
+        raise PnganError(f"cannot split {imageset.spec}: it has only {len(scenes)} scene")
+    want_test = split == "test"
+    return [i for i, s in enumerate(metas) if (s in test_scenes) == want_test]
+
+
+def parse_spec(spec: str) -> tuple[str, str, str]:
+    """``"polyu:/data/PolyU@test"`` -> ``("polyu", "/data/PolyU", "test")``."""
+    if ":" not in spec:
+        raise PnganError(f"data set '{spec}' must be FORMAT:PATH with FORMAT one of {', '.join(FORMATS)} "
+                         "(e.g. pairs:data/real)")
+    fmt, rest = spec.split(":", 1)
+    fmt = fmt.strip().lower()
+    if fmt not in FORMATS:
+        raise PnganError(f"unknown data format '{fmt}' in '{spec}' (known: {', '.join(FORMATS)})")
+    split = "all"
+    m = re.match(r"^(.*)@(train|test|all)$", rest)
+    if m:
+        rest, split = m.group(1), m.group(2)
+    if not rest:
+        raise PnganError(f"data set '{spec}' has no PATH after '{fmt}:'")
+    return fmt, rest, split
+
+
+def open_dataset(spec: str, *, skip_bad: bool = False) -> ImageSet:
+    """Open a data set from its ``FORMAT:PATH[@split]`` spec (see the module docstring)."""
+    fmt, path_s, split = parse_spec(spec)
+    if fmt == "camera":
+        if path_s != "builtin":
+            raise PnganError(f"the camera format has one data set, camera:builtin (got '{spec}')")
+        from pngan.data.camera import CameraSet
+
+        # camera:builtin alone is the training split; @test / @all select the others.
+        return CameraSet("train" if split == "all" and not spec.endswith("@all") else split)
+    path = Path(path_s).expanduser()
+    from pngan.data import readers
+
+    if fmt == "pairs":
+        base = readers.open_pairs(path, spec, skip_bad)
+    elif fmt == "polyu":
+        base = readers.open_polyu(path, spec, skip_bad)
+    elif fmt == "nam":
+        base = readers.open_nam(path, spec, skip_bad)
+    elif fmt == "clean":
+        base = readers.open_clean(path, spec, skip_bad)
+    elif fmt == "noisy":
+        base = readers.open_noisy_folder(path, spec, skip_bad)
+    elif fmt == "sidd":
+        from pngan.data.sidd import open_sidd
+
+        base = open_sidd(path, spec, skip_bad)
+    elif fmt == "sidd-mat":
+        from pngan.data.sidd import SiddMatSet
+
+        base = SiddMatSet(path, spec)
+    else:  # dnd
+        from pngan.data.dnd import DndSet
+
+        base = DndSet(path, spec)
+    if split == "all":
+        return base
+    idx = split_indices(base, split)
+    if not idx:
+        raise PnganError(f"the {split} split of {spec} is empty")
+    return SubsetImageSet(base, idx, spec)
