@@ -1,0 +1,7 @@
+"""PNGAN's losses as pure functions (paper Eq. 2-6, 12, 13)."""
+
+from pngan.losses.alignment import alignment_l1, naive_l1
+from pngan.losses.gan import ra_d_loss, ra_g_loss
+from pngan.losses.perceptual import perceptual_loss
+
+__all__ = ["alignment_l1", "naive_l1", "ra_d_loss", "ra_g_loss", "perceptual_loss"]

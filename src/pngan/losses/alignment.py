@@ -1,0 +1,29 @@
+"""Image-domain alignment (paper Eq. 2) and Baseline 1's naive L1.
+
+``alignment_l1(denoiser, fake, real)`` = || Dn(fake) - Dn(real) ||_1 with a frozen pretrained real
+denoiser Dn: both are mapped to a nearly noise-free space where they can be compared. Dn's
+parameters must be frozen (``requires_grad=False``, eval mode) by the caller; the real branch runs
+under ``torch.no_grad``; gradients flow through Dn to ``fake`` only.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _denoise(net, x):
+    fn = getattr(net, "denoise", None)
+    return fn(x) if fn is not None else net(x)
+
+
+def alignment_l1(denoiser, fake: torch.Tensor, real: torch.Tensor, real_denoised: torch.Tensor | None = None) -> torch.Tensor:
+    if real_denoised is None:
+        with torch.no_grad():
+            real_denoised = _denoise(denoiser, real)
+    return F.l1_loss(_denoise(denoiser, fake), real_denoised.detach())
+
+
+def naive_l1(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Baseline 1 (Table 3): L1 directly between the fake and the real noisy image."""
+    return F.l1_loss(fake, real)
