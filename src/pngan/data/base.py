@@ -51,3 +51,44 @@ class ImageSet(Sequence[Sample]):
     def describe(self) -> str:
         what = "pairs" if (self.has_clean and self.has_noisy) else ("clean images" if self.has_clean else "noisy images")
         return f"{self.spec} ({len(self)} {what})"
+
+
+class ConcatImageSet(ImageSet):
+    """Several data sets as one (``--data A --data B``); names are prefixed when they collide."""
+
+    def __init__(self, sets: list[ImageSet]):
+        if not sets:
+            raise ValueError("ConcatImageSet needs at least one set")
+        self.sets = sets
+        self.kind = sets[0].kind if len({s.kind for s in sets}) == 1 else "mixed"
+        self.spec = " + ".join(s.spec for s in sets)
+        self.has_clean = all(s.has_clean for s in sets)
+        self.has_noisy = all(s.has_noisy for s in sets)
+        self._index = [(k, i) for k, s in enumerate(sets) for i in range(len(s))]
+        names: list[str] = []
+        for k, s in enumerate(sets):
+            names += [n if len(sets) == 1 else f"{k}:{n}" for n in s.names]
+        self._names = names
+
+    @property
+    def names(self) -> list[str]:
+        return self._names
+
+    def sizes(self) -> list[tuple[int, int]]:
+        out = []
+        for s in self.sets:
+            fn = getattr(s, "sizes", None)
+            if callable(fn):
+                out += [tuple(x) for x in fn()]
+            else:
+                for i in range(len(s)):
+                    t = s.load(i)
+                    v = t.clean if t.clean is not None else t.noisy
+                    out.append((int(v.shape[1]), int(v.shape[2])))
+        return out
+
+    def load(self, index: int) -> Sample:
+        k, i = self._index[index]
+        s = self.sets[k].load(i)
+        s.name = self._names[index]
+        return s

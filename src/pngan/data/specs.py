@@ -34,8 +34,28 @@ class SubsetImageSet(ImageSet):
         names = self.base.names
         return [names[i] for i in self.indices]
 
+    def sizes(self) -> list[tuple[int, int]]:
+        fn = getattr(self.base, "sizes", None)
+        if callable(fn):
+            all_sizes = fn()
+            return [tuple(all_sizes[i]) for i in self.indices]
+        out = []
+        for i in self.indices:
+            s = self.base.load(i)
+            v = s.clean if s.clean is not None else s.noisy
+            out.append((int(v.shape[1]), int(v.shape[2])))
+        return out
+
     def load(self, index: int) -> Sample:
         return self.base.load(self.indices[index])
+
+
+def open_datasets(specs: list[str], *, skip_bad: bool = False) -> ImageSet:
+    """Open one or several specs as one set."""
+    from pngan.data.base import ConcatImageSet
+
+    sets = [open_dataset(s, skip_bad=skip_bad) for s in specs]
+    return sets[0] if len(sets) == 1 else ConcatImageSet(sets)
 
 
 def scene_of(kind: str, name: str, meta: dict | None = None) -> str:

@@ -1,0 +1,119 @@
+"""PNGAN training configuration (typed; YAML; presets ``paper`` and ``cpu-small``).
+
+``paper`` is the paper's setting (Sec. 4.1): SMNet C=64 with 3 groups x 2 blocks, Adam
+(0.9, 0.999), learning rate 2e-4 cosine-annealed to 1e-6 over 700k iterations, 128x128 patches,
+batch 8, random flips, loss weights lambda_p = 6e-3 (perceptual) and lambda_ra = 8e-4
+(adversarial). Never shrink it: use ``cpu-small`` (or overrides) for small runs.
+
+``cpu-small`` is the same method at a scale that trains in minutes on 2 CPU cores: SMNet C=32 with
+2 groups x 1 block, 48x48 patches, batch 8, 400 iterations, learning rate 1e-3 cosine-annealed to
+1e-6 (a short run needs a larger step), the same loss weights and the same discriminator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class GeneratorConfig:
+    name: str = "smnet"
+    channels: int = 64
+    groups: int = 3
+    blocks: int = 2
+    multiscale: bool = True
+    sid: bool = True
+    fca: bool = True
+
+    def kwargs(self) -> dict:
+        return dict(channels=self.channels, groups=self.groups, blocks=self.blocks,
+                    multiscale=self.multiscale, sid=self.sid, fca=self.fca)
+
+
+@dataclass
+class SyntheticConfig:
+    setting: str = "awgn"  # awgn (setting 1) | raw (setting 2)
+    sigma: float = 50.0  # setting 1, on the 0-255 scale
+    sigma_max: float | None = None  # setting 1: sample sigma uniformly in [sigma, sigma_max] per image
+
+    def kwargs(self) -> dict:
+        from pngan.noise import canonical_setting
+
+        if canonical_setting(self.setting) == "awgn":
+            return {"sigma": (self.sigma, self.sigma_max) if self.sigma_max is not None else self.sigma}
+        return {}
+
+
+@dataclass
+class LossConfig:
+    discriminator: Literal["pixel", "image", "none"] = "pixel"
+    d_channels: int = 64
+    d_input: Literal["noisy", "noise"] = "noisy"  # what D sees: noisy images, or noisy - clean
+    alignment: Literal["denoiser", "naive"] = "denoiser"  # Eq. 2, or Baseline 1's L1(fake, real)
+    lambda_p: float = 6e-3  # multiplies the perceptual loss (Eq. 13)
+    lambda_ra: float = 8e-4  # multiplies the generator's relativistic adversarial loss (Eq. 13)
+    perceptual: Literal["imagenet", "random", "off"] = "imagenet"
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-4
+    lr_min: float = 1e-6
+    beta1: float = 0.9
+    beta2: float = 0.999
+    d_lr: float | None = None  # default: same as lr
+
+
+@dataclass
+class DataConfig:
+    patch_size: int = 128
+    batch_size: int = 8
+    flips: bool = True
+    num_workers: int = 0
+    cache_gb: float = 2.0
+
+
+@dataclass
+class RunConfig:
+    steps: int = 700_000
+    seed: int = 0
+    log_every: int = 100
+    sample_every: int = 5000
+    ckpt_every: int = 5000
+    keep_checkpoints: int = 2
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast is used on CUDA only
+    channels_last: bool = True
+    compile: bool = False
+    threads: int = 0  # CPU threads (0: torch's default, all cores)
+    on_nan: Literal["stop", "rollback"] = "stop"
+    max_rollbacks: int = 3
+    debug_nan_at_step: int = -1  # testing aid: inject a NaN loss at this step
+
+
+@dataclass
+class TrainConfig:
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+PRESETS: dict[str, dict] = {
+    "paper": {},  # the dataclass defaults are the paper's values
+    "cpu-small": {
+        "generator": {"channels": 32, "groups": 2, "blocks": 1},
+        "optim": {"lr": 1e-3},
+        "data": {"patch_size": 48, "batch_size": 8},
+        "run": {"steps": 400, "log_every": 10, "sample_every": 100, "ckpt_every": 100},
+    },
+}
+
+
+def load_train_config(preset_or_path: str | None, overrides: list[str] | None = None) -> TrainConfig:
+    from pngan.config import load_config
+
+    return load_config(TrainConfig, preset_or_path, overrides, PRESETS)
