@@ -1,0 +1,181 @@
+"""Denoiser evaluation (PSNR/SSIM, DND bundle) and noise-realism evaluation over data sets.
+
+Plain functions taking networks / image sets and returning dicts, for ``pngan evaluate`` and for
+Python callers (``pngan demo``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from pngan.errors import PnganError
+
+
+def tiled_denoise(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int = 512,
+                  overlap: int | None = None) -> torch.Tensor:
+    """Apply ``fn`` ((1,C,h,w) -> (1,C,h,w)) to ``x`` (1,C,H,W) in overlapping tiles; overlaps are
+    averaged. Images no larger than ``tile`` go through in one piece. Default overlap:
+    min(32, tile // 4)."""
+    _, c, h, w = x.shape
+    if tile <= 0 or (h <= tile and w <= tile):
+        return fn(x)
+    if overlap is None:
+        overlap = min(32, tile // 4)
+    if overlap >= tile:
+        raise PnganError(f"tile overlap {overlap} must be smaller than the tile size {tile}")
+    step = tile - overlap
+
+    def starts(n):
+        if n <= tile:
+            return [0]
+        s = list(range(0, n - tile, step))
+        return s + [n - tile]
+
+    out = torch.zeros_like(x)
+    weight = torch.zeros(1, 1, h, w, dtype=x.dtype, device=x.device)
+    for y0 in starts(h):
+        for x0 in starts(w):
+            th, tw = min(tile, h), min(tile, w)
+            out[..., y0:y0 + th, x0:x0 + tw] += fn(x[..., y0:y0 + th, x0:x0 + tw])
+            weight[..., y0:y0 + th, x0:x0 + tw] += 1
+    return out / weight
+
+
+def _denoise_fn(net: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    return net.denoise if hasattr(net, "denoise") else net
+
+
+def evaluate_denoiser(net: torch.nn.Module, imageset, *, tile: int = 512,
+                      save_images: str | Path | None = None, progress=None) -> dict:
+    """PSNR/SSIM (pngan.eval.metrics, scikit-image conventions, data range 1) of ``net`` on every
+    pair of ``imageset``; returns ``{"images": {name: {"psnr", "ssim", "psnr_input"}}, "mean": ...}``."""
+    from pngan.eval.metrics import psnr, ssim
+
+    if not imageset.has_clean or not imageset.has_noisy:
+        raise PnganError(f"{imageset.spec}: evaluating a denoiser needs noisy/clean pairs")
+    fn = _denoise_fn(net)
+    net.eval()
+    rows = {}
+    it = range(len(imageset))
+    if progress is not None:
+        it = progress(it)
+    with torch.inference_mode():
+        for i in it:
+            s = imageset.load(i)
+            out = tiled_denoise(fn, s.noisy[None].float(), tile)[0].clamp(0, 1)
+            rows[s.name] = {
+                "psnr": float(psnr(out[None], s.clean[None])[0]),
+                "ssim": float(ssim(out[None], s.clean[None])[0]),
+                "psnr_input": float(psnr(s.noisy[None], s.clean[None])[0]),
+            }
+            if save_images is not None:
+                from pngan.io.images import write_image
+
+                write_image(Path(save_images) / (Path(s.name).stem + ".png"), out)
+    if not rows:
+        raise PnganError(f"{imageset.spec}: the data set is empty")
+    keys = ("psnr", "ssim", "psnr_input")
+    mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
+    return {"data": imageset.spec, "count": len(rows), "images": rows, "mean": mean}
+
+
+# --------------------------------------------------------------------------------------------
+# noise realism over data sets
+
+_SAMPLE_RE = re.compile(r"^(.*)_(\d+)$")
+
+
+def _stem(name: str) -> str:
+    return Path(name).stem
+
+
+def collect_generated(source: str) -> dict[str, list[torch.Tensor]]:
+    """Generated noisy images by stem: ``source`` is a folder of noisy images or a data-set spec
+    (e.g. ``pairs:DIR``, whose noisy side is used). ``X_k`` files are samples of ``X``; the real
+    image name decides which reading applies (see :func:`match_generated`)."""
+    out: dict[str, list[torch.Tensor]] = {}
+    p = Path(source)
+    if p.is_dir():
+        from pngan.io.images import list_images, read_image
+
+        files = list_images(p)
+        if not files:
+            raise PnganError("no images in the generated folder", p)
+        for f in files:
+            out.setdefault(f.stem, []).append(read_image(f))
+        return out
+    from pngan.data.specs import open_dataset
+
+    ds = open_dataset(source)
+    if not ds.has_noisy:
+        raise PnganError(f"{source}: the generated set has no noisy images")
+    for i in range(len(ds)):
+        s = ds.load(i)
+        out.setdefault(_stem(s.name), []).append(s.noisy)
+    return out
+
+
+def match_generated(real_name: str, generated: dict[str, list[torch.Tensor]]) -> list[torch.Tensor]:
+    stem = _stem(real_name)
+    found = list(generated.get(stem, []))
+    for k in sorted(generated):
+        m = _SAMPLE_RE.match(k)
+        if m and m.group(1) == stem:
+            found.extend(generated[k])
+    return found
+
+
+def evaluate_noise(real_set, *, generated: dict[str, list[torch.Tensor]] | None = None,
+                   sample_fn: Callable[[torch.Tensor, str, int], torch.Tensor] | None = None,
+                   samples: int = 1, progress=None) -> dict:
+    """Realism metrics per real pair and their mean. Generated noisy images come either from
+    ``generated`` (by name, see :func:`match_generated`) or from ``sample_fn(clean, name, k)``
+    (a generator or a synthetic setting), ``samples`` per image."""
+    from pngan.eval.noise_metrics import noise_metrics
+
+    if not real_set.has_clean or not real_set.has_noisy:
+        raise PnganError(f"{real_set.spec}: realism metrics need real noisy/clean pairs")
+    rows = {}
+    it = range(len(real_set))
+    if progress is not None:
+        it = progress(it)
+    for i in it:
+        s = real_set.load(i)
+        if generated is not None:
+            gens = match_generated(s.name, generated)
+            if not gens:
+                raise PnganError(f"no generated image for real image '{s.name}' (expected {_stem(s.name)}.* "
+                                 f"or {_stem(s.name)}_K.*)")
+            for g in gens:
+                if tuple(g.shape) != tuple(s.clean.shape):
+                    raise PnganError(f"generated image for '{s.name}' has shape {tuple(g.shape)}, "
+                                     f"the real pair {tuple(s.clean.shape)}")
+        else:
+            with torch.inference_mode():
+                gens = [sample_fn(s.clean, s.name, k).clamp(0, 1) for k in range(samples)]
+        rows[s.name] = noise_metrics(s.noisy, s.clean, gens)
+    if not rows:
+        raise PnganError(f"{real_set.spec}: the data set is empty")
+    keys = ("kld_noiseflow", "kld_naflow", "akld", "mmd")
+    mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
+    return {"real": real_set.spec, "count": len(rows), "images": rows, "mean": mean}
+
+
+def synthetic_sampler(setting: str, seed: int = 0, **kw) -> Callable[[torch.Tensor, str, int], torch.Tensor]:
+    """``sample_fn`` for :func:`evaluate_noise` from a synthetic setting (baselines), seeded per
+    (image name, sample index)."""
+    from pngan.noise import build_synthetic
+    from pngan.seeding import derive_seed
+
+    model = build_synthetic(setting, **kw)
+
+    def fn(clean: torch.Tensor, name: str, k: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(derive_seed(seed, name, k))
+        return model(clean[None].float(), generator=g)[0]
+
+    return fn
