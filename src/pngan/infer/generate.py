@@ -1,0 +1,130 @@
+"""Generate realistic noisy/clean pairs from clean images (``pngan generate``).
+
+Output ``OUT/noisy/X_k.png`` (k = 0..samples-1) and ``OUT/clean/X.png`` — itself a ``pairs:`` data
+set — and ``OUT/manifest.jsonl`` (one line per noisy file: source, sample, seed, the synthetic
+setting's per-image parameters). Sample k of image X uses its own generator seeded with
+``derive_seed(seed, X, k)``, so files do not depend on batch size, tiling or process count.
+Files are written atomically; a re-run writes only what is missing; under torchrun each rank takes
+the images ``i % world_size == rank`` and rank 0 merges the per-rank manifest parts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from pngan.errors import PnganError
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    try:
+        child.resolve().relative_to(parent.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def check_output(out: Path, input_root: Path | None) -> None:
+    if input_root is not None and (_inside(out, input_root) or _inside(input_root, out)):
+        raise PnganError(f"output folder must not be the input folder or inside it (input: {input_root})", out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise PnganError(f"cannot write to the output folder ({e.strerror})", out) from None
+
+
+def _json_safe(v):
+    return json.loads(json.dumps(v, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def generate(
+    gen,
+    clean_spec: str,
+    out: str | Path,
+    samples: int = 1,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    progress: bool = True,
+    barrier=None,
+) -> dict:
+    """Write the pairs; returns counts ``{"written", "skipped", "images"}``."""
+    from pngan.data.specs import open_dataset, parse_spec
+    from pngan.io.atomic import atomic_write_text
+    from pngan.io.images import write_image
+    from pngan.seeding import derive_seed, make_generator
+
+    fmt, path_s, _ = parse_spec(clean_spec)
+    out = Path(out)
+    check_output(out, None if fmt == "camera" else Path(path_s))
+    images = open_dataset(clean_spec)
+    if not images.has_clean:
+        raise PnganError(f"{images.spec} has no clean images to generate from")
+    (out / "noisy").mkdir(exist_ok=True)
+    (out / "clean").mkdir(exist_ok=True)
+    part = out / f".manifest.rank{rank}.jsonl"
+    mine = [i for i in range(len(images)) if i % world_size == rank]
+    names = images.names
+    written = skipped = 0
+    lines: list[str] = []
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(mine) * samples, desc="pngan generate", unit="img", dynamic_ncols=True)
+    for i in mine:
+        name = names[i]
+        todo = [k for k in range(samples) if not (out / "noisy" / f"{name}_{k}.png").is_file()]
+        clean_path = out / "clean" / f"{name}.png"
+        if not todo and clean_path.is_file():
+            skipped += samples
+            if bar is not None:
+                bar.update(samples)
+            continue
+        s = images[i]
+        if not clean_path.is_file():
+            write_image(clean_path, s.clean)
+        for k in range(samples):
+            target = out / "noisy" / f"{name}_{k}.png"
+            if k not in todo:
+                skipped += 1
+            else:
+                g = make_generator(seed, name, k)
+                syn, params = gen.synthetic(s.clean[None].to(gen.device), generator=g, return_params=True)
+                fake = gen.realistic(syn)[0].clamp(0, 1)
+                write_image(target, fake)
+                written += 1
+                lines.append(json.dumps({"noisy": f"noisy/{name}_{k}.png", "clean": f"clean/{name}.png",
+                                         "source": name, "sample": k, "seed": derive_seed(seed, name, k),
+                                         "run_seed": seed, "params": _json_safe(params[0])}, sort_keys=True))
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    if lines:
+        with open(part, "a") as f:
+            f.write("".join(x + "\n" for x in lines))
+    if barrier is not None:
+        barrier()
+    if rank == 0:
+        merged: dict[tuple[str, int], str] = {}
+        old = out / "manifest.jsonl"
+        sources = [old] + sorted(out.glob(".manifest.rank*.jsonl"))
+        for src in sources:
+            if src.is_file():
+                for line in src.read_text().splitlines():
+                    try:
+                        rec = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if (out / rec["noisy"]).is_file():
+                        merged[(rec["source"], rec["sample"])] = json.dumps(rec, sort_keys=True)
+        atomic_write_text(old, "".join(merged[k] + "\n" for k in sorted(merged)))
+        for src in sources[1:]:
+            src.unlink(missing_ok=True)
+    return {"written": written, "skipped": skipped, "images": len(mine)}
