@@ -1,0 +1,149 @@
+"""``pngan report``: a self-contained HTML page (``DIR/index.html``) with PNG figures beside it.
+
+Inputs are run folders (``stats.jsonl`` -> training curves, latest ``samples/`` strip, config) and
+metric JSON files written by ``pngan evaluate`` (tables). With ``real`` (a pairs spec) and
+``generated`` (folder/spec of generated noisy images for the same clean images) it also draws
+side-by-side crops (clean, setting 1, setting 2, generated, real), per-channel noise histograms,
+the noise level function and noise power spectra for real / generated / both synthetic settings.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pngan.errors import PnganError
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.4f}"
+        return html.escape(str(v))
+
+    h = "".join(f"<th>{html.escape(x)}</th>" for x in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><tr>{h}</tr>{body}</table>"
+
+
+def _metric_section(path: Path, res: dict) -> str:
+    if "mean" not in res or "images" not in res:
+        raise PnganError("not a pngan metric JSON (needs 'mean' and 'images')", path)
+    keys = list(res["mean"])
+    title = res.get("kind", "metrics")
+    what = res.get("generated") or res.get("model") or ""
+    rows = [[name] + [r.get(k, "") for k in keys] for name, r in res["images"].items()]
+    rows.append(["mean"] + [res["mean"][k] for k in keys])
+    return (f"<h2>{html.escape(title)}: {html.escape(path.name)}</h2><p>{html.escape(str(res.get('real') or res.get('data') or ''))}"
+            f" {html.escape(str(what))}</p>" + _table(["image"] + keys, rows))
+
+
+def _run_section(run: Path, out: Path, idx: int) -> str:
+    from pngan.eval.plots import plot_training_curves
+    from pngan.train.runlog import read_stats
+
+    parts = [f"<h2>run: {html.escape(str(run))}</h2>"]
+    stats_path = run / "stats.jsonl"
+    if not stats_path.is_file():
+        raise PnganError("run folder has no stats.jsonl", run)
+    stats = read_stats(stats_path)
+    fig = plot_training_curves(out / f"run{idx}_curves.png", stats, title=run.name)
+    if fig is not None:
+        parts.append(f'<img src="{fig.name}" alt="training curves">')
+    else:
+        parts.append("<p>stats.jsonl holds no loss values yet.</p>")
+    if stats:
+        last = stats[-1]
+        parts.append("<p>last logged step:</p>" + _table(list(last), [list(last.values())]))
+    samples = sorted((run / "samples").glob("*.png")) if (run / "samples").is_dir() else []
+    if samples:
+        dst = out / f"run{idx}_{samples[-1].name}"
+        shutil.copyfile(samples[-1], dst)
+        parts.append(f"<p>latest sample ({html.escape(samples[-1].name)}; clean, synthetic, generated, real):</p>"
+                     f'<img src="{dst.name}" alt="samples">')
+    cfg = run / "config.yaml"
+    if cfg.is_file():
+        parts.append(f"<details><summary>config.yaml</summary><pre>{html.escape(cfg.read_text())}</pre></details>")
+    return "\n".join(parts)
+
+
+def _noise_section(real_spec: str, generated: str | None, out: Path, max_images: int, crop: int, seed: int) -> str:
+    from pngan.data.specs import open_dataset
+    from pngan.eval import noise_stats as ns
+    from pngan.eval.denoise_eval import collect_generated, match_generated, synthetic_sampler
+    from pngan.eval.plots import plot_crops, plot_histograms, plot_nlf, plot_spectra
+
+    real = open_dataset(real_spec)
+    if not real.has_clean or not real.has_noisy:
+        raise PnganError(f"{real_spec}: the report's noise figures need real noisy/clean pairs")
+    gen = collect_generated(generated) if generated else None
+    s1, s2 = synthetic_sampler("awgn", seed), synthetic_sampler("raw", seed)
+    sets: dict[str, list] = {"real": [], "setting 1 (AWGN)": [], "setting 2 (RAW)": []}
+    if gen is not None:
+        sets["generated"] = []
+    rows = []
+    for i in range(min(len(real), max_images)):
+        s = real.load(i)
+        with torch.inference_mode():
+            a, b = s1(s.clean, s.name, 0).clamp(0, 1), s2(s.clean, s.name, 0).clamp(0, 1)
+        sets["real"].append((s.noisy, s.clean))
+        sets["setting 1 (AWGN)"].append((a, s.clean))
+        sets["setting 2 (RAW)"].append((b, s.clean))
+        cols = {"clean": s.clean, "setting 1 (AWGN)": a, "setting 2 (RAW)": b}
+        if gen is not None:
+            g = match_generated(s.name, gen)
+            if not g:
+                raise PnganError(f"no generated image for real image '{s.name}'")
+            sets["generated"].append((g[0], s.clean))
+            cols["generated"] = g[0]
+        cols["real"] = s.noisy
+        h, w = s.clean.shape[1:]
+        y0, x0 = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
+        rows.append((s.name, {k: v[:, y0:y0 + crop, x0:x0 + crop].permute(1, 2, 0).numpy() for k, v in cols.items()}))
+    figs = [plot_crops(out / "crops.png", rows)]
+    figs.append(plot_histograms(out / "noise_histograms.png", {k: ns.noise_histograms(v) for k, v in sets.items()}))
+    figs.append(plot_nlf(out / "noise_level_function.png", {k: ns.noise_level_function(v) for k, v in sets.items()}))
+    figs.append(plot_spectra(out / "noise_spectra.png", {k: ns.radial_power_spectrum(v) for k, v in sets.items()}))
+    return (f"<h2>noise: {html.escape(real_spec)}" + (f" vs {html.escape(generated)}" if generated else "") + "</h2>"
+            + "\n".join(f'<img src="{f.name}" alt="{f.stem}">' for f in figs))
+
+
+def write_report(inputs: list[str | Path], out: str | Path, *, real: str | None = None,
+                 generated: str | None = None, max_images: int = 4, crop: int = 96, seed: int = 0) -> Path:
+    """Write ``out/index.html`` and its PNG figures; returns the index path."""
+    from pngan.io.atomic import atomic_write_text
+
+    if not inputs and real is None:
+        raise PnganError("nothing to report: give run folders, metric JSON files or --real")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sections = []
+    for i, p in enumerate(map(Path, inputs)):
+        if p.is_dir():
+            sections.append(_run_section(p, out, i))
+        elif p.is_file():
+            try:
+                res = json.loads(p.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise PnganError(f"not a JSON file: {e}", p) from None
+            sections.append(_metric_section(p, res))
+        else:
+            raise PnganError("no such run folder or JSON file", p)
+    if real is not None:
+        sections.append(_noise_section(real, generated, out, max_images, crop, seed))
+    style = ("body{font-family:sans-serif;max-width:1400px;margin:auto}table{border-collapse:collapse;margin:8px 0}"
+             "td,th{border:1px solid #aaa;padding:3px 8px;font-size:13px}img{max-width:100%;display:block;margin:8px 0}")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>pngan report</title><style>{style}</style>"
+            f"</head><body><h1>pngan report</h1>\n" + "\n".join(sections) + "\n</body></html>\n")
+    index = out / "index.html"
+    atomic_write_text(index, page)
+    return index
+
+
+__all__ = ["write_report"]
+_ = np  # numpy used by callers' arrays

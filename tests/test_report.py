@@ -1,0 +1,74 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pngan.cli import main
+from pngan.eval import noise_stats as ns
+from pngan.io.images import write_image
+
+
+def test_noise_level_function_follows_signal_dependent_std():
+    g = torch.Generator().manual_seed(0)
+    clean = torch.linspace(0, 1, 256).repeat(3, 256, 1).to(torch.float64)
+    noisy = clean + torch.sqrt(0.0004 + 0.01 * clean) * torch.randn(clean.shape, generator=g, dtype=torch.float64)
+    x, std = ns.noise_level_function([(noisy, clean)], bins=8)
+    want = np.sqrt(0.0004 + 0.01 * x)
+    assert np.allclose(std, want[None].repeat(3, 0), rtol=0.08)
+
+
+def test_power_spectrum_white_flat_correlated_falls():
+    g = torch.Generator().manual_seed(1)
+    clean = torch.zeros(3, 96, 96, dtype=torch.float64)
+    white = torch.randn(3, 96, 96, generator=g, dtype=torch.float64) * 0.05
+    blur = F.avg_pool2d(F.pad(white[None], (1, 1, 1, 1), mode="circular"), 3, 1)[0]
+    _, pw = ns.radial_power_spectrum([(white, clean)], nbins=8)
+    _, pc = ns.radial_power_spectrum([(blur, clean)], nbins=8)
+    assert np.all(np.abs(pw - 1) < 0.3)
+    assert np.all(pc[:, 0] > 2 * pc[:, -1])
+
+
+def test_histograms_integrate_to_one():
+    g = torch.Generator().manual_seed(2)
+    clean = torch.full((3, 64, 64), 0.5)
+    x, h = ns.noise_histograms([(clean + 0.03 * torch.randn(clean.shape, generator=g), clean)])
+    assert np.allclose(h.sum(1) * (x[1] - x[0]), 1.0, atol=1e-6)
+
+
+def test_report_from_fake_run_and_metric_json(tmp_path):
+    run = tmp_path / "run"
+    (run / "samples").mkdir(parents=True)
+    with open(run / "stats.jsonl", "w") as f:
+        for s in range(1, 6):
+            f.write(json.dumps({"step": s * 10, "loss_g": 1.0 / s, "loss_d": 0.7, "lr": 1e-4}) + "\n")
+    (run / "config.yaml").write_text("seed: 0\n")
+    write_image(run / "samples" / "step_00000050.png", torch.rand(3, 16, 66))
+    metrics = tmp_path / "noise.json"
+    metrics.write_text(json.dumps({"kind": "noise", "real": "pairs:x", "images": {"a.png": {"akld": 0.12, "mmd": 0.01}},
+                                   "mean": {"akld": 0.12, "mmd": 0.01}}))
+    g = torch.Generator().manual_seed(3)
+    for i in range(2):
+        clean = torch.rand(3, 48, 48, generator=g) * 0.6 + 0.2
+        write_image(tmp_path / "real" / "clean" / f"im{i}.png", clean)
+        write_image(tmp_path / "real" / "noisy" / f"im{i}.png", (clean + 0.04 * torch.randn(clean.shape, generator=g)).clamp(0, 1))
+        write_image(tmp_path / "gen" / f"im{i}_0.png", (clean + 0.05 * torch.randn(clean.shape, generator=g)).clamp(0, 1))
+    out = tmp_path / "rep"
+    assert main(["report", str(run), str(metrics), "--out", str(out), "--real", f"pairs:{tmp_path / 'real'}",
+                 "--generated", str(tmp_path / "gen"), "--max-images", "2"]) == 0
+    page = (out / "index.html").read_text()
+    for name in ("run0_curves.png", "run0_step_00000050.png", "crops.png", "noise_histograms.png",
+                 "noise_level_function.png", "noise_spectra.png"):
+        assert (out / name).stat().st_size > 1000, name
+        assert f'src="{name}"' in page
+    assert "0.1200" in page and "akld" in page and "seed: 0" in page
+
+
+def test_report_errors(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nope.json"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such run folder or JSON file" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert main(["report", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "not a pngan metric JSON" in capsys.readouterr().err
