@@ -1,0 +1,50 @@
+"""``pngan train-denoiser``: train or fine-tune a denoiser on real, generated or mixed pairs."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", required=True, help="denoiser network: dncnn, ridnet, mirnet, mprnet (see 'pngan info')")
+    p.add_argument("--data", action="append", required=True, metavar="SPEC",
+                   help="noisy/clean pairs, FORMAT:PATH (repeatable). With --ratio the FIRST --data is the "
+                        "generated set and the others the real sets")
+    p.add_argument("--ratio", type=float, metavar="RHO",
+                   help="mix generated:real patches rho:1 in every batch (paper Table 4)")
+    p.add_argument("--init", metavar="CHECKPOINT", help="fine-tune from this checkpoint (NAME:PATH or pngan "
+                   "safetensors); uses optim.finetune_lr (paper: 1e-6)")
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder (created; must not exist unless --resume)")
+    p.add_argument("--config", default=None, metavar="PRESET|FILE.yaml",
+                   help="paper (default on GPU) or cpu-small (default on CPU), or a YAML file")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--steps", type=int, help="override run.steps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. data.batch_size=16")
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    from pathlib import Path
+
+    import torch
+
+    from pngan.train.denoiser import load_denoiser_config, train_denoiser
+
+    logging.basicConfig(level=logging.INFO, format="pngan: %(message)s")
+    overrides = list(args.overrides) + [f"net.arch={args.arch}"]
+    if args.ratio is not None:
+        overrides.append(f"data.ratio={args.ratio}")
+    if args.steps is not None:
+        overrides.append(f"run.steps={args.steps}")
+    if args.resume:
+        cfg = load_denoiser_config(str(Path(args.out) / "config.yaml"), overrides)
+    else:
+        preset = args.config or ("paper" if torch.cuda.is_available() else "cpu-small")
+        cfg = load_denoiser_config(preset, overrides)
+    res = train_denoiser(cfg, args.data, args.out, init=args.init, resume=args.resume, progress=not args.quiet)
+    if res.interrupted:
+        print(f"pngan: interrupted at step {res.step}; checkpoint written; continue with --resume")
+        return 130
+    print(f"pngan: trained to step {res.step}; denoiser: {res.run_dir / 'denoiser.safetensors'}")
+    return 0

@@ -1,0 +1,291 @@
+"""``pngan train-denoiser``: train or fine-tune a denoiser on real, generated or mixed pairs.
+
+Same run-folder conventions as ``pngan train`` (``pngan.train.checkpoint`` / ``runlog`` /
+``distributed``): ``RUN/config.yaml``, ``RUN/stats.jsonl``, ``RUN/checkpoints/NNNNNNNN/
+{denoiser.safetensors,state.pt}`` (last two kept), ``RUN/denoiser.safetensors`` = the latest good
+network (loadable with ``pngan evaluate denoiser --model RUN/denoiser.safetensors``), ``--resume``
+continues exactly (batches are a pure function of (seed, step)), SIGINT checkpoints and stops,
+a NaN/Inf loss or gradient stops with the last good checkpoint named.
+
+Loss: L1(denoiser(noisy), clean) for every architecture. RIDNet and MIRNet are trained with L1 in
+their papers; MPRNet's paper uses Charbonnier + 0.05 * edge loss -- we use L1 for it too, so that
+the real / generated / mixed comparisons of Tables 1-4 differ only in the data (documented in
+docs/paper-mapping.md).
+
+Mixing (paper Table 4, ratio rho = generated data as a fraction of the real data): with
+``ratio`` set, the FIRST data spec is the generated set and the others are the real sets; every
+batch of B patches holds round(B * rho / (1 + rho)) generated patches and the rest real ones, so
+over training the generated:real patch count is rho:1 (rho=1 -> half and half).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pngan.errors import DivergenceError, PnganError
+
+log = logging.getLogger("pngan")
+
+
+@dataclass
+class DenoiserNetConfig:
+    arch: str = "dncnn"
+    kwargs: dict = field(default_factory=dict)  # constructor arguments for the registry network
+
+
+@dataclass
+class DenoiserOptimConfig:
+    lr: float = 2e-4  # from scratch
+    finetune_lr: float = 1e-6  # with --init (paper Sec. 4.1: fine-tuning at 1e-6)
+    lr_min: float = 1e-6
+    beta1: float = 0.9
+    beta2: float = 0.999
+
+
+@dataclass
+class DenoiserDataConfig:
+    patch_size: int = 128
+    batch_size: int = 8
+    flips: bool = True
+    ratio: float | None = None
+    cache_gb: float = 2.0
+
+
+@dataclass
+class DenoiserRunConfig:
+    steps: int = 100_000
+    seed: int = 0
+    log_every: int = 100
+    ckpt_every: int = 5000
+    keep_checkpoints: int = 2
+    device: str = "auto"
+    threads: int = 0
+    debug_nan_at_step: int = -1  # testing aid
+
+
+@dataclass
+class DenoiserTrainConfig:
+    net: DenoiserNetConfig = field(default_factory=DenoiserNetConfig)
+    optim: DenoiserOptimConfig = field(default_factory=DenoiserOptimConfig)
+    data: DenoiserDataConfig = field(default_factory=DenoiserDataConfig)
+    run: DenoiserRunConfig = field(default_factory=DenoiserRunConfig)
+
+
+PRESETS: dict[str, dict] = {
+    # paper: Adam (0.9, 0.999), 128x128 patches, batch 8, cosine 2e-4 -> 1e-6 from scratch, constant
+    # 1e-6 when fine-tuning (Sec. 4.1). The step count for from-scratch training is not in the paper.
+    "paper": {},
+    "cpu-small": {
+        "net": {"kwargs": {"depth": 8, "channels": 32}},
+        "optim": {"lr": 1e-3},
+        "data": {"patch_size": 40, "batch_size": 8},
+        "run": {"steps": 300, "log_every": 10, "ckpt_every": 100},
+    },
+}
+
+
+def load_denoiser_config(preset_or_path: str | None, overrides: list[str] | None = None) -> DenoiserTrainConfig:
+    from pngan.config import load_config
+
+    return load_config(DenoiserTrainConfig, preset_or_path, overrides, PRESETS)
+
+
+@dataclass
+class DenoiserResult:
+    run_dir: Path
+    step: int
+    interrupted: bool
+
+
+def _cosine(step: int, total: int, lr: float, lr_min: float) -> float:
+    t = min(max(step, 0), total) / max(total, 1)
+    return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * t))
+
+
+class _DenoiseForward(torch.nn.Module):
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.denoise(x)
+
+
+def _net_kwargs(cfg: DenoiserTrainConfig) -> dict:
+    if not isinstance(cfg.net.kwargs, dict):
+        raise PnganError("net.kwargs must be a mapping, e.g. net.kwargs={depth: 8}")
+    return dict(cfg.net.kwargs)
+
+
+def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *, init: str | None = None,
+                   resume: bool = False, progress: bool = True) -> DenoiserResult:
+    """Train ``cfg.net.arch`` on ``data`` (see the module docstring for ``cfg.data.ratio``)."""
+    from pngan import __version__
+    from pngan.config import config_hash, save_yaml
+    from pngan.data.patches import PatchSampler
+    from pngan.data.specs import open_datasets
+    from pngan.nets.registry import available, build
+    from pngan.seeding import derive_seed
+    from pngan.train import checkpoint as ck
+    from pngan.train.distributed import init as dist_init
+    from pngan.train.distributed import resolve_device
+    from pngan.train.loop import _finite_grads, _SigintFlag
+    from pngan.train.runlog import StatsLog
+
+    if cfg.net.arch not in available("denoiser"):
+        raise PnganError(f"unknown denoiser '{cfg.net.arch}' (known: {', '.join(available('denoiser'))})")
+    if not data:
+        raise PnganError("give at least one --data SPEC")
+    ratio = cfg.data.ratio
+    if ratio is not None:
+        if ratio <= 0:
+            raise PnganError(f"--ratio must be positive (got {ratio})")
+        if len(data) < 2:
+            raise PnganError("--ratio needs two or more --data: the first is the generated set, the rest real")
+    dist = dist_init(cfg.run.device)
+    device = resolve_device(cfg.run.device, dist)
+    if cfg.run.threads > 0:
+        torch.set_num_threads(cfg.run.threads)
+    run_dir = Path(out)
+    if dist.is_main:
+        ck.prepare_run_dir(run_dir, resume)
+    dist.barrier()
+    if resume and dist.is_main:
+        ck.clean_partial(run_dir)
+
+    B = cfg.data.batch_size
+    cache = int(cfg.data.cache_gb * 2**30)
+    groups: list[tuple[Any, int]] = []  # (imageset, patches per batch)
+    if ratio is None:
+        groups.append((open_datasets(list(data)), B))
+    else:
+        n_gen = int(round(B * ratio / (1.0 + ratio)))
+        n_gen = min(max(n_gen, 1), B - 1)
+        groups.append((open_datasets([data[0]]), n_gen))
+        groups.append((open_datasets(list(data[1:])), B - n_gen))
+    samplers = []
+    for gi, (iset, n) in enumerate(groups):
+        if not (iset.has_clean and iset.has_noisy):
+            raise PnganError(f"training a denoiser needs noisy/clean pairs; {iset.spec} has no "
+                             f"{'clean' if not iset.has_clean else 'noisy'} images")
+        seed = cfg.run.seed if gi == 0 else derive_seed(cfg.run.seed, "mix", gi) % (2**31)
+        samplers.append(PatchSampler(iset, cfg.data.patch_size, n, cfg.data.flips, seed, cache_bytes=cache))
+
+    kwargs = _net_kwargs(cfg)
+    torch.manual_seed(derive_seed(cfg.run.seed, "denoiser-init") % (2**63))  # same init on every rank / rerun
+    net = build(cfg.net.arch, **kwargs).to(device)
+    lr0 = cfg.optim.lr
+    if init is not None:
+        from pngan.nets.loading import load_network, parse_net_spec
+
+        name, path = parse_net_spec(init)
+        if not Path(path).is_file():
+            raise PnganError("--init checkpoint not found", path)
+        from pngan.nets.loading import read_metadata
+
+        # the network's shape comes from the checkpoint's pngan metadata, else from net.kwargs
+        meta_init = read_metadata(path)
+        if "pngan.kwargs" in meta_init:
+            kwargs = json.loads(meta_init["pngan.kwargs"])
+        src = load_network(name or meta_init.get("pngan.network", cfg.net.arch), path, **kwargs)
+        if type(src) is not type(net):
+            raise PnganError(f"--init holds a different network than --arch {cfg.net.arch}", path)
+        net = src.to(device)
+        lr0 = cfg.optim.finetune_lr
+        cfg.net.kwargs = dict(kwargs)  # config.yaml then rebuilds this shape on --resume
+    opt = torch.optim.Adam(net.parameters(), lr=lr0, betas=(cfg.optim.beta1, cfg.optim.beta2))
+    total = cfg.run.steps
+    # fine-tuning: constant lr (paper: 1e-6); from scratch: cosine lr -> lr_min
+    lr_at = (lambda s: lr0) if init is not None else (lambda s: _cosine(s, total, lr0, cfg.optim.lr_min))
+    meta = {"pngan.config_hash": config_hash(cfg), "pngan.version": __version__,
+            "pngan.data": " + ".join(s.imageset.describe() for s in samplers),
+            "pngan.kwargs": json.dumps(kwargs)}
+
+    def save(step: int) -> Path | None:
+        p = None
+        if dist.is_main:
+            m = dict(meta, **{"pngan.step": str(step)})
+            p = ck.save_checkpoint(run_dir, step, {"denoiser": net}, {"step": step, "opt": opt.state_dict(),
+                                   "rng": ck.rng_state(), "finetune": init is not None},
+                                   {"denoiser": m}, keep=cfg.run.keep_checkpoints, latest="denoiser")
+        dist.barrier()
+        return p
+
+    start, last_good = 0, None
+    if resume:
+        latest = ck.latest_checkpoint(run_dir)
+        if latest is not None:
+            ck.load_weights_into(net, latest[1] / "denoiser.safetensors")
+            st = ck.load_state(latest[1])
+            opt.load_state_dict(st["opt"])
+            ck.set_rng_state(st.get("rng", {}))
+            start, last_good = int(st["step"]), latest[1]
+            if st.get("finetune"):
+                init = init or "resumed"
+                lr_at = lambda s: cfg.optim.finetune_lr  # noqa: E731
+    elif dist.is_main:
+        save_yaml(cfg, run_dir / "config.yaml")
+    stats = StatsLog(run_dir / "stats.jsonl", enabled=dist.is_main, truncate_after=start if resume else None)
+    denoise = net.denoise
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        # DDP calls forward(): wrap so that forward() is the registry's denoise() (clean estimate)
+        denoise = DDP(_DenoiseForward(net), device_ids=[device.index] if device.type == "cuda" else None)
+
+    bar = None
+    if progress and dist.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=start, desc="pngan train-denoiser", unit="step", dynamic_ncols=True)
+    net.train()
+    step, t_log, n_log, interrupted = start, time.perf_counter(), 0, False
+    with _SigintFlag() as sigint:
+        while step < total:
+            parts = [s.batch(step, dist.rank, dist.world_size) for s in samplers]
+            clean = torch.cat([p["clean"] for p in parts]).to(device)
+            noisy = torch.cat([p["noisy"] for p in parts]).to(device)
+            lr_now = lr_at(step)
+            for g in opt.param_groups:
+                g["lr"] = lr_now
+            loss = torch.nn.functional.l1_loss(denoise(noisy), clean)
+            if step == cfg.run.debug_nan_at_step:
+                loss = loss * float("nan")
+            opt.zero_grad(set_to_none=True)
+            ok = math.isfinite(float(loss.detach()))
+            if ok:
+                loss.backward()
+                ok = _finite_grads(net)
+            if dist.any_flag(not ok, device):
+                if bar is not None:
+                    bar.close()
+                raise DivergenceError(f"non-finite loss or gradient at step {step}; training stopped; last good "
+                                      f"checkpoint: {last_good if last_good is not None else 'none'}")
+            opt.step()
+            step += 1
+            n_log += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({"l1": f"{float(loss):.4g}"}, refresh=False)
+            if step % cfg.run.log_every == 0 or step == total:
+                dt = time.perf_counter() - t_log
+                stats.write({"step": step, "loss_l1": float(loss.detach()), "lr": lr_now,
+                             "sec_per_step": dt / max(n_log, 1)})
+                t_log, n_log = time.perf_counter(), 0
+            stop = dist.any_flag(sigint.hit, device)
+            if step % cfg.run.ckpt_every == 0 or step == total or stop:
+                last_good = save(step) or last_good
+            if stop:
+                interrupted = True
+                break
+    if bar is not None:
+        bar.close()
+    return DenoiserResult(run_dir, step, interrupted)
