@@ -27,6 +27,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--tile", type=int, default=512, help="tile size for large images (0: whole image)")
     d.add_argument("--out", metavar="DIR", help="DND only: where the submission bundle goes (default dnd-submission)")
 
+    g = sub.add_parser("pgap", help="PSNR gap: denoiser trained on real minus trained on generated pairs")
+    g.add_argument("--real-train", action="append", required=True, metavar="SPEC")
+    g.add_argument("--generated-train", action="append", required=True, metavar="SPEC")
+    g.add_argument("--test", required=True, metavar="SPEC", help="held-out real pairs")
+    g.add_argument("--arch", default="dncnn")
+    g.add_argument("--config", default="cpu-small", metavar="PRESET|FILE.yaml", help="train-denoiser config (both runs)")
+    g.add_argument("--out", required=True, metavar="DIR", help="folder for the two training runs")
+    g.add_argument("--resume", action="store_true", help="continue unfinished runs in --out")
+    g.add_argument("--json", metavar="OUT")
+    g.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="train-denoiser config overrides")
+
 
 def _write_json(path, obj) -> None:
     from pngan.io.atomic import atomic_write_text
@@ -53,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
             res = de.evaluate_noise(real, sample_fn=fn, samples=args.samples, progress=tqdm)
             res["generated"] = f"setting:{args.setting}"
         res["kind"] = "noise"
+    elif args.what == "pgap":
+        res = de.pgap(args.real_train, args.generated_train, args.test, args.out, arch=args.arch,
+                      config=args.config, overrides=args.overrides, resume=args.resume, progress=True)
     else:
         from pngan.nets.loading import load_network, parse_net_spec
 

@@ -274,7 +274,7 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
             n_log += 1
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix({"l1": f"{float(loss):.4g}"}, refresh=False)
+                bar.set_postfix({"l1": f"{float(loss.detach()):.4g}"}, refresh=False)
             if step % cfg.run.log_every == 0 or step == total:
                 dt = time.perf_counter() - t_log
                 stats.write({"step": step, "loss_l1": float(loss.detach()), "lr": lr_now,
