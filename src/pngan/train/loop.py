@@ -127,14 +127,18 @@ def train_pngan(
     vgg_weights: str | None = None,
     resume: bool = False,
     progress: bool = True,
+    stop_after: int | None = None,
 ) -> TrainResult:
-    """Train PNGAN's generator; see the module docstring. Returns where it stopped."""
+    """Train PNGAN's generator; see the module docstring. Returns where it stopped.
+
+    ``stop_after`` stops (with a checkpoint, as an interruption would) once that step is reached,
+    keeping the schedule of ``cfg.run.steps``: training in pieces equals training in one go."""
     from pngan import __version__
     from pngan.config import config_hash, save_yaml, to_dict
     from pngan.data.patches import PatchBatches, PatchSampler
     from pngan.data.specs import open_datasets
     from pngan.losses import alignment_l1, naive_l1, perceptual_loss, ra_d_loss, ra_g_loss
-    from pngan.seeding import make_generator
+    from pngan.seeding import derive_seed, make_generator
     from pngan.train.runlog import StatsLog, save_strip
 
     dist: Dist = dist_init(cfg.run.device)
@@ -156,6 +160,7 @@ def train_pngan(
                          f"{'clean' if not imageset.has_clean else 'noisy'} images")
     sampler = PatchSampler(imageset, cfg.data.patch_size, cfg.data.batch_size, cfg.data.flips,
                            cfg.run.seed, cache_bytes=int(cfg.data.cache_gb * 2**30))
+    torch.manual_seed(derive_seed(cfg.run.seed, "init"))  # same initial weights on every rank and run
     G, D, Dn, perceptual, synth = build_models(cfg, denoiser, vgg_weights, device)
     mem_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
     for net in (G, D, Dn, perceptual):
@@ -344,7 +349,7 @@ def train_pngan(
                 t_log, n_log = time.perf_counter(), 0
             if dist.is_main and (step % cfg.run.sample_every == 0 or step == total):
                 save_strip(run_dir / "samples" / f"step_{step:08d}.png", [clean[0], syn[0], fake[0].detach(), real[0]])
-            stop = dist.any_flag(sigint.hit, device)
+            stop = dist.any_flag(sigint.hit, device) or (stop_after is not None and step >= stop_after)
             if step % cfg.run.ckpt_every == 0 or step == total or stop:
                 last_good = save(step)
             if stop:

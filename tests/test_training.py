@@ -1,0 +1,149 @@
+"""PNGAN training: exact resume, divergence handling, interruptions (SIGINT, SIGKILL), run folders."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pngan.errors import DivergenceError, PnganError
+from pngan.io.images import write_image
+from pngan.nets.loading import read_state_dict, save_network
+from pngan.nets.registry import build
+from pngan.train.checkpoint import list_checkpoints
+from pngan.train.config import load_train_config
+from pngan.train.loop import train_pngan
+
+TINY = ["generator.channels=4", "generator.groups=1", "generator.blocks=1", "loss.d_channels=4",
+        "data.patch_size=16", "data.batch_size=2", "run.log_every=1", "run.sample_every=100",
+        "run.ckpt_every=3", "run.threads=1", "run.channels_last=false"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    data = root / "pairs"
+    for sub in ("noisy", "clean"):
+        (data / sub).mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    for k in range(3):
+        clean = torch.rand(3, 24, 28, generator=g)
+        write_image(data / "clean" / f"i{k}.png", clean)
+        write_image(data / "noisy" / f"i{k}.png", (clean + 0.05 * torch.randn(3, 24, 28, generator=g)).clamp(0, 1))
+    torch.manual_seed(0)
+    dn = save_network(build("dncnn", channels=4, depth=3), root / "dn.safetensors")
+    return root, f"pairs:{data}", f"dncnn:{dn}"
+
+
+def _cfg(*extra):
+    return load_train_config("cpu-small", TINY + list(extra))
+
+
+def test_resume_is_bit_identical(setup):
+    root, data, dn = setup
+    full = train_pngan(_cfg("run.steps=6"), [data], root / "full", denoiser=dn, progress=False)
+    assert full.step == 6
+    # stop after 3 steps (with the 6-step schedule, as an interrupted run), then resume to 6
+    part = train_pngan(_cfg("run.steps=6"), [data], root / "part", denoiser=dn, progress=False, stop_after=3)
+    assert part.interrupted and part.step == 3
+    assert [s for s, _ in list_checkpoints(root / "part")] == [3]
+    res = train_pngan(_cfg("run.steps=6"), [data], root / "part", denoiser=dn, resume=True, progress=False)
+    assert res.step == 6
+    for name in ("generator", "discriminator"):
+        a = read_state_dict(root / "full" / "checkpoints" / "00000006" / f"{name}.safetensors")
+        b = read_state_dict(root / "part" / "checkpoints" / "00000006" / f"{name}.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    stats = [l for l in (root / "part" / "stats.jsonl").read_text().splitlines()]
+    assert len(stats) == 6  # steps 1..6, none duplicated by the resume
+    assert (root / "part" / "generator.safetensors").is_file()
+    assert (root / "full" / "config.yaml").is_file() and (root / "full" / "samples").is_dir()
+
+
+def test_nan_stops_with_a_clear_message(setup):
+    root, data, dn = setup
+    with pytest.raises(DivergenceError, match=r"step 4: non-finite.*last good checkpoint: .*00000003"):
+        train_pngan(_cfg("run.steps=6", "run.debug_nan_at_step=4"), [data], root / "nan", denoiser=dn, progress=False)
+    assert [s for s, _ in list_checkpoints(root / "nan")] == [3]  # bad weights never written
+
+
+def test_nan_rollback_continues(setup):
+    root, data, dn = setup
+    res = train_pngan(_cfg("run.steps=6", "run.debug_nan_at_step=4", "run.on_nan=rollback"), [data],
+                      root / "rb", denoiser=dn, progress=False)
+    assert res.step == 6
+    st = torch.load(root / "rb" / "checkpoints" / "00000006" / "state.pt", weights_only=True)
+    assert st["rollbacks"] == 1 and st["lr_scale"] == 0.5
+
+
+def test_refuses_to_clobber_and_needs_pairs(setup, tmp_path):
+    root, data, dn = setup
+    with pytest.raises(PnganError, match="--resume"):
+        train_pngan(_cfg("run.steps=6"), [data], root / "full", denoiser=dn, progress=False)
+    with pytest.raises(PnganError, match="no clean"):
+        from pngan.data.specs import parse_spec
+
+        train_pngan(_cfg("run.steps=1"), [f"noisy:{parse_spec(data)[1]}/noisy"], tmp_path / "x", denoiser=dn, progress=False)
+    with pytest.raises(PnganError, match="denoiser"):
+        train_pngan(_cfg("run.steps=1"), [data], tmp_path / "y", progress=False)
+
+
+def _cli(args, **kw):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.update(kw.pop("env", {}))
+    return subprocess.Popen([sys.executable, "-m", "pngan", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=env, **kw)
+
+
+def _wait_for(path: Path, timeout: float = 60) -> None:
+    t = time.time()
+    while not path.exists():
+        if time.time() - t > timeout:
+            raise TimeoutError(path)
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_matches(setup):
+    root, data, dn = setup
+    args = ["train", "--data", data, "--denoiser", dn, "--config", "cpu-small", "--quiet", *TINY, "run.steps=9"]
+    ref = _cli([*args, "--out", str(root / "ref")])
+    assert ref.wait(timeout=120) == 0, ref.stdout.read()
+    # a checkpoint write that is killed between the temp write and the rename
+    p = _cli([*args, "--out", str(root / "killed")], env={"PNGAN_TEST_SLEEP_BEFORE_RENAME": "30"})
+    ck = root / "killed" / "checkpoints"
+    t = time.time()
+    while not (ck.is_dir() and any(x.name.startswith(".tmp-") and (x / "state.pt").exists() for x in ck.iterdir())):
+        assert time.time() - t < 60 and p.poll() is None
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert list_checkpoints(root / "killed") == []  # the half-written checkpoint never counts
+    p = _cli([*args, "--out", str(root / "killed")])  # fresh run folder state: config.yaml exists -> must resume
+    out = p.communicate(timeout=60)[0].decode()
+    assert p.returncode == 2 and "--resume" in out
+    p = _cli([*args, "--out", str(root / "killed"), "--resume"])
+    assert p.wait(timeout=120) == 0, p.stdout.read()
+    a = read_state_dict(root / "ref" / "generator.safetensors")
+    b = read_state_dict(root / "killed" / "generator.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not any(x.name.startswith(".tmp-") for x in ck.iterdir())
+
+
+@pytest.mark.slow
+def test_sigint_writes_a_checkpoint_and_exits_cleanly(setup):
+    root, data, dn = setup
+    args = ["train", "--data", data, "--denoiser", dn, "--config", "cpu-small", "--quiet", *TINY,
+            "run.steps=100000", "run.ckpt_every=100000", "--out", str(root / "int")]
+    p = _cli(args)
+    _wait_for(root / "int" / "stats.jsonl")
+    p.send_signal(signal.SIGINT)
+    out = p.communicate(timeout=60)[0].decode()
+    assert p.returncode == 130, out
+    cks = list_checkpoints(root / "int")
+    assert len(cks) == 1 and cks[0][0] >= 1 and "--resume" in out
