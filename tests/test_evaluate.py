@@ -100,3 +100,29 @@ def test_pgap_realistic_vs_wrong_noise(tmp_path):
     assert m["pgap"] == pytest.approx(m["psnr_real"] - m["psnr_generated"])
     # a denoiser trained on noise-free "generated" pairs learns nothing about the noise
     assert m["pgap"] > 0.5
+
+
+def test_evaluate_noise_with_generator(tmp_path):
+    from pngan.eval.noise_metrics import noise_metrics
+    from pngan.infer.api import NoiseGenerator
+    from pngan.io.images import read_image
+    from pngan.nets.loading import save_network
+    from pngan.nets.registry import build
+    from pngan.seeding import make_generator
+
+    real = _pairs(tmp_path / "real", n=1, size=32)
+    torch.manual_seed(0)
+    net = build("smnet", channels=8, groups=1, blocks=1)
+    w = save_network(net, tmp_path / "generator.safetensors",
+                     {"pngan.synthetic": json.dumps({"setting": "awgn", "sigma": 50})})
+    out = tmp_path / "g.json"
+    assert main(["evaluate", "noise", "--real", f"pairs:{real}", "--generator", str(w), "--seed", "3",
+                 "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    gen = NoiseGenerator.load(w)
+    clean = read_image(real / "clean" / "im0.png")
+    name = next(iter(res["images"]))
+    fake = gen(clean, generator=make_generator(3, name, 0)).clamp(0, 1)
+    want = noise_metrics(read_image(real / "noisy" / "im0.png"), clean, [fake])
+    assert res["images"][name]["akld"] == pytest.approx(want["akld"], rel=1e-6)
+    assert res["generated"] == str(w)

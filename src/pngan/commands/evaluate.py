@@ -13,8 +13,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = n.add_mutually_exclusive_group(required=True)
     src.add_argument("--generated", metavar="DIR_OR_SPEC",
                      help="generated noisy images for the same clean images, matched by name (X or X_K)")
+    src.add_argument("--generator", metavar="RUN_OR_WEIGHTS", help="generate with a trained generator (run folder "
+                     "or generator .safetensors), seeded per image like 'pngan generate'")
     src.add_argument("--setting", help="score a synthetic baseline instead: awgn (1) or raw (2)")
-    n.add_argument("--samples", type=int, default=1, help="generated samples per image with --setting (default 1)")
+    n.add_argument("--samples", type=int, default=1,
+                   help="generated samples per image with --generator/--setting (default 1)")
     n.add_argument("--seed", type=int, default=0)
     n.add_argument("--json", metavar="OUT", help="write per-image and mean metrics as JSON")
 
@@ -60,9 +63,12 @@ def run(args: argparse.Namespace) -> int:
             res = de.evaluate_noise(real, generated=de.collect_generated(args.generated), progress=tqdm)
             res["generated"] = args.generated
         else:
-            fn = de.synthetic_sampler(args.setting, seed=args.seed)
+            if args.generator is not None:
+                fn = de.generator_sampler(args.generator, seed=args.seed)
+            else:
+                fn = de.synthetic_sampler(args.setting, seed=args.seed)
             res = de.evaluate_noise(real, sample_fn=fn, samples=args.samples, progress=tqdm)
-            res["generated"] = f"setting:{args.setting}"
+            res["generated"] = args.generator or f"setting:{args.setting}"
         res["kind"] = "noise"
     elif args.what == "pgap":
         res = de.pgap(args.real_train, args.generated_train, args.test, args.out, arch=args.arch,

@@ -210,3 +210,19 @@ def pgap(real_train: list[str], generated_train: list[str], test: str, out: str 
     res["mean"] = {"psnr_real": res["real"]["mean"]["psnr"], "psnr_generated": res["generated"]["mean"]["psnr"],
                    "pgap": res["real"]["mean"]["psnr"] - res["generated"]["mean"]["psnr"]}
     return res
+
+
+def generator_sampler(run_or_weights: str | Path, seed: int = 0, device: str = "cpu"
+                      ) -> Callable[[torch.Tensor, str, int], torch.Tensor]:
+    """``sample_fn`` for :func:`evaluate_noise` from a trained generator (run folder or
+    safetensors), seeded per (image name, sample index) like ``pngan generate``."""
+    from pngan.infer.api import NoiseGenerator
+    from pngan.seeding import make_generator
+
+    gen = NoiseGenerator.load(run_or_weights, device=device)
+
+    def fn(clean: torch.Tensor, name: str, k: int) -> torch.Tensor:
+        g = make_generator(seed, name, k)
+        return gen(clean.float(), generator=g).cpu()
+
+    return fn
