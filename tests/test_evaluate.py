@@ -126,3 +126,20 @@ def test_evaluate_noise_with_generator(tmp_path):
     want = noise_metrics(read_image(real / "noisy" / "im0.png"), clean, [fake])
     assert res["images"][name]["akld"] == pytest.approx(want["akld"], rel=1e-6)
     assert res["generated"] == str(w)
+
+
+def test_evaluate_denoiser_shared_dncnn_on_sidd_crops(shared, tmp_path):
+    """The shared SIDD-trained DnCNN through the CLI on 96x96 crops of two shared SIDD pairs."""
+    from pngan.io.images import list_images, read_image
+
+    src = shared / "data" / "real" / "sidd"
+    names = [p.name for p in list_images(src / "noisy")][:2]
+    for n in names:
+        for side in ("noisy", "clean"):
+            write_image(tmp_path / "crops" / side / (n.rsplit(".", 1)[0] + ".png"), read_image(src / side / n)[:, :96, :96])
+    out = tmp_path / "s.json"
+    w = shared / "weights" / "dncnn_sidd_naflow.pth"
+    assert main(["evaluate", "denoiser", "--model", f"dncnn:{w}", "--data", f"pairs:{tmp_path / 'crops'}",
+                 "--json", str(out), "--tile", "64"]) == 0
+    m = json.loads(out.read_text())["mean"]
+    assert m["psnr"] > m["psnr_input"] + 5  # a real-noise denoiser on its own domain
