@@ -9,11 +9,12 @@ Two things make naive tiling of SMNet differ from running it on the whole image:
    its input over the whole image. With ``exact=True`` (default) these means are computed first,
    in order: stats pass k runs every tile up to FCA k (whose predecessors already use the known
    whole-image means), accumulates the sum of FCA k's input over the tile cores, and stops; the
-   final pass runs every tile with all means fixed. Tile origins are multiples of the network's
+   final pass runs every tile with all means fixed. The parallel paths of one block are collected
+   in the same pass (their inputs do not depend on each other). Tile origins are multiples of the network's
    ``multiple`` (4 for SMNet) so the 1/2 and 1/4 resolution grids line up, and the image is padded
    to that multiple exactly as the network pads it (bottom/right, edge replication), so the means
-   cover the same pixels as in the untiled run. Cost: about (number of FCAs)/2 + 1 forward passes
-   (10 for the paper SMNet); ``exact=False`` pools per tile instead (one pass, approximate).
+   cover the same pixels as in the untiled run. Cost: about (number of blocks)/2 + 1 forward passes
+   (7 for the paper SMNet: one per block, plus the final pass); ``exact=False`` pools per tile instead (one pass, approximate).
 
 Images no larger than one tile run in one untiled forward pass.
 """
@@ -29,28 +30,40 @@ class _Stop(Exception):
     pass
 
 
-def _fca_pools(net: nn.Module) -> list[nn.Module]:
-    """The ``pool`` submodules of channel-attention layers, in execution order."""
-    pools = [m.pool for m in net.modules() if hasattr(m, "pool") and isinstance(getattr(m, "pool"), nn.AdaptiveAvgPool2d)]
-    if not pools:
+def _fca_pools(net: nn.Module) -> list[list[nn.Module]]:
+    """The ``pool`` submodules of channel-attention layers, in execution order, grouped: pools that
+    sit side by side in one ``fcas`` list (the parallel paths of one SMNet block) only depend on
+    the block's input, so one stats pass collects the whole group."""
+    named = [(n, m.pool) for n, m in net.named_modules()
+             if isinstance(getattr(m, "pool", None), nn.AdaptiveAvgPool2d)]
+    if not named:
         return []
     order: list[int] = []
-    ids = {id(p): i for i, p in enumerate(pools)}
-    hooks = [p.register_forward_hook(lambda m, i, o: order.append(ids[id(m)])) for p in pools]
+    ids = {id(p): i for i, (_, p) in enumerate(named)}
+    hooks = [p.register_forward_hook(lambda m, i, o: order.append(ids[id(m)])) for _, p in named]
     try:
         with torch.inference_mode():
             mult = getattr(net, "multiple", 4)
-            p = next(net.parameters())
-            net(torch.zeros(1, 3, 4 * mult, 4 * mult, device=p.device, dtype=p.dtype))
+            prm = next(net.parameters())
+            net(torch.zeros(1, 3, 4 * mult, 4 * mult, device=prm.device, dtype=prm.dtype))
     finally:
         for h in hooks:
             h.remove()
-    seen, out = set(), []
+    groups: list[list[nn.Module]] = []
+    keys: list[str] = []
+    seen = set()
     for i in order:
-        if i not in seen:
-            seen.add(i)
-            out.append(pools[i])
-    return out
+        if i in seen:
+            continue
+        seen.add(i)
+        name, pool = named[i]
+        key = name.split(".fcas.")[0] if ".fcas." in name else name
+        if keys and keys[-1] == key:
+            groups[-1].append(pool)
+        else:
+            groups.append([pool])
+            keys.append(key)
+    return groups
 
 
 def _starts(size: int, tile: int, mult: int) -> list[int]:
@@ -106,39 +119,43 @@ def tiled_forward(
             tiles.append((y0, y1, x0, x1, max(0, y0 - overlap), min(Hp, y1 + overlap),
                           max(0, x0 - overlap), min(Wp, x1 + overlap)))
 
-    pools = _fca_pools(net) if exact else []
-    known: dict[int, torch.Tensor] = {}
-    state = {"collect": -1, "core": None, "sum": None, "count": 0}
+    groups = _fca_pools(net) if exact else []
+    known: dict[int, torch.Tensor] = {}  # pool id -> whole-image mean
+    state = {"collect": (), "core": None, "sums": {}, "counts": {}, "left": 0}
 
-    def make_hook(k: int):
+    def make_hook(pid: int):
         def hook(module, inputs, output):
-            if k in known:
-                return known[k].to(output.dtype).expand_as(output)
-            if k == state["collect"]:
+            if pid in known:
+                return known[pid].to(output.dtype).expand_as(output)
+            if pid in state["collect"]:
                 inp = inputs[0]
                 cy0, cy1, cx0, cx1, ey0, ex0, eh = state["core"]
                 s = eh // inp.shape[-2]  # this FCA's scale (1, 2 or 4)
                 part = inp[..., (cy0 - ey0) // s:(cy1 - ey0) // s, (cx0 - ex0) // s:(cx1 - ex0) // s]
                 tot = part.double().sum(dim=(-2, -1), keepdim=True)
-                state["sum"] = tot if state["sum"] is None else state["sum"] + tot
-                state["count"] += part.shape[-2] * part.shape[-1]
-                raise _Stop
+                state["sums"][pid] = tot if pid not in state["sums"] else state["sums"][pid] + tot
+                state["counts"][pid] = state["counts"].get(pid, 0) + part.shape[-2] * part.shape[-1]
+                state["left"] -= 1
+                if state["left"] == 0:
+                    raise _Stop
             return output
 
         return hook
 
-    handles = [p.register_forward_hook(make_hook(k)) for k, p in enumerate(pools)]
+    handles = [p.register_forward_hook(make_hook(id(p))) for grp in groups for p in grp]
     try:
-        for k in range(len(pools)):
-            state.update(collect=k, sum=None, count=0)
+        for grp in groups:
+            state.update(collect={id(p) for p in grp}, sums={}, counts={})
             for (y0, y1, x0, x1, ey0, ey1, ex0, ex1) in tiles:
                 state["core"] = (y0, y1, x0, x1, ey0, ex0, ey1 - ey0)
+                state["left"] = len(grp)
                 try:
                     net(xp[..., ey0:ey1, ex0:ex1])
                 except _Stop:
                     pass
-            known[k] = (state["sum"] / state["count"]).to(x.dtype)
-        state["collect"] = -1
+            for pid in state["collect"]:
+                known[pid] = (state["sums"][pid] / state["counts"][pid]).to(x.dtype)
+        state["collect"] = ()
         out = None
         wsum = torch.zeros(1, 1, Hp, Wp, device=x.device, dtype=torch.float32)
         for (y0, y1, x0, x1, ey0, ey1, ex0, ex1) in tiles:
