@@ -22,10 +22,12 @@ def _stack(pairs) -> tuple[np.ndarray, np.ndarray]:
     return n, c
 
 
-def noise_histograms(pairs, bins: int = 101, lim: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel normalised histograms (densities) of noisy - clean: returns (centres, (3, bins))."""
+def noise_histograms(pairs, levels_per_bin: int = 2, lim_levels: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel normalised histograms (densities) of noisy - clean: returns (centres, (3, bins)).
+    Bins hold ``levels_per_bin`` whole 8-bit steps (edges at half steps, range +-lim_levels/255), so
+    8-bit noise does not alias into a comb pattern."""
     n, c = _stack(pairs)
-    edges = np.linspace(-lim, lim, bins + 1)
+    edges = (np.arange(-lim_levels, lim_levels + 1, levels_per_bin) - 0.5) / 255.0
     hs = np.stack([np.histogram(n[ch] - c[ch], edges, density=True)[0] for ch in range(n.shape[0])])
     return 0.5 * (edges[1:] + edges[:-1]), hs
 
