@@ -1,0 +1,30 @@
+"""``pngan demo``: the whole PNGAN loop end to end, on built-in data unless --data is given."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="pngan-demo", help="output folder (default ./pngan-demo; must be new or empty)")
+    p.add_argument("--data", metavar="SPEC", help="real pairs to use instead of camera:builtin, e.g. polyu:../shared/data/real/polyu "
+                   "(split by scene into train and held-out test)")
+    p.add_argument("--denoiser", metavar="NAME:CKPT", help="frozen real denoiser (default: train a small DnCNN here)")
+    p.add_argument("--config", metavar="PRESET|FILE", help="PNGAN config (default cpu-small on CPU, paper on GPU)")
+    p.add_argument("--steps", type=int, help="PNGAN training steps (default: the config's)")
+    p.add_argument("--denoiser-steps", type=int, help="steps of each small denoiser (default: cpu-small's 300)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="PNGAN config overrides")
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from pngan.demo import run_demo, summary_table
+
+    logging.basicConfig(level=logging.INFO, format="pngan: %(message)s")
+    res = run_demo(args.out, data=args.data, denoiser=args.denoiser, config=args.config, overrides=args.overrides,
+                   steps=args.steps, denoiser_steps=args.denoiser_steps, seed=args.seed, progress=not args.quiet)
+    print(summary_table(res))
+    return 0
