@@ -97,6 +97,7 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     t = time.perf_counter()
     gen = NoiseGenerator.load(out / "pngan")
     generate(gen, train_spec, out / "pairs-pngan", samples=1, seed=seed, progress=False)
+    generate(gen, test_spec, out / "generated-test", samples=1, seed=seed, progress=False)  # for the report
     s1_spec = _synthetic_pairs("awgn", train_spec, out / "pairs-setting1", seed)
     lap("generation", t)
     # 5. same-budget denoisers on setting-1 and PNGAN pairs, evaluated on held-out real pairs
@@ -127,7 +128,7 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     # 7. report
     t = time.perf_counter()
     report = write_report([out / "pngan", *metric_files], out / "report", real=test_spec,
-                          generated=str(out / "pairs-pngan"))
+                          generated=f"pairs:{out / 'generated-test'}")
     lap("report", t)
     results["report"] = str(report)
     results["timings_s"] = timings
