@@ -38,6 +38,13 @@ def run(args: argparse.Namespace) -> int:
                               exact_tiles=not args.fast_tiles)
     res = generate(gen, spec, args.output, samples=args.samples, seed=args.seed, rank=dist.rank,
                    world_size=dist.world_size, progress=not args.quiet, barrier=dist.barrier)
+    if dist.enabled:  # each rank counted its own images: report the totals
+        import torch
+        import torch.distributed as td
+
+        t = torch.tensor([res["written"], res["skipped"]], dtype=torch.int64, device=device)
+        td.all_reduce(t)
+        res["written"], res["skipped"] = (int(v) for v in t.tolist())
     if dist.is_main:
         print(f"pngan: wrote {res['written']} noisy images ({res['skipped']} already there) to {args.output}")
     shutdown()

@@ -11,6 +11,7 @@ the images ``i % world_size == rank`` and rank 0 merges the per-rank manifest pa
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -31,7 +32,7 @@ def check_output(out: Path, input_root: Path | None) -> None:
         raise PnganError(f"output folder must not be the input folder or inside it (input: {input_root})", out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        probe = out / f".write-test-{os.getpid()}"  # one per process: torchrun ranks probe at once
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:

@@ -155,9 +155,15 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
     if cfg.run.threads > 0:
         torch.set_num_threads(cfg.run.threads)
     run_dir = Path(out)
+    prep_error = None
     if dist.is_main:
-        ck.prepare_run_dir(run_dir, resume)
-    dist.barrier()
+        try:
+            ck.prepare_run_dir(run_dir, resume)
+        except PnganError as e:
+            prep_error = e
+    # every rank stops on rank 0's run-folder error (instead of waiting forever at a barrier)
+    if dist.any_flag(prep_error is not None, device):
+        raise prep_error or PnganError("the run folder was refused by rank 0 (see its message)", run_dir)
     if resume and dist.is_main:
         ck.clean_partial(run_dir)
 
@@ -260,7 +266,8 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
             if step == cfg.run.debug_nan_at_step:
                 loss = loss * float("nan")
             opt.zero_grad(set_to_none=True)
-            ok = math.isfinite(float(loss.detach()))
+            # agreed by all ranks BEFORE the backward: a rank skipping DDP's backward would hang the others
+            ok = not dist.any_flag(not math.isfinite(float(loss.detach())), device)
             if ok:
                 loss.backward()
                 ok = _finite_grads(net)
@@ -277,7 +284,9 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
                 bar.set_postfix({"l1": f"{float(loss.detach()):.4g}"}, refresh=False)
             if step % cfg.run.log_every == 0 or step == total:
                 dt = time.perf_counter() - t_log
-                stats.write({"step": step, "loss_l1": float(loss.detach()), "lr": lr_now,
+                # the global batch's loss (mean of the ranks' equal slices)
+                l1 = float(dist.all_reduce_mean(loss.detach().double()))
+                stats.write({"step": step, "loss_l1": l1, "lr": lr_now,
                              "sec_per_step": dt / max(n_log, 1)})
                 t_log, n_log = time.perf_counter(), 0
             stop = dist.any_flag(sigint.hit, device)

@@ -18,6 +18,9 @@ class Dist:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    # a second process group for collectives issued inside the autograd graph (the global batch
+    # mean of the relativistic losses), so that they never interleave with DDP's gradient buckets
+    loss_group: object = None
 
     @property
     def is_main(self) -> bool:
@@ -38,6 +41,19 @@ class Dist:
             t /= self.world_size
         return t
 
+    def batch_mean(self, t: torch.Tensor) -> torch.Tensor:
+        """Mean over dim 0 of the GLOBAL batch (all ranks' slices), differentiable.
+
+        Every rank holds an equal slice, so the global mean is the all-reduced sum of the local
+        sums over ``world_size * B_local``. The backward all-reduces the incoming gradient (the
+        mean's gradient depends on every rank's loss); with DDP's averaging of the parameter
+        gradients this gives exactly the 1-process gradient of the global-batch loss."""
+        if not self.enabled:
+            return t.mean(dim=0, keepdim=True)
+        n = t.shape[0] * self.world_size
+        local = t.sum(dim=0, keepdim=True)
+        return _AllReduceSum.apply(local, self.loss_group) / n
+
     def any_flag(self, flag: bool, device) -> bool:
         """True on every rank if ``flag`` is true on any rank."""
         if not self.enabled:
@@ -45,6 +61,24 @@ class Dist:
         t = torch.tensor([1.0 if flag else 0.0], device=device)
         td.all_reduce(t, op=td.ReduceOp.MAX)
         return bool(t.item() > 0)
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks; the gradient of each rank's input is the sum over ranks of the output's
+    gradients (every rank's loss depends on every rank's input)."""
+
+    @staticmethod
+    def forward(ctx, t, group):
+        ctx.group = group
+        out = t.detach().clone()
+        td.all_reduce(out, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = grad.detach().clone()
+        td.all_reduce(g, group=ctx.group)
+        return g, None
 
 
 def init(device: str = "auto") -> Dist:
@@ -57,7 +91,12 @@ def init(device: str = "auto") -> Dist:
         if use_cuda:
             torch.cuda.set_device(local)
         td.init_process_group("nccl" if use_cuda else "gloo")
-    return Dist(rank, world, local)
+        # destroy it before interpreter teardown (commands that do not call shutdown() themselves):
+        # an undestroyed group can make a finished torchrun worker exit non-zero
+        import atexit
+
+        atexit.register(shutdown)
+    return Dist(rank, world, local, loss_group=td.new_group(list(range(world))))
 
 
 def resolve_device(device: str, dist: Dist) -> torch.device:

@@ -11,8 +11,17 @@ Each iteration, as the paper describes it:
    L_ra the generator's relativistic loss (Eq. 6). Dn and VGG are frozen (eval mode, no gradients
    to their weights; gradients flow through them to G).
 
-Batches are a pure function of (seed, step) and the synthetic noise of step s on rank r is drawn
-from a generator seeded by derive_seed(seed, "synth", s, r), so a resumed run continues exactly.
+Batches are a pure function of (seed, step), and the synthetic noise of sample j of the GLOBAL
+batch of step s is drawn from its own generator seeded by derive_seed(seed, "synth", s, j), so a
+resumed run continues exactly, also with a different number of processes.
+
+Multi-process (torchrun, DDP): rank r trains on its slice of the global batch
+(``PatchSampler.batch(step, r, world)``); DDP averages the gradients. The relativistic losses'
+batch average E_b[C(b)] is taken over the GLOBAL batch (a differentiable all-reduce,
+``Dist.batch_mean``), so an N-process run optimises the same loss as one process with the same
+global batch (the paper's batch of 8 stays one batch however it is split); only the float
+summation order differs. Rank 0 alone writes logs, progress, samples and checkpoints; NaN/Inf
+decisions are agreed by all ranks before any backward (a rank skipping a DDP backward would hang).
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import logging
 import math
 import signal
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +103,28 @@ class _SigintFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
+def _ra_losses_global(dist: Dist, real_logits: torch.Tensor, fake_logits: torch.Tensor, which: str) -> torch.Tensor:
+    """``pngan.losses.gan.ra_d_loss`` / ``ra_g_loss`` with E_b[.] over the global batch (multi-process)."""
+    import torch.nn.functional as F
+
+    r = real_logits - dist.batch_mean(fake_logits)
+    f = fake_logits - dist.batch_mean(real_logits)
+    if which == "d":
+        return (F.binary_cross_entropy_with_logits(r, torch.ones_like(r))
+                + F.binary_cross_entropy_with_logits(f, torch.zeros_like(f)))
+    return (F.binary_cross_entropy_with_logits(f, torch.ones_like(f))
+            + F.binary_cross_entropy_with_logits(r, torch.zeros_like(r)))
+
+
+def synth_batch(synth, clean: torch.Tensor, seed: int, step: int, first: int) -> torch.Tensor:
+    """Synthetic noisy input of samples first..first+B-1 of step ``step``'s global batch, each drawn
+    from its own generator: independent of how the global batch is split over processes."""
+    from pngan.seeding import make_generator
+
+    return torch.cat([synth(clean[i : i + 1], generator=make_generator(seed, "synth", step, first + i))
+                      for i in range(clean.shape[0])])
+
+
 def build_models(cfg: TrainConfig, denoiser: str | None, vgg_weights: str | None, device: torch.device):
     from pngan.losses.perceptual import build_perceptual
     from pngan.nets.loading import load_network, parse_net_spec
@@ -148,9 +180,18 @@ def train_pngan(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     run_dir = Path(out)
+    if cfg.data.batch_size % dist.world_size:
+        raise PnganError(f"data.batch_size={cfg.data.batch_size} (the global batch) is not divisible by the "
+                         f"{dist.world_size} processes")
+    prep_error = None
     if dist.is_main:
-        ck.prepare_run_dir(run_dir, resume)
-    dist.barrier()
+        try:
+            ck.prepare_run_dir(run_dir, resume)
+        except PnganError as e:
+            prep_error = e
+    # every rank stops on rank 0's run-folder error (instead of waiting forever at a barrier)
+    if dist.any_flag(prep_error is not None, device):
+        raise prep_error or PnganError("the run folder was refused by rank 0 (see its message)", run_dir)
     if resume:
         ck.clean_partial(run_dir) if dist.is_main else None
 
@@ -234,8 +275,13 @@ def train_pngan(
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [device.index] if device.type == "cuda" else None
-        Gm = DDP(G, device_ids=ids)
-        Dm = DDP(D, device_ids=ids) if D is not None else None
+        # broadcast_buffers=False: G and D hold no running statistics, only constant buffers (SMNet's
+        # blur-pool kernel, identical on every rank). DDP's per-forward buffer broadcast also fails
+        # on that kernel once it is channels_last (a (C,1,3,3) tensor whose strides look overlapping).
+        with warnings.catch_warnings():  # newer torch calls broadcast_buffers deprecated; still correct
+            warnings.simplefilter("ignore", FutureWarning)
+            Gm = DDP(G, device_ids=ids, broadcast_buffers=False)
+            Dm = DDP(D, device_ids=ids, broadcast_buffers=False) if D is not None else None
     if cfg.run.compile:
         Gm = torch.compile(Gm)
         Dm = torch.compile(Dm) if Dm is not None else None
@@ -266,9 +312,9 @@ def train_pngan(
             batch = next(it)
             clean = batch["clean"].to(device, non_blocking=True).contiguous(memory_format=mem_format)
             real = batch["noisy"].to(device, non_blocking=True).contiguous(memory_format=mem_format)
-            g = make_generator(cfg.run.seed, "synth", step, dist.rank)
             with torch.no_grad():
-                syn = synth(clean, generator=g).contiguous(memory_format=mem_format)
+                syn = synth_batch(synth, clean, cfg.run.seed, step, dist.rank * clean.shape[0])
+                syn = syn.contiguous(memory_format=mem_format)
             lr_now = cosine_lr(step, total, base_lr["G"], cfg.optim.lr_min) * lr_scale
             for opt, key in ((optG, "G"), (optD, "D")):
                 if opt is not None:
@@ -282,12 +328,13 @@ def train_pngan(
             if Dm is not None:
                 _set_grad(D, True)
                 with autocast():
-                    lossD = ra_d_loss(Dm(d_in(real)).float(), Dm(d_in(fake.detach())).float())
+                    rl, fl = Dm(d_in(real)).float(), Dm(d_in(fake.detach())).float()
+                    lossD = _ra_losses_global(dist, rl, fl, "d") if dist.enabled else ra_d_loss(rl, fl)
                 optD.zero_grad(set_to_none=True)
                 terms["loss_d"] = float(lossD.detach())
-                if math.isfinite(terms["loss_d"]):
+                if not dist.any_flag(not math.isfinite(terms["loss_d"]), device):
                     lossD.backward()
-                    if _finite_grads(D):
+                    if not dist.any_flag(not _finite_grads(D), device):
                         optD.step()  # D is updated before G's step (the paper's order)
                     else:
                         terms["loss_d"] = float("nan")
@@ -308,14 +355,16 @@ def train_pngan(
                     # the plain module (not the DDP wrapper): D takes no gradient in G's step
                     with torch.no_grad():
                         real_logits = D(d_in(real)).float()
-                    l_ra = ra_g_loss(real_logits, D(d_in(fake)).float())
+                    fake_logits = D(d_in(fake)).float()
+                    l_ra = (_ra_losses_global(dist, real_logits, fake_logits, "g") if dist.enabled
+                            else ra_g_loss(real_logits, fake_logits))
                     lossG = lossG + cfg.loss.lambda_ra * l_ra
                     terms["loss_adv"] = float(l_ra.detach())
             if step == cfg.run.debug_nan_at_step:
                 lossG = lossG * float("nan")
             terms["loss_g"] = float(lossG.detach())
             optG.zero_grad(set_to_none=True)
-            bad = not all(math.isfinite(v) for v in terms.values())
+            bad = dist.any_flag(not all(math.isfinite(v) for v in terms.values()), device)
             if not bad:
                 lossG.backward()
                 bad = not _finite_grads(G)
@@ -343,6 +392,9 @@ def train_pngan(
                 bar.update(1)
                 bar.set_postfix({k.replace("loss_", ""): f"{v:.3g}" for k, v in terms.items()}, refresh=False)
             if step % cfg.run.log_every == 0 or step == total:
+                if dist.enabled:  # log the global batch's losses (the mean of the ranks' slices)
+                    vals = dist.all_reduce_mean(torch.tensor(list(terms.values()), dtype=torch.float64, device=device))
+                    terms = dict(zip(terms, vals.tolist()))
                 dt = time.perf_counter() - t_log
                 stats.write({"step": step, **terms, "lr": lr_now, "sec_per_step": dt / max(n_log, 1),
                              "images_per_sec": n_log * cfg.data.batch_size / max(dt, 1e-9)})

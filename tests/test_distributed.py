@@ -1,0 +1,173 @@
+"""Multi-process runs: ``pngan train`` / ``generate`` / ``train-denoiser`` under torchrun (2 CPU
+processes, gloo), compared with 1-process runs of the same global batch.
+
+Deselect with ``-m "not distributed"``. Every run is a real ``python -m torch.distributed.run``
+launch of the CLI, exactly as a user would type it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as td
+
+from pngan.io.images import write_image
+from pngan.nets.loading import read_state_dict, save_network
+from pngan.nets.registry import build
+
+pytestmark = [
+    pytest.mark.distributed,
+    pytest.mark.skipif(not td.is_available(), reason="torch.distributed is not available in this torch build"),
+]
+
+TINY = ["--config", "cpu-small", "--quiet", "generator.channels=4", "generator.groups=1", "generator.blocks=1",
+        "loss.d_channels=4", "data.patch_size=16", "data.batch_size=4", "run.steps=4", "run.threads=1",
+        "run.log_every=1", "run.ckpt_every=2", "run.keep_checkpoints=3", "run.sample_every=100"]
+
+# Tolerance for "2 processes == 1 process" on the weights after 4 Adam steps. The two runs optimise
+# the same loss on the same global batch of 4 (the relativistic batch mean is global, DDP averages
+# gradients, no batch norm in G or D, the frozen DnCNN is in eval mode); they differ only in float32
+# summation order (per-rank partial sums, then an all-reduce), ~1e-7 relative in each gradient.
+# Measured: max |difference| ~1e-7 over G and over D -- except a few D elements whose gradient
+# vanishes in exact arithmetic: the relativistic loss C(a) - E[C(b)] is invariant to a constant
+# shift of the logits, so D's last bias (and the bias of a channel that stays on one side of its
+# LeakyReLU) gets a gradient of pure rounding noise (RMS ~1e-8, against ~3e-4 typical), which
+# Adam's g / sqrt(v) normalisation turns into full +-lr steps of random sign. Such elements
+# (RMS gradient < 1e-6 in the 1-process run's Adam state) are held only to Adam's step bound;
+# every other element to ATOL, far below the training's own effect on the weights (also checked).
+ATOL = 2e-5
+NOISE_RMS = 1e-6
+LR_SUM = 1e-3 + 8.54e-4 + 5.01e-4 + 1.48e-4  # cpu-small cosine schedule, steps 0..3 of 4
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    return env
+
+
+def _pngan(nproc: int, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    if nproc == 1:
+        cmd = [sys.executable, "-m", "pngan", *args]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "pngan", *args]
+    r = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, f"{' '.join(cmd)}\n--- stdout\n{r.stdout[-3000:]}\n--- stderr\n{r.stderr[-5000:]}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dist")
+    data = root / "pairs"
+    for sub in ("noisy", "clean"):
+        (data / sub).mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    for k in range(3):  # 3 images: an uneven split over 2 ranks in `generate`
+        clean = torch.rand(3, 24, 28, generator=g)
+        write_image(data / "clean" / f"i{k}.png", clean)
+        write_image(data / "noisy" / f"i{k}.png", (clean + 0.05 * torch.randn(3, 24, 28, generator=g)).clamp(0, 1))
+    torch.manual_seed(0)
+    dn = save_network(build("dncnn", channels=4, depth=3), root / "dn.safetensors")
+    train = ["train", "--data", f"pairs:{data}", "--denoiser", f"dncnn:{dn}"]
+    _pngan(1, *train, "--out", str(root / "r1"), *TINY, cwd=root)
+    _pngan(2, *train, "--out", str(root / "r2"), *TINY, cwd=root)
+    return root, data, train
+
+
+def _weights(run: Path, step: int) -> dict[str, dict[str, torch.Tensor]]:
+    d = run / "checkpoints" / f"{step:08d}"
+    return {n: read_state_dict(d / f"{n}.safetensors") for n in ("generator", "discriminator")}
+
+
+def _max_diff(a, b) -> float:
+    return max(float((a[n][k] - b[n][k]).abs().max()) for n in a for k in a[n])
+
+
+def _noise_masks(run: Path, step: int) -> dict[str, dict[str, torch.Tensor]]:
+    """Elements whose RMS gradient (Adam's bias-corrected sqrt(v)) is at rounding-noise level."""
+    st = torch.load(run / "checkpoints" / f"{step:08d}" / "state.pt", weights_only=True)
+    nets = {"generator": ("optG", build("smnet", channels=4, groups=1, blocks=1)),
+            "discriminator": ("optD", build("pixel_discriminator", channels=4))}
+    out = {}
+    for name, (opt, net) in nets.items():
+        out[name] = {}
+        for i, (k, _) in enumerate(net.named_parameters()):
+            s = st[opt]["state"][i]
+            rms = (s["exp_avg_sq"] / (1 - 0.999 ** float(s["step"]))).sqrt()
+            out[name][k] = (rms > 0) & (rms < NOISE_RMS)  # (exactly zero: no gradient at all, must match)
+    return out
+
+
+def _assert_same_training(a, b, masks) -> None:
+    noisy = total = 0
+    for n in a:
+        for k in a[n]:
+            d, m = (a[n][k] - b[n][k]).abs(), masks[n][k]
+            exact, noise = float(torch.where(m, 0.0, d).max()), float(torch.where(m, d, 0.0).max())
+            assert exact < ATOL, (n, k, exact)
+            assert noise <= 3.2 * LR_SUM, (n, k, noise)  # |Adam step| <= (1-b1)/sqrt(1-b2) lr ~ 3.16 lr
+            noisy, total = noisy + int(m.sum()), total + m.numel()
+    assert noisy < 0.01 * total  # a handful of elements, not a loophole
+
+
+def _stats(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
+
+
+def test_two_process_train_matches_one_process(setup):
+    root, _, _ = setup
+    w1, w2 = _weights(root / "r1", 4), _weights(root / "r2", 4)
+    _assert_same_training(w1, w2, _noise_masks(root / "r1", 4))
+    # the runs did train: their weights moved far more than the tolerance since the first checkpoint
+    assert _max_diff(_weights(root / "r1", 2), w1) > 10 * ATOL
+    # rank 0 alone logged, one line per step, the global batch's losses
+    s1, s2 = _stats(root / "r1"), _stats(root / "r2")
+    assert [r["step"] for r in s2] == [1, 2, 3, 4]
+    for a, b in zip(s1, s2):
+        for k in ("loss_d", "loss_align", "loss_adv", "loss_g", "lr"):
+            assert b[k] == pytest.approx(a[k], rel=1e-5, abs=1e-7), (a["step"], k)
+    assert (root / "r2" / "generator.safetensors").is_file() and (root / "r2" / "config.yaml").is_file()
+    assert not list((root / "r2").rglob(".tmp-*"))
+
+
+def test_two_process_generate_equals_one_process(setup):
+    root, data, _ = setup
+    gen = ["generate", "--generator", str(root / "r1"), "--input", f"pairs:{data}", "--samples", "2", "--quiet"]
+    out1 = _pngan(1, *gen, "--output", str(root / "g1"), cwd=root).stdout
+    out2 = _pngan(2, *gen, "--output", str(root / "g2"), cwd=root).stdout
+    assert "wrote 6 noisy images" in out1 and out2.count("wrote 6 noisy images") == 1  # totals, rank 0 only
+    f1 = sorted(p.relative_to(root / "g1") for p in (root / "g1").rglob("*") if p.is_file())
+    f2 = sorted(p.relative_to(root / "g2") for p in (root / "g2").rglob("*") if p.is_file())
+    assert f1 == f2 and len(f1) == 3 + 6 + 1  # clean, noisy, manifest.jsonl; no leftover rank parts
+    for rel in f1:
+        assert (root / "g1" / rel).read_bytes() == (root / "g2" / rel).read_bytes(), rel
+    assert len((root / "g2" / "manifest.jsonl").read_text().splitlines()) == 6
+
+
+@pytest.mark.parametrize("first,then", [(2, 1), (1, 2)])
+def test_resume_with_a_different_process_count(setup, first, then):
+    """Drop the step-4 checkpoint of a `first`-process run, resume it with `then` processes from
+    step 2: it must reach the weights of the uninterrupted runs."""
+    root, _, train = setup
+    run = root / f"resume_{first}to{then}"
+    shutil.copytree(root / f"r{first}", run)
+    shutil.rmtree(run / "checkpoints" / "00000004")
+    (run / "generator.safetensors").unlink()
+    r = _pngan(then, *train, "--out", str(run), "--resume", "--quiet", cwd=root)
+    assert "resuming" in r.stderr and "from step 2" in r.stderr
+    assert [s["step"] for s in _stats(run)] == [1, 2, 3, 4]  # steps 3-4 rewritten, none duplicated
+    masks = _noise_masks(root / "r1", 4)
+    _assert_same_training(_weights(run, 4), _weights(root / f"r{then}", 4), masks)
+    _assert_same_training(_weights(run, 4), _weights(root / f"r{first}", 4), masks)
+    assert (run / "generator.safetensors").is_file()
