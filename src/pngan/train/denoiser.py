@@ -119,6 +119,21 @@ class _DenoiseForward(torch.nn.Module):
         return self.net.denoise(x)
 
 
+def _unused_parameters(net: torch.nn.Module, patch: int, device) -> list[str]:
+    """Names of trainable parameters that get no gradient from ``denoise`` (probe in eval mode, so
+    that batch-norm running statistics are left untouched; gradients are cleared afterwards)."""
+    was_training = net.training
+    net.eval()
+    try:
+        net.denoise(torch.zeros(1, 3, patch, patch, device=device)).float().sum().backward()
+        unused = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
+    finally:
+        for p in net.parameters():
+            p.grad = None
+        net.train(was_training)
+    return unused
+
+
 def _net_kwargs(cfg: DenoiserTrainConfig) -> dict:
     if not isinstance(cfg.net.kwargs, dict):
         raise PnganError("net.kwargs must be a mapping, e.g. net.kwargs={depth: 8}")
@@ -244,8 +259,16 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
+        # Some published layouts build modules their forward never uses (e.g. MIRNet with width=1);
+        # DDP then waits forever for their gradients unless told to look for unused parameters,
+        # which costs a graph traversal per step, so it is switched on only when a probe finds any.
+        unused = _unused_parameters(net, cfg.data.patch_size, device)
+        if unused and dist.is_main:
+            log.info("%s: %d parameter tensors take no part in the forward (e.g. %s); DDP skips them",
+                     cfg.net.arch, len(unused), unused[0])
         # DDP calls forward(): wrap so that forward() is the registry's denoise() (clean estimate)
-        denoise = DDP(_DenoiseForward(net), device_ids=[device.index] if device.type == "cuda" else None)
+        denoise = DDP(_DenoiseForward(net), device_ids=[device.index] if device.type == "cuda" else None,
+                      find_unused_parameters=bool(unused))
 
     bar = None
     if progress and dist.is_main:
