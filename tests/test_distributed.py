@@ -193,3 +193,14 @@ def test_two_process_train_denoiser_matches_one_process(setup):
     for x, y in zip(s1, s2):
         assert y["loss_l1"] == pytest.approx(x["loss_l1"], rel=1e-5)
     assert s1[-1]["loss_l1"] < s1[0]["loss_l1"]  # it trained
+
+
+def test_rank0_run_folder_error_stops_every_rank(setup):
+    """Rank 0 alone checks the run folder; the other ranks must stop with it, not wait forever."""
+    root, _, train = setup
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pngan",
+           *train, "--out", str(root / "r2"), *TINY]  # exists, no --resume
+    r = subprocess.run(cmd, cwd=root, env=_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "run folder exists: pass --resume" in r.stderr
+    assert "refused by rank 0" in r.stderr  # rank 1's message: it stopped too
