@@ -48,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_train_config(preset, overrides)
     res = train_pngan(cfg, args.data, args.out, denoiser=args.denoiser, vgg_weights=args.vgg,
                       resume=args.resume, progress=not args.quiet)
+    import os
+
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 speaks
+        return 130 if res.interrupted else 0
     if res.interrupted:
         print(f"pngan: interrupted at step {res.step}; checkpoint written; continue with --resume")
         return 130

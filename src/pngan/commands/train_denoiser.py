@@ -43,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
         preset = args.config or ("paper" if torch.cuda.is_available() else "cpu-small")
         cfg = load_denoiser_config(preset, overrides)
     res = train_denoiser(cfg, args.data, args.out, init=args.init, resume=args.resume, progress=not args.quiet)
+    import os
+
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 speaks
+        return 130 if res.interrupted else 0
     if res.interrupted:
         print(f"pngan: interrupted at step {res.step}; checkpoint written; continue with --resume")
         return 130
