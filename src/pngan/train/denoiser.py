@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from pngan.errors import DivergenceError, PnganError
+from pngan.train.schedule import cosine_lr
 
 log = logging.getLogger("pngan")
 
@@ -103,11 +104,6 @@ class DenoiserResult:
     run_dir: Path
     step: int
     interrupted: bool
-
-
-def _cosine(step: int, total: int, lr: float, lr_min: float) -> float:
-    t = min(max(step, 0), total) / max(total, 1)
-    return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * t))
 
 
 class _DenoiseForward(torch.nn.Module):
@@ -225,7 +221,7 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
     opt = torch.optim.Adam(net.parameters(), lr=lr0, betas=(cfg.optim.beta1, cfg.optim.beta2))
     total = cfg.run.steps
     # fine-tuning: constant lr (paper: 1e-6); from scratch: cosine lr -> lr_min
-    lr_at = (lambda s: lr0) if init is not None else (lambda s: _cosine(s, total, lr0, cfg.optim.lr_min))
+    lr_at = (lambda s: lr0) if init is not None else (lambda s: cosine_lr(s, total, lr0, cfg.optim.lr_min))
     meta = {"pngan.config_hash": config_hash(cfg), "pngan.version": __version__,
             "pngan.data": " + ".join(s.imageset.describe() for s in samplers),
             "pngan.kwargs": json.dumps(kwargs)}

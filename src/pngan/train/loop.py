@@ -42,6 +42,7 @@ import torch.nn as nn
 from pngan.errors import DivergenceError, PnganError
 from pngan.train import checkpoint as ck
 from pngan.train.config import TrainConfig
+from pngan.train.schedule import cosine_lr
 from pngan.train.distributed import Dist, init as dist_init, resolve_device
 
 log = logging.getLogger("pngan")
@@ -52,12 +53,6 @@ class TrainResult:
     run_dir: Path
     step: int
     interrupted: bool = False
-
-
-def cosine_lr(step: int, total: int, lr: float, lr_min: float) -> float:
-    """Cosine annealing from ``lr`` at step 0 to ``lr_min`` at ``total`` (paper: 2e-4 -> 1e-6)."""
-    t = min(max(step, 0), total) / max(total, 1)
-    return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * t))
 
 
 def _frozen(net: nn.Module) -> nn.Module:
