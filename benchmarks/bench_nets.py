@@ -39,7 +39,7 @@ def main() -> None:
     print(f"conv 64->64 3x3 peak: {peak['gflops']:.1f} GFLOP/s {peak['by_format']}")
     for name in args.nets or available():
         net = build(name).to(dev, memory_format=mf)
-        params = sum(p.numel() for p in net.state_dict().values() if p.is_floating_point())
+        params = sum(p.numel() for p in net.parameters())  # unique parameters (shared tensors once)
         entry = {"params": params}
         run = (lambda m: m.denoise) if hasattr(net, "denoise") else (lambda m: m)
         heavy = dev.type == "cpu" and name in HEAVY
