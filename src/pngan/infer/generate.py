@@ -72,7 +72,26 @@ def generate(
     mine = [i for i in range(len(images)) if i % world_size == rank]
     names = images.names
     written = skipped = 0
-    lines: list[str] = []
+    # Manifest lines already on disk (a previous, possibly killed, run): files written before a kill
+    # whose line was lost get it back below, recomputed from the same per-image seed.
+    recorded: set[tuple[str, int]] = set()
+    for src in [out / "manifest.jsonl", *sorted(out.glob(".manifest.rank*.jsonl"))]:
+        if src.is_file():
+            for line in src.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                    recorded.add((rec["source"], int(rec["sample"])))
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    continue
+
+    def record(name: str, k: int, params: dict) -> None:
+        line = json.dumps({"noisy": f"noisy/{name}_{k}.png", "clean": f"clean/{name}.png", "source": name,
+                           "sample": k, "seed": derive_seed(seed, name, k), "run_seed": seed,
+                           "params": _json_safe(params)}, sort_keys=True)
+        with open(part, "a") as f:  # one line per finished file, at once: a kill loses at most one
+            f.write(line + "\n")
+            f.flush()
+
     bar = None
     if progress and rank == 0:
         from tqdm import tqdm
@@ -81,8 +100,9 @@ def generate(
     for i in mine:
         name = names[i]
         todo = [k for k in range(samples) if not (out / "noisy" / f"{name}_{k}.png").is_file()]
+        missing_lines = [k for k in range(samples) if k not in todo and (name, k) not in recorded]
         clean_path = out / "clean" / f"{name}.png"
-        if not todo and clean_path.is_file():
+        if not todo and not missing_lines and clean_path.is_file():
             skipped += samples
             if bar is not None:
                 bar.update(samples)
@@ -92,24 +112,22 @@ def generate(
             write_image(clean_path, s.clean)
         for k in range(samples):
             target = out / "noisy" / f"{name}_{k}.png"
+            g = make_generator(seed, name, k)
             if k not in todo:
                 skipped += 1
+                if k in missing_lines:  # the synthetic draw alone gives the params (no generator pass)
+                    _, params = gen.synthetic(s.clean[None].to(gen.device), generator=g, return_params=True)
+                    record(name, k, params[0])
             else:
-                g = make_generator(seed, name, k)
                 syn, params = gen.synthetic(s.clean[None].to(gen.device), generator=g, return_params=True)
                 fake = gen.realistic(syn)[0].clamp(0, 1)
                 write_image(target, fake)
                 written += 1
-                lines.append(json.dumps({"noisy": f"noisy/{name}_{k}.png", "clean": f"clean/{name}.png",
-                                         "source": name, "sample": k, "seed": derive_seed(seed, name, k),
-                                         "run_seed": seed, "params": _json_safe(params[0])}, sort_keys=True))
+                record(name, k, params[0])
             if bar is not None:
                 bar.update(1)
     if bar is not None:
         bar.close()
-    if lines:
-        with open(part, "a") as f:
-            f.write("".join(x + "\n" for x in lines))
     if barrier is not None:
         barrier()
     if rank == 0:
