@@ -50,7 +50,8 @@ class FCA(nn.Module):
         y = self.pool(x)  # (B, C, 1, 1)
         y = self.conv(y.flatten(2).transpose(1, 2))  # (B, 1, C)
         y = torch.sigmoid(y).transpose(1, 2).unsqueeze(-1)  # (B, C, 1, 1)
-        return x * y
+        # without autograd, scale in place (x is a fresh activation; saves a full-size buffer)
+        return x.mul_(y) if not torch.is_grad_enabled() else x * y
 
 
 class SID(nn.Module):
@@ -67,8 +68,24 @@ class SID(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.anti_alias:
             return x[:, :, ::2, ::2]
-        x = F.pad(x, (1, 1, 1, 1), mode="reflect" if min(x.shape[-2:]) > 1 else "replicate")
-        return F.conv2d(x, self.kernel.to(x.dtype), stride=2, groups=self.channels)
+        h, w = x.shape[-2:]
+        k = self.kernel.to(x.dtype)
+        if h % 2 or w % 2 or h * w < 256 * 256:
+            x = F.pad(x, (1, 1, 1, 1), mode="reflect" if min(h, w) > 1 else "replicate")
+            return F.conv2d(x, k, stride=2, groups=self.channels)
+        # Large even sizes (every SID inside SMNet, whose input is padded to a multiple of 4): the
+        # bottom/right padding is never read at stride 2, and the top/left reflection (row -1 =
+        # row 1, column -1 = column 1) is added as a correction to a zero-padded conv instead of
+        # copying the whole map into a padded buffer. Same values up to rounding (speed, issue 6).
+        out = F.conv2d(x, k, stride=2, padding=1, groups=self.channels)
+        v = k[:, :, 1:2, :] / k[:, :, 1:2, :].sum(dim=-1, keepdim=True)  # the 1D [1, 2, 1] / 4
+        row = F.conv2d(F.pad(x[:, :, 1:2, :], (1, 1, 0, 0), mode="reflect"), v, stride=(1, 2), groups=self.channels)
+        col = F.conv2d(F.pad(x[:, :, :, 1:2], (0, 0, 1, 1), mode="reflect"), v.transpose(-1, -2),
+                       stride=(2, 1), groups=self.channels)
+        out[:, :, :1, :] += 0.25 * row
+        out[:, :, :, :1] += 0.25 * col
+        out[:, :, :1, :1] -= x[:, :, 1:2, 1:2] / 16  # the corner tap, counted by both corrections
+        return out
 
 
 class Up(nn.Module):
@@ -100,21 +117,55 @@ class MAB(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.multiscale:
-            y1 = self.fcas[0](F.relu(self.convs[0](x)))
-            return x + self.fuse(y1)
+            y1 = self.fcas[0](F.relu(self.convs[0](x), inplace=True))
+            return self.fuse(y1).add_(x)
+        x1 = x
+        x2 = self.down(x1)
+        x3 = self.down(x2)
+        y1, y2, y3 = (fca(F.relu(conv(xi), inplace=True))
+                      for conv, fca, xi in zip(self.convs, self.fcas, (x1, x2, x3)))
+        s1, s2 = y1.shape[-2:], y2.shape[-2:]
+        # The same function as the module docstring's, evaluated in a cheaper order (speed, issue 6):
+        # bilinear interpolation commutes with any per-pixel affine map (its weights sum to 1 at
+        # every output pixel, edges included), so each "upsample, then 1x1 conv" runs its conv
+        # at the LOW resolution; and the fuse conv on cat([b1, t]) is W_a b1 + W_b t + bias, so W_a
+        # and W_b are applied before upsampling too and no full-resolution concatenation is made.
+        # Same parameters, same gradients; only float rounding differs (tests/test_networks.py
+        # checks it against the literal formulation, ``forward_reference``).
+        c = y1.shape[1]
+        wa, wb = self.fuse.weight[:, :c], self.fuse.weight[:, c:]
+        # bottom-up (coarse -> fine): b2 = y2 + U(y3); b1 = y1 + U(b2)
+        b2 = _up(self.up32.conv(y3), s2).add_(y2)
+        # top-down (fine -> coarse): t2 = y2 + SID(y1); t3 = y3 + SID(t2); t = U4(t3)
+        t3 = self.down(self.down(y1).add_(y2)).add_(y3)
+        # x + fuse([b1, t]) = x + W_a y1 + bias + U(W_a conv21(b2)) + U4(W_b conv31(t3))
+        out = F.conv2d(y1, wa, self.fuse.bias)
+        p, q = F.conv2d(self.up21.conv(b2), wa), F.conv2d(self.up31.conv(t3), wb)
+        del y1, y2, y3, b2, t3, x2, x3  # free before the full-resolution upsamplings (tile memory)
+        out += _up(p, s1)
+        out += _up(q, s1)
+        return out.add_(x)
+
+    def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The block exactly as written in the module docstring (upsample, then conv; concat, then
+        fuse). Slower; kept as the specification that ``forward`` is tested against."""
+        if not self.multiscale:
+            return x + self.fuse(self.fcas[0](F.relu(self.convs[0](x))))
         x1 = x
         x2 = self.down(x1)
         x3 = self.down(x2)
         y1, y2, y3 = (fca(F.relu(conv(xi))) for conv, fca, xi in zip(self.convs, self.fcas, (x1, x2, x3)))
         s1, s2 = y1.shape[-2:], y2.shape[-2:]
-        # bottom-up (coarse -> fine)
         b2 = y2 + self.up32(y3, s2)
         b1 = y1 + self.up21(b2, s1)
-        # top-down (fine -> coarse)
         t2 = y2 + self.down(y1)
         t3 = y3 + self.down(t2)
         t = self.up31(t3, s1)
         return x + self.fuse(torch.cat([b1, t], dim=1))
+
+
+def _up(x: torch.Tensor, size) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 class SRG(nn.Module):
@@ -128,7 +179,7 @@ class SRG(nn.Module):
         self.tail = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.tail(self.blocks(x))
+        return self.tail(self.blocks(x)).add_(x)
 
 
 @register("smnet", role="generator")
@@ -164,5 +215,5 @@ class SMNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         xp = self.pad(x)
-        out = xp + self.tail(self.body(self.head(xp)))
+        out = self.tail(self.body(self.head(xp))).add_(xp)
         return out[..., :h, :w]
