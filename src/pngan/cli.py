@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     module = importlib.import_module(args._module)
+    from pngan.perf import tune_allocator
+
+    tune_allocator()  # reuse freed activation memory (2x faster CPU inference here; PNGAN_TUNE_MALLOC=0 disables)
     try:
         return int(module.run(args) or 0)
     except PnganError as e:
