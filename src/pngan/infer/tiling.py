@@ -74,6 +74,20 @@ def _starts(size: int, tile: int, mult: int) -> list[int]:
     return sorted({(s // mult) * mult for s in raw} | {0})
 
 
+def _spans(starts: list[int], size: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """(core start, core end, extended start, extended end) along one axis. Every extended window
+    has the SAME length (the largest core plus both halos, within the image), shifted inward at the
+    borders: each tile then allocates identical buffers, so memory stays at one tile's worth
+    instead of fragmenting the heap with odd-sized edge tiles (and a GPU sees one shape). The core
+    keeps at least ``overlap`` of context wherever the image has it."""
+    cores = []
+    for i, a in enumerate(starts):
+        b = starts[i + 1] if i + 1 < len(starts) else size
+        cores.append((a, min(size, max(b, a + tile)) if i + 1 == len(starts) else b))
+    ext = min(size, max(b - a for a, b in cores) + 2 * overlap)
+    return [(a, b, e0, e0 + ext) for a, b in cores for e0 in [min(max(0, a - overlap), size - ext)]]
+
+
 def _ramp(n: int, lo_edge: bool, hi_edge: bool, blend: int, device) -> torch.Tensor:
     w = torch.ones(n, device=device)
     b = min(blend, n // 2)
@@ -110,14 +124,9 @@ def tiled_forward(
     xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
     Hp, Wp = xp.shape[-2:]
     ys, xs = _starts(Hp, tile, mult), _starts(Wp, tile, mult)
-    tiles = []  # (core y0, y1, x0, x1, ext y0, y1, x0, x1)
-    for iy, y0 in enumerate(ys):
-        y1 = ys[iy + 1] if iy + 1 < len(ys) else Hp
-        y1 = min(Hp, max(y1, y0 + tile)) if iy + 1 == len(ys) else y1
-        for ix, x0 in enumerate(xs):
-            x1 = xs[ix + 1] if ix + 1 < len(xs) else Wp
-            tiles.append((y0, y1, x0, x1, max(0, y0 - overlap), min(Hp, y1 + overlap),
-                          max(0, x0 - overlap), min(Wp, x1 + overlap)))
+    rows, cols = _spans(ys, Hp, tile, overlap), _spans(xs, Wp, tile, overlap)
+    tiles = [(y0, y1, x0, x1, ey0, ey1, ex0, ex1)  # (core y0, y1, x0, x1, extended y0, y1, x0, x1)
+             for (y0, y1, ey0, ey1) in rows for (x0, x1, ex0, ex1) in cols]
 
     groups = _fca_pools(net) if exact else []
     known: dict[int, torch.Tensor] = {}  # pool id -> whole-image mean
@@ -157,7 +166,11 @@ def tiled_forward(
                 known[pid] = (state["sums"][pid] / state["counts"][pid]).to(x.dtype)
         state["collect"] = ()
         out = None
-        wsum = torch.zeros(1, 1, Hp, Wp, device=x.device, dtype=torch.float32)
+        # Tiles form a grid and each weight map is wy (x) wx, so the sum of the weights is separable:
+        # two 1-D sums instead of a full-image buffer.
+        wsum_y = torch.zeros(Hp, device=x.device, dtype=torch.float32)
+        wsum_x = torch.zeros(Wp, device=x.device, dtype=torch.float32)
+        seen_y, seen_x = set(), set()
         for (y0, y1, x0, x1, ey0, ey1, ex0, ex1) in tiles:
             o = net(xp[..., ey0:ey1, ex0:ex1])
             if out is None:
@@ -169,9 +182,14 @@ def tiled_forward(
             wx = _ramp(kx1 - kx0, kx0 == 0, kx1 == Wp, blend, x.device)
             w = (wy[:, None] * wx[None, :])[None, None]
             out[..., ky0:ky1, kx0:kx1] += o[..., ky0 - ey0:ky1 - ey0, kx0 - ex0:kx1 - ex0].float() * w
-            wsum[..., ky0:ky1, kx0:kx1] += w
+            if y0 not in seen_y:  # once per grid row (keyed by its core start: kept ranges can coincide)
+                seen_y.add(y0)
+                wsum_y[ky0:ky1] += wy
+            if x0 not in seen_x:
+                seen_x.add(x0)
+                wsum_x[kx0:kx1] += wx
     finally:
         for h in handles:
             h.remove()
-    out.div_(wsum)  # in place: one full-image buffer fewer at peak
+    out.div_(wsum_y.view(1, 1, Hp, 1)).div_(wsum_x.view(1, 1, 1, Wp))  # in place: no full-image temporaries
     return out[..., :H, :W].to(x.dtype)
