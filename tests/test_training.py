@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -63,6 +64,18 @@ def test_resume_is_bit_identical(setup):
     assert len(stats) == 6  # steps 1..6, none duplicated by the resume
     assert (root / "part" / "generator.safetensors").is_file()
     assert (root / "full" / "config.yaml").is_file() and (root / "full" / "samples").is_dir()
+
+
+def test_worker_prepared_batches_match_and_phase_times_are_logged(setup):
+    root, data, dn = setup
+    runs = {w: train_pngan(_cfg("run.steps=4", f"data.num_workers={w}"), [data], root / f"workers{w}",
+                           denoiser=dn, progress=False) for w in (0, 2)}
+    a, b = (read_state_dict(r.run_dir / "generator.safetensors") for r in runs.values())
+    assert all(torch.equal(a[k], b[k]) for k in a)  # batches are a function of (seed, step) only
+    rows = [json.loads(line) for line in (root / "workers2" / "stats.jsonl").read_text().splitlines()]
+    for r in rows:
+        phases = [r[f"sec_{k}"] for k in ("data", "g_forward", "d_step", "g_step")]
+        assert all(p > 0 for p in phases) and sum(phases) <= r["sec_per_step"] * 1.05 + 1e-3
 
 
 def test_nan_stops_with_a_clear_message(setup):

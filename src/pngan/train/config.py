@@ -70,7 +70,7 @@ class DataConfig:
     patch_size: int = 128
     batch_size: int = 8
     flips: bool = True
-    num_workers: int = 0
+    num_workers: int = -1  # batch-preparing worker processes; -1: auto (CUDA: up to 4 per process; CPU: 0)
     cache_gb: float = 2.0
 
 
@@ -86,6 +86,7 @@ class RunConfig:
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast is used on CUDA only
     channels_last: bool = True
     compile: bool = False
+    time_phases: bool = False  # CUDA: synchronise to log per-phase times (always logged on CPU)
     threads: int = 0  # CPU threads (0: torch's default, all cores)
     on_nan: Literal["stop", "rollback"] = "stop"
     max_rollbacks: int = 3

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import time
 import warnings
@@ -285,12 +286,17 @@ def train_pngan(
     def autocast():
         return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
 
+    workers = cfg.data.num_workers
+    if workers < 0:  # auto: on CUDA, prepare patches off the main process so the GPU never waits;
+        # on CPU the step itself uses every core, so workers would only compete with it
+        workers = min(4, max(1, (os.cpu_count() or 1) // dist.world_size - 1)) if device.type == "cuda" else 0
+
     def batches(first: int):
         ds = PatchBatches(sampler, first, total - first, dist.rank, dist.world_size)
         loader = torch.utils.data.DataLoader(
-            ds, batch_size=None, shuffle=False, num_workers=cfg.data.num_workers,
+            ds, batch_size=None, shuffle=False, num_workers=workers,
             pin_memory=device.type == "cuda", persistent_workers=False,
-            prefetch_factor=4 if cfg.data.num_workers > 0 else None)
+            prefetch_factor=4 if workers > 0 else None)
         return iter(loader)
 
     bar = None
@@ -301,15 +307,31 @@ def train_pngan(
     it = batches(start)
     step = start
     t_log, n_log = time.perf_counter(), 0
+    # Per-phase wall time (data + synthetic input, G forward, D step, G step), logged as sec_* in
+    # stats.jsonl. Exact on CPU; on CUDA only with run.time_phases (it synchronises the device).
+    timed = device.type != "cuda" or cfg.run.time_phases
+    phase = {"data": 0.0, "g_forward": 0.0, "d_step": 0.0, "g_step": 0.0}
+
+    def tick(name: str | None, t0: float) -> float:
+        if not timed:
+            return t0
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t1 = time.perf_counter()
+        if name is not None:
+            phase[name] += t1 - t0
+        return t1
     interrupted = False
     with _SigintFlag() as sigint:
         while step < total:
+            t_ph = tick(None, 0.0)
             batch = next(it)
             clean = batch["clean"].to(device, non_blocking=True).contiguous(memory_format=mem_format)
             real = batch["noisy"].to(device, non_blocking=True).contiguous(memory_format=mem_format)
             with torch.no_grad():
                 syn = synth_batch(synth, clean, cfg.run.seed, step, dist.rank * clean.shape[0])
                 syn = syn.contiguous(memory_format=mem_format)
+            t_ph = tick("data", t_ph)
             lr_now = cosine_lr(step, total, base_lr["G"], cfg.optim.lr_min) * lr_scale
             for opt, key in ((optG, "G"), (optD, "D")):
                 if opt is not None:
@@ -319,6 +341,7 @@ def train_pngan(
             # (i) fix G, train D
             with autocast():
                 fake = Gm(syn)
+            t_ph = tick("g_forward", t_ph)
             d_in = (lambda x: x - clean) if cfg.loss.d_input == "noise" else (lambda x: x)
             if Dm is not None:
                 _set_grad(D, True)
@@ -334,6 +357,7 @@ def train_pngan(
                     else:
                         terms["loss_d"] = float("nan")
                 _set_grad(D, False)
+            t_ph = tick("d_step", t_ph)
             # (ii) fix D, train G
             with autocast():
                 if cfg.loss.alignment == "denoiser":
@@ -381,6 +405,7 @@ def train_pngan(
                 raise DivergenceError(f"{where}; training stopped, weights not written; last good checkpoint: "
                                       f"{good if good is not None else 'none'}")
             optG.step()
+            tick("g_step", t_ph)
             step += 1
             n_log += 1
             if bar is not None:
@@ -391,8 +416,12 @@ def train_pngan(
                     vals = dist.all_reduce_mean(torch.tensor(list(terms.values()), dtype=torch.float64, device=device))
                     terms = dict(zip(terms, vals.tolist()))
                 dt = time.perf_counter() - t_log
-                stats.write({"step": step, **terms, "lr": lr_now, "sec_per_step": dt / max(n_log, 1),
-                             "images_per_sec": n_log * cfg.data.batch_size / max(dt, 1e-9)})
+                row = {"step": step, **terms, "lr": lr_now, "sec_per_step": dt / max(n_log, 1),
+                       "images_per_sec": n_log * cfg.data.batch_size / max(dt, 1e-9)}
+                if timed:
+                    row.update({f"sec_{k}": v / max(n_log, 1) for k, v in phase.items()})
+                stats.write(row)
+                phase.update(dict.fromkeys(phase, 0.0))
                 t_log, n_log = time.perf_counter(), 0
             if dist.is_main and (step % cfg.run.sample_every == 0 or step == total):
                 save_strip(run_dir / "samples" / f"step_{step:08d}.png", [clean[0], syn[0], fake[0].detach(), real[0]])
