@@ -126,3 +126,15 @@ def test_api_and_dataset(gen_file, clean_dir):
     assert item["noisy"].shape == item["clean"].shape == (3, 12, 12) and item["name"] == "b_1"
     assert torch.equal(ds[3]["noisy"], item["noisy"])
     assert float((item["noisy"] - item["clean"]).std()) > 0.05  # sigma-50 input noise is visible
+
+
+def test_bf16_precision_runs_close_to_fp32(gen_file):
+    """--precision bf16 (autocast; meant for GPUs) runs on CPU too and stays close to fp32."""
+    clean = torch.rand(1, 3, 40, 40)
+    fp32 = NoiseGenerator.load(gen_file)(clean, generator=torch.Generator().manual_seed(0))
+    bf16 = NoiseGenerator.load(gen_file, precision="bf16")(clean, generator=torch.Generator().manual_seed(0))
+    assert bf16.dtype == torch.float32
+    d = (bf16 - fp32).abs().max()
+    assert 0 < d < 0.05  # really computed in bf16 (differs), yet close
+    with pytest.raises(PnganError):
+        NoiseGenerator.load(gen_file, precision="fp16")

@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fast-tiles", action="store_true",
                    help="pool channel attention per tile (one pass, approximate) instead of exact whole-image statistics")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: autocast (for GPUs; output written as 8/16-bit images either way; default fp32)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     dist = init(args.device)
     device = resolve_device(args.device, dist)
     gen = NoiseGenerator.load(args.generator, device=device, tile=args.tile, overlap=args.overlap,
-                              exact_tiles=not args.fast_tiles)
+                              exact_tiles=not args.fast_tiles, precision=args.precision)
     res = generate(gen, spec, args.output, samples=args.samples, seed=args.seed, rank=dist.rank,
                    world_size=dist.world_size, progress=not args.quiet, barrier=dist.barrier)
     if dist.enabled:  # each rank counted its own images: report the totals
