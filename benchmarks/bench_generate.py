@@ -1,9 +1,23 @@
-"""Generation benchmark (issue 6): paper SMNet megapixels/s and GFLOP/s vs the conv peak measured
-in the same run (untiled 512x512; channels_last vs contiguous), the cost of exact tiling (stats
-passes) vs per-tile pooling, and the peak resident memory of tiled generation of a 6000x4000
-image (in a fresh subprocess). Writes benchmarks/results/generate-<device>.json.
+"""Generation benchmark (issue 6): the paper SMNet's megapixels/s and GFLOP/s vs a plain 64->64 3x3
+conv's GFLOP/s measured in the same process (the machine's practical peak), before and after each
+optimisation; the cost of exact tiling (stats passes) vs per-tile pooling; and the peak resident
+memory of tiled generation of a 6000x4000 image.
 
-    python benchmarks/bench_generate.py [--device cuda] [--big 6000x4000]
+Each untiled variant runs in a fresh subprocess (the allocator setting is per process and cannot be
+undone), which measures its own conv peak first:
+
+- ``forward``: ``reference`` (the paper's formulation as written: upsample then 1x1 conv, concat
+  then fuse) or ``fast`` (the same function in a cheaper order; what SMNet runs now);
+- ``format``: contiguous or channels_last; ``allocator``: glibc default or ``tune_allocator()``
+  (what the ``pngan`` CLI does). ``pngan generate`` before issue 6 = reference/contiguous/default;
+  now = fast/channels_last/tuned.
+
+GFLOP/s is counted on the executed graph (``fast`` executes 896 GFLOP per megapixel, ``reference``
+1,022); "equivalent" GFLOP/s divides the reference FLOPs by the time (a throughput figure).
+
+    python benchmarks/bench_generate.py [--device cuda] [--big 6000x4000] [--big-exact]
+
+Writes benchmarks/results/generate-<device>.json.
 """
 
 from __future__ import annotations
@@ -12,16 +26,40 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+UNTILED_SNIPPET = r"""
+import json, sys
+from pngan.perf import tune_allocator
+device, fwd, fmt, tune, size = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1", int(sys.argv[5])
+tuned = tune_allocator() if tune else False
 import torch
-
 from pngan.nets.registry import build
-from pngan.perf import conv_peak, count_flops, machine, time_fn
+from pngan.nets.smnet import MAB
+from pngan.perf import conv_peak, count_flops, time_fn
+dev = torch.device(device)
+peak = conv_peak(dev)
+torch.manual_seed(0)
+mf = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
+net = build("smnet").eval().to(dev, memory_format=mf)
+if fwd == "reference":
+    for m in net.modules():
+        if isinstance(m, MAB):
+            m.forward = m.forward_reference
+x = torch.rand(1, 3, size, size, device=dev).contiguous(memory_format=mf)
+with torch.inference_mode():
+    flops = count_flops(lambda: net(x))
+    t = time_fn(lambda: net(x), dev, warmup=1, repeat=5)
+print(json.dumps({"forward": fwd, "format": fmt, "allocator_tuned": tuned, "size": size, "s": t,
+                  "mp_per_s": size * size / 1e6 / t, "gflop": flops / 1e9, "gflops_per_s": flops / t / 1e9,
+                  "conv_peak_gflops": peak["gflops"], "fraction_of_peak": flops / t / 1e9 / peak["gflops"]}))
+"""
 
 MEM_SNIPPET = r"""
-import sys, time, torch
+import sys, time
+from pngan.perf import tune_allocator
+tuned = tune_allocator() if sys.argv[4] == "1" else False  # as the pngan CLI does
+import torch
 from pngan.nets.registry import build
 from pngan.infer.tiling import tiled_forward
 from pngan.perf import peak_rss_mb
@@ -29,57 +67,80 @@ h, w, exact = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
 torch.manual_seed(0)
 net = build("smnet").eval().to(memory_format=torch.channels_last)
 base = peak_rss_mb()
-x = torch.rand(1, 3, h, w)
+x = torch.rand(1, 3, h, w).contiguous(memory_format=torch.channels_last)
 t = time.perf_counter()
 with torch.inference_mode():
     y = tiled_forward(net, x, tile=512, overlap=32, exact=exact)
 dt = time.perf_counter() - t
-print(base, peak_rss_mb(), dt)
+print(base, peak_rss_mb(), dt, int(tuned))
 """
+
+TILED_SNIPPET = r"""
+import json, sys
+from pngan.perf import tune_allocator
+tune_allocator()
+import torch
+from pngan.nets.registry import build
+from pngan.infer.tiling import tiled_forward
+from pngan.perf import time_fn
+dev = torch.device(sys.argv[1])
+torch.manual_seed(0)
+net = build("smnet").eval().to(dev, memory_format=torch.channels_last)
+xb = torch.rand(1, 3, 1024, 1024, device=dev).contiguous(memory_format=torch.channels_last)
+res = {}
+with torch.inference_mode():
+    for exact in (False, True):
+        t = time_fn(lambda: tiled_forward(net, xb, tile=512, overlap=32, exact=exact), dev, warmup=0, repeat=1)
+        res["tiled_1024_" + ("exact" if exact else "fast")] = {"s": t, "mp_per_s": 1.048576 / t}
+print(json.dumps(res))
+"""
+
+VARIANTS = [  # (forward, format, tuned allocator): the path before issue 6 first, then one change at a time
+    ("reference", "contiguous", False),
+    ("reference", "channels_last", False),
+    ("reference", "channels_last", True),
+    ("fast", "channels_last", False),
+    ("fast", "channels_last", True),
+]
+REFERENCE_GFLOP_PER_MP = 1021.92
+
+
+def _run(snippet: str, *args: str) -> str:
+    return subprocess.run([sys.executable, "-c", snippet, *args], capture_output=True, text=True,
+                          check=True).stdout.strip().splitlines()[-1]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--big", default="6000x4000")
+    ap.add_argument("--size", type=int, default=512, help="untiled image side (default 512)")
+    ap.add_argument("--big", default="6000x4000", help="WxH of the memory measurement ('' to skip)")
     ap.add_argument("--big-exact", action="store_true", help="measure the big image with exact tiling (7 passes)")
     args = ap.parse_args()
-    dev = torch.device(args.device)
-    peak = conv_peak(dev)
-    res = {"machine": machine(), "device": str(dev), "conv_peak": peak}
-    torch.manual_seed(0)
-    net = build("smnet").eval().to(dev)
-    x = torch.rand(1, 3, 512, 512, device=dev)
-    with torch.inference_mode():
-        flops = count_flops(lambda: net(x))
-    res["smnet_gflops_per_mp"] = flops / 1e9 / (512 * 512 / 1e6)
-    for fmt, mf in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
-        n, xi = net.to(memory_format=mf), x.contiguous(memory_format=mf)
-        for mode in ("no_grad", "inference_mode"):
-            ctx = torch.no_grad if mode == "no_grad" else torch.inference_mode
-            with ctx():
-                t = time_fn(lambda: n(xi), dev, warmup=1, repeat=3)
-            res[f"untiled_512_{fmt}_{mode}"] = {"s": t, "mp_per_s": 0.262144 / t, "gflops_per_s": flops / t / 1e9,
-                                                "fraction_of_peak": flops / t / 1e9 / peak["gflops"]}
-            print(fmt, mode, res[f"untiled_512_{fmt}_{mode}"])
-    from pngan.infer.tiling import tiled_forward
+    from pngan.perf import machine
 
-    net = net.to(memory_format=torch.channels_last)
-    xb = torch.rand(1, 3, 1024, 1024, device=dev)
-    with torch.inference_mode():
-        for exact in (False, True):
-            t = time_fn(lambda: tiled_forward(net, xb, tile=512, overlap=32, exact=exact), dev, warmup=0, repeat=1)
-            res[f"tiled_1024_{'exact' if exact else 'fast'}"] = {"s": t, "mp_per_s": 1.048576 / t}
-            print("tiled 1024", "exact" if exact else "fast", t)
-    h, w = (int(v) for v in args.big.split("x"))
-    if dev.type == "cpu":
-        out = subprocess.run([sys.executable, "-c", MEM_SNIPPET, str(h), str(w), "1" if args.big_exact else "0"],
-                             capture_output=True, text=True, check=True).stdout.split()
-        base, hwm, dt = (float(v) for v in out)
-        res[f"tiled_{h}x{w}_memory"] = {"exact": args.big_exact, "peak_rss_mb": hwm, "rss_before_image_mb": base,
-                                         "s": dt, "mp_per_s": h * w / 1e6 / dt, "target_mb": 2048}
-        print("big", res[f"tiled_{h}x{w}_memory"])
-    out = Path(__file__).parent / "results" / f"generate-{dev.type}.json"
+    res = {"machine": machine(), "device": args.device, "untiled": []}
+    for fwd, fmt, tune in VARIANTS:
+        r = json.loads(_run(UNTILED_SNIPPET, args.device, fwd, fmt, "1" if tune else "0", str(args.size)))
+        r["equivalent_gflops_per_s"] = REFERENCE_GFLOP_PER_MP * r["mp_per_s"]
+        res["untiled"].append(r)
+        print(f"{fwd:9s} {fmt:13s} allocator {'tuned' if tune else 'default'}: {r['s']:.3f} s, "
+              f"{r['mp_per_s']:.3f} MP/s, {r['gflops_per_s']:.1f} GFLOP/s = {100 * r['fraction_of_peak']:.0f}% of "
+              f"{r['conv_peak_gflops']:.1f}", flush=True)
+    base, now = res["untiled"][0], res["untiled"][-1]
+    res["speedup_now_vs_before"] = base["s"] / now["s"]
+    res.update(json.loads(_run(TILED_SNIPPET, args.device)))
+    print("tiled 1024:", res["tiled_1024_fast"], res["tiled_1024_exact"], flush=True)
+    if args.big and args.device == "cpu":
+        w, h = (int(v) for v in args.big.split("x"))
+        for tune in ("1", "0"):
+            out = _run(MEM_SNIPPET, str(h), str(w), "1" if args.big_exact else "0", tune).split()
+            b, hwm, dt = (float(v) for v in out[:3])
+            key = f"tiled_{w}x{h}_memory_{'tuned' if tune == '1' else 'default'}_allocator"
+            res[key] = {"exact": args.big_exact, "peak_rss_mb": hwm, "rss_before_image_mb": b, "s": dt,
+                        "mp_per_s": h * w / 1e6 / dt, "target_mb": 2048}
+            print(key, res[key], flush=True)
+    out = Path(__file__).parent / "results" / f"generate-{args.device.split(':')[0]}.json"
     out.write_text(json.dumps(res, indent=2) + "\n")
     print(f"wrote {out}")
 

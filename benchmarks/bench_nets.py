@@ -31,11 +31,17 @@ def main() -> None:
     ap.add_argument("--nets", nargs="*", default=None)
     ap.add_argument("--channels-last", action="store_true", default=True)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--default-allocator", action="store_true",
+                    help="leave glibc's allocator as it is (default: tune it, as the pngan CLI does)")
     args = ap.parse_args()
+    from pngan.perf import tune_allocator
+
+    tuned = False if args.default_allocator else tune_allocator()
     dev = torch.device(args.device)
     mf = torch.channels_last if args.channels_last else torch.contiguous_format
     peak = conv_peak(dev)
-    res = {"machine": machine(), "device": str(dev), "memory_format": str(mf), "conv_peak": peak, "nets": {}}
+    res = {"machine": machine(), "device": str(dev), "memory_format": str(mf), "allocator_tuned": tuned,
+           "conv_peak": peak, "nets": {}}
     print(f"conv 64->64 3x3 peak: {peak['gflops']:.1f} GFLOP/s {peak['by_format']}")
     for name in args.nets or available():
         net = build(name).to(dev, memory_format=mf)

@@ -58,8 +58,8 @@ def evaluate_denoiser(net: torch.nn.Module, imageset, *, tile: int = 512,
 
     if not imageset.has_clean or not imageset.has_noisy:
         raise PnganError(f"{imageset.spec}: evaluating a denoiser needs noisy/clean pairs")
+    net.eval().to(memory_format=torch.channels_last)  # oneDNN / tensor cores prefer NHWC
     fn = _denoise_fn(net)
-    net.eval()
     rows = {}
     it = range(len(imageset))
     if progress is not None:
@@ -67,7 +67,7 @@ def evaluate_denoiser(net: torch.nn.Module, imageset, *, tile: int = 512,
     with torch.inference_mode():
         for i in it:
             s = imageset.load(i)
-            out = tiled_denoise(fn, s.noisy[None].float(), tile)[0].clamp(0, 1)
+            out = tiled_denoise(fn, s.noisy[None].float().contiguous(memory_format=torch.channels_last), tile)[0].clamp(0, 1)
             rows[s.name] = {
                 "psnr": float(psnr(out[None], s.clean[None])[0]),
                 "ssim": float(ssim(out[None], s.clean[None])[0]),

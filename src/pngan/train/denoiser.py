@@ -69,6 +69,9 @@ class DenoiserRunConfig:
     keep_checkpoints: int = 2
     device: str = "auto"
     threads: int = 0
+    channels_last: bool = True
+    precision: str = "fp32"  # fp32 | bf16 (autocast, used on CUDA only)
+    compile: bool = False  # torch.compile the network's forward
     debug_nan_at_step: int = -1  # testing aid
 
 
@@ -165,6 +168,10 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
     device = resolve_device(cfg.run.device, dist)
     if cfg.run.threads > 0:
         torch.set_num_threads(cfg.run.threads)
+    if cfg.run.precision not in ("fp32", "bf16"):
+        raise PnganError(f"run.precision must be fp32 or bf16, got '{cfg.run.precision}'")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     run_dir = Path(out)
     prep_error = None
     if dist.is_main:
@@ -218,6 +225,8 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
         net = src.to(device)
         lr0 = cfg.optim.finetune_lr
         cfg.net.kwargs = dict(kwargs)  # config.yaml then rebuilds this shape on --resume
+    mf = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
+    net.to(memory_format=mf)
     opt = torch.optim.Adam(net.parameters(), lr=lr0, betas=(cfg.optim.beta1, cfg.optim.beta2))
     total = cfg.run.steps
     # fine-tuning: constant lr (paper: 1e-6); from scratch: cosine lr -> lr_min
@@ -263,8 +272,13 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
             log.info("%s: %d parameter tensors take no part in the forward (e.g. %s); DDP skips them",
                      cfg.net.arch, len(unused), unused[0])
         # DDP calls forward(): wrap so that forward() is the registry's denoise() (clean estimate)
+        # broadcast_buffers=False: the only buffers (MIRNet's blur kernels) are constants, and DDP's
+        # buffer broadcast fails on a channels_last (C, 1, 3, 3) kernel
         denoise = DDP(_DenoiseForward(net), device_ids=[device.index] if device.type == "cuda" else None,
-                      find_unused_parameters=bool(unused))
+                      find_unused_parameters=bool(unused), broadcast_buffers=False)
+    if cfg.run.compile:
+        denoise = torch.compile(denoise)
+    use_bf16 = cfg.run.precision == "bf16" and device.type == "cuda"
 
     bar = None
     if progress and dist.is_main:
@@ -276,12 +290,13 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
     with _SigintFlag() as sigint:
         while step < total:
             parts = [s.batch(step, dist.rank, dist.world_size) for s in samplers]
-            clean = torch.cat([p["clean"] for p in parts]).to(device)
-            noisy = torch.cat([p["noisy"] for p in parts]).to(device)
+            clean = torch.cat([p["clean"] for p in parts]).to(device).contiguous(memory_format=mf)
+            noisy = torch.cat([p["noisy"] for p in parts]).to(device).contiguous(memory_format=mf)
             lr_now = lr_at(step)
             for g in opt.param_groups:
                 g["lr"] = lr_now
-            loss = torch.nn.functional.l1_loss(denoise(noisy), clean)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                loss = torch.nn.functional.l1_loss(denoise(noisy).float(), clean)
             if step == cfg.run.debug_nan_at_step:
                 loss = loss * float("nan")
             opt.zero_grad(set_to_none=True)
