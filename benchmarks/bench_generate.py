@@ -16,6 +16,7 @@ GFLOP/s is counted on the executed graph (``fast`` executes 896 GFLOP per megapi
 1,022); "equivalent" GFLOP/s divides the reference FLOPs by the time (a throughput figure).
 
     python benchmarks/bench_generate.py [--device cuda] [--big 6000x4000] [--big-exact]
+    python benchmarks/bench_generate.py --compile      # eager vs torch.compile only
 
 Writes benchmarks/results/generate-<device>.json.
 """
@@ -32,6 +33,7 @@ UNTILED_SNIPPET = r"""
 import json, sys
 from pngan.perf import tune_allocator
 device, fwd, fmt, tune, size = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1", int(sys.argv[5])
+compiled = len(sys.argv) > 6 and sys.argv[6] == "1"
 tuned = tune_allocator() if tune else False
 import torch
 from pngan.nets.registry import build
@@ -49,8 +51,9 @@ if fwd == "reference":
 x = torch.rand(1, 3, size, size, device=dev).contiguous(memory_format=mf)
 with torch.inference_mode():
     flops = count_flops(lambda: net(x))
-    t = time_fn(lambda: net(x), dev, warmup=1, repeat=5)
-print(json.dumps({"forward": fwd, "format": fmt, "allocator_tuned": tuned, "size": size, "s": t,
+    run = torch.compile(net) if compiled else net
+    t = time_fn(lambda: run(x), dev, warmup=2 if compiled else 1, repeat=5)
+print(json.dumps({"forward": fwd, "format": fmt, "allocator_tuned": tuned, "compiled": compiled, "size": size, "s": t,
                   "mp_per_s": size * size / 1e6 / t, "gflop": flops / 1e9, "gflops_per_s": flops / t / 1e9,
                   "conv_peak_gflops": peak["gflops"], "fraction_of_peak": flops / t / 1e9 / peak["gflops"]}))
 """
@@ -110,13 +113,32 @@ def _run(snippet: str, *args: str) -> str:
                           check=True).stdout.strip().splitlines()[-1]
 
 
+def compare_compile(args) -> None:
+    from pngan.perf import machine
+
+    res = {"machine": machine(), "device": args.device, "untiled": []}
+    for c in ("0", "1"):
+        r = json.loads(_run(UNTILED_SNIPPET, args.device, "fast", "channels_last", "1", str(args.size), c))
+        res["untiled"].append(r)
+        print(f"{'compiled' if c == '1' else 'eager'}: {r['s']:.3f} s, {r['gflops_per_s']:.1f} GFLOP/s = "
+              f"{100 * r['fraction_of_peak']:.0f}% of {r['conv_peak_gflops']:.1f}", flush=True)
+    res["speedup_compiled"] = res["untiled"][0]["s"] / res["untiled"][1]["s"]
+    out = Path(__file__).parent / "results" / f"generate-{args.device.split(':')[0]}-compile.json"
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--size", type=int, default=512, help="untiled image side (default 512)")
     ap.add_argument("--big", default="6000x4000", help="WxH of the memory measurement ('' to skip)")
     ap.add_argument("--big-exact", action="store_true", help="measure the big image with exact tiling (7 passes)")
+    ap.add_argument("--compile", action="store_true",
+                    help="only compare eager with torch.compile (fast/channels_last/tuned) -> generate-<device>-compile.json")
     args = ap.parse_args()
+    if args.compile:
+        return compare_compile(args)
     from pngan.perf import machine
 
     res = {"machine": machine(), "device": args.device, "untiled": []}
