@@ -50,6 +50,19 @@ def test_train_resume_matches_uninterrupted(tmp_path):
     assert main(["train-denoiser", "--arch", "dncnn", "--data", data, "--out", str(a), "--quiet"]) == 2
 
 
+def test_worker_prepared_batches_train_identically(tmp_path):
+    data = _pairs(tmp_path / "d")
+    runs = {}
+    for w in (0, 2):
+        runs[w] = tmp_path / f"w{w}"
+        assert main(["train-denoiser", "--arch", "dncnn", "--data", data, "--data", data, "--ratio", "0.5",
+                     "--out", str(runs[w]), "--config", "cpu-small", "--steps", "3", "--quiet", *TINY,
+                     f"data.num_workers={w}"]) == 0
+    sa, _ = _state(runs[0])
+    sb, _ = _state(runs[2])
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
 def test_training_reduces_loss_and_finetune_lr(tmp_path):
     data = _pairs(tmp_path / "d", n=2, size=48)
     run = tmp_path / "r"

@@ -36,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
     spec = args.input if ":" in args.input and not Path(args.input).exists() else f"clean:{args.input}"
     dist = init(args.device)
     device = resolve_device(args.device, dist)
+    if device.type == "cuda":
+        import torch
+
+        torch.backends.cudnn.benchmark = True  # tiles share one shape, so the tuned algorithm is reused
     gen = NoiseGenerator.load(args.generator, device=device, tile=args.tile, overlap=args.overlap,
                               exact_tiles=not args.fast_tiles, precision=args.precision)
     res = generate(gen, spec, args.output, samples=args.samples, seed=args.seed, rank=dist.rank,
