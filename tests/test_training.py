@@ -178,3 +178,12 @@ def test_compiled_training_matches_eager(setup):
         e, c = rows["false"][0][key], rows["true"][0][key]
         assert abs(e - c) <= 1e-4 * abs(e), key
     assert rows["true"][1]["loss_g"] != rows["true"][0]["loss_g"]  # and it trains
+
+
+def test_data_workers_auto():
+    from pngan.train.distributed import data_workers
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert data_workers(3, cpu, 1) == 3 and data_workers(0, cuda, 1) == 0  # explicit values win
+    assert data_workers(-1, cpu, 1) == 0  # CPU: the step uses every core
+    assert 1 <= data_workers(-1, cuda, 1) <= 4 and data_workers(-1, cuda, 10**6) == 1

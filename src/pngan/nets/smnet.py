@@ -67,7 +67,7 @@ class SID(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.anti_alias:
-            return x[:, :, ::2, ::2]
+            return x[:, :, ::2, ::2].clone()  # a copy: MAB adds into SID outputs in place
         h, w = x.shape[-2:]
         k = self.kernel.to(x.dtype)
         if h % 2 or w % 2 or h * w < 256 * 256:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,9 +304,9 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
 
         bar = tqdm(total=total, initial=start, desc="pngan train-denoiser", unit="step", dynamic_ncols=True)
     net.train()
-    workers = cfg.data.num_workers
-    if workers < 0:  # auto: off the main process on CUDA; on CPU the step already uses every core
-        workers = min(4, max(1, (os.cpu_count() or 1) // dist.world_size - 1)) if device.type == "cuda" else 0
+    from pngan.train.distributed import data_workers
+
+    workers = data_workers(cfg.data.num_workers, device, dist.world_size)
     loader = iter(torch.utils.data.DataLoader(
         _MixedBatches(samplers, start, total - start, dist.rank, dist.world_size), batch_size=None,
         num_workers=workers, pin_memory=device.type == "cuda", prefetch_factor=4 if workers > 0 else None))

@@ -107,6 +107,18 @@ def resolve_device(device: str, dist: Dist) -> torch.device:
     return torch.device(device)
 
 
+def data_workers(requested: int, device: torch.device, world_size: int) -> int:
+    """DataLoader worker processes per training process: ``requested`` if >= 0, else auto: on CUDA
+    up to 4 (sharing the cores between the processes of this machine) so that batches are prepared
+    off the main process and the GPU never waits; on CPU none, since the step already uses every
+    core and workers would only compete with it."""
+    if requested >= 0:
+        return requested
+    if device.type != "cuda":
+        return 0
+    return min(4, max(1, (os.cpu_count() or 1) // max(1, world_size) - 1))
+
+
 def shutdown() -> None:
     if td.is_initialized():
         td.destroy_process_group()

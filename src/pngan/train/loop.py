@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import signal
 import time
 import warnings
@@ -44,7 +43,7 @@ from pngan.errors import DivergenceError, PnganError
 from pngan.train import checkpoint as ck
 from pngan.train.config import TrainConfig
 from pngan.train.schedule import cosine_lr
-from pngan.train.distributed import Dist, init as dist_init, resolve_device
+from pngan.train.distributed import Dist, data_workers, init as dist_init, resolve_device
 
 log = logging.getLogger("pngan")
 
@@ -162,11 +161,11 @@ def train_pngan(
     ``stop_after`` stops (with a checkpoint, as an interruption would) once that step is reached,
     keeping the schedule of ``cfg.run.steps``: training in pieces equals training in one go."""
     from pngan import __version__
-    from pngan.config import config_hash, save_yaml, to_dict
+    from pngan.config import config_hash, save_yaml
     from pngan.data.patches import PatchBatches, PatchSampler
     from pngan.data.specs import open_datasets
     from pngan.losses import alignment_l1, naive_l1, perceptual_loss, ra_d_loss, ra_g_loss
-    from pngan.seeding import derive_seed, make_generator
+    from pngan.seeding import derive_seed
     from pngan.train.runlog import StatsLog, save_strip
 
     dist: Dist = dist_init(cfg.run.device)
@@ -286,10 +285,7 @@ def train_pngan(
     def autocast():
         return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
 
-    workers = cfg.data.num_workers
-    if workers < 0:  # auto: on CUDA, prepare patches off the main process so the GPU never waits;
-        # on CPU the step itself uses every core, so workers would only compete with it
-        workers = min(4, max(1, (os.cpu_count() or 1) // dist.world_size - 1)) if device.type == "cuda" else 0
+    workers = data_workers(cfg.data.num_workers, device, dist.world_size)
 
     def batches(first: int):
         ds = PatchBatches(sampler, first, total - first, dist.rank, dist.world_size)
