@@ -70,7 +70,7 @@ class NoiseGenerator(nn.Module):
         """Apply the generator (tiled for large images) to already-synthesised noisy images."""
         from pngan.infer.tiling import tiled_forward
 
-        x = synthetic_noisy.to(self.device).contiguous(memory_format=torch.channels_last)
+        x = synthetic_noisy.to(self.device)  # tiles are made channels_last one at a time (no full-size copy)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             y = tiled_forward(self.net, x, self.tile, self.overlap, exact=self.exact_tiles)
         return y.to(x.dtype)

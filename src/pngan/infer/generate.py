@@ -107,21 +107,25 @@ def generate(
             if bar is not None:
                 bar.update(samples)
             continue
-        s = images[i]
+        clean = images[i].clean
         if not clean_path.is_file():
-            write_image(clean_path, s.clean)
+            write_image(clean_path, clean)
         for k in range(samples):
             target = out / "noisy" / f"{name}_{k}.png"
             g = make_generator(seed, name, k)
             if k not in todo:
                 skipped += 1
                 if k in missing_lines:  # the synthetic draw alone gives the params (no generator pass)
-                    _, params = gen.synthetic(s.clean[None].to(gen.device), generator=g, return_params=True)
+                    _, params = gen.synthetic(clean[None].to(gen.device), generator=g, return_params=True)
                     record(name, k, params[0])
             else:
-                syn, params = gen.synthetic(s.clean[None].to(gen.device), generator=g, return_params=True)
-                fake = gen.realistic(syn)[0].clamp(0, 1)
-                write_image(target, fake)
+                syn, params = gen.synthetic(clean[None].to(gen.device), generator=g, return_params=True)
+                if k == samples - 1:
+                    del clean  # not needed any more: one full-size image less while the generator runs
+                fake = gen.realistic(syn)
+                del syn
+                write_image(target, fake[0].clamp(0, 1))
+                del fake
                 written += 1
                 record(name, k, params[0])
             if bar is not None:

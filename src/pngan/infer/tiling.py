@@ -118,8 +118,13 @@ def tiled_forward(
     tile = max(mult, (tile // mult) * mult)
     overlap = (-(-overlap // mult)) * mult
     H, W = x.shape[-2:]
+    cl = torch.channels_last
+
+    def run(t: torch.Tensor) -> torch.Tensor:  # NHWC for oneDNN / tensor cores, one tile at a time
+        return net(t.contiguous(memory_format=cl))
+
     if H <= tile and W <= tile:
-        return net(x)
+        return run(x)
     ph, pw = (-H) % mult, (-W) % mult
     xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
     Hp, Wp = xp.shape[-2:]
@@ -159,7 +164,7 @@ def tiled_forward(
                 state["core"] = (y0, y1, x0, x1, ey0, ex0, ey1 - ey0)
                 state["left"] = len(grp)
                 try:
-                    net(xp[..., ey0:ey1, ex0:ex1])
+                    run(xp[..., ey0:ey1, ex0:ex1])
                 except _Stop:
                     pass
             for pid in state["collect"]:
@@ -172,7 +177,7 @@ def tiled_forward(
         wsum_x = torch.zeros(Wp, device=x.device, dtype=torch.float32)
         seen_y, seen_x = set(), set()
         for (y0, y1, x0, x1, ey0, ey1, ex0, ex1) in tiles:
-            o = net(xp[..., ey0:ey1, ex0:ex1])
+            o = run(xp[..., ey0:ey1, ex0:ex1])
             if out is None:
                 out = torch.zeros(1, o.shape[1], Hp, Wp, device=x.device, dtype=torch.float32)
             # keep the core plus half the halo on interior sides (overlapping, blended)
