@@ -17,6 +17,7 @@ GFLOP/s is counted on the executed graph (``fast`` executes 896 GFLOP per megapi
 
     python benchmarks/bench_generate.py [--device cuda] [--big 6000x4000] [--big-exact]
     python benchmarks/bench_generate.py --compile      # eager vs torch.compile only
+    python benchmarks/bench_generate.py --cli-memory   # the real command on a 6000x4000 PNG: peak memory
 
 Writes benchmarks/results/generate-<device>.json.
 """
@@ -113,6 +114,53 @@ def _run(snippet: str, *args: str) -> str:
                           check=True).stdout.strip().splitlines()[-1]
 
 
+def cli_memory(args) -> None:
+    """Peak resident memory and time of the real command, ``pngan generate`` on one smooth WxH
+    clean PNG with a paper-size (random-weight) generator, in a child process."""
+    import tempfile
+    import time
+
+    import numpy as np
+    import torch
+
+    from pngan.io.images import write_image
+    from pngan.nets.loading import save_network
+    from pngan.nets.registry import build
+    from pngan.perf import machine
+
+    w, h = (int(v) for v in args.big.split("x"))
+    res = {"machine": machine(), "device": args.device, "image": [w, h], "runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "in").mkdir()
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        img = np.stack([0.5 + 0.4 * np.sin(xx / 97), 0.5 + 0.4 * np.cos(yy / 53), 0.5 + 0.3 * np.sin((xx + yy) / 211)])
+        write_image(root / "in" / "big.png", torch.from_numpy(img))
+        del yy, xx, img
+        torch.manual_seed(0)
+        save_network(build("smnet"), root / "g.safetensors", {"pngan.synthetic": {"setting": "awgn", "sigma": 50.0}})
+        for exact in (False, True):
+            out = root / f"out-{int(exact)}"
+            cmd = [sys.executable, "-m", "pngan", "generate", "--generator", str(root / "g.safetensors"),
+                   "--input", f"clean:{root / 'in'}", "--output", str(out), "--quiet", "--device", args.device]
+            if not exact:
+                cmd.append("--fast-tiles")
+            # a wrapper process per run, so that its children's maximum RSS is this run's alone
+            wrap = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+                    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+            t = time.perf_counter()
+            peak_kb = int(subprocess.run([sys.executable, "-c", wrap, *cmd], check=True, capture_output=True,
+                                         text=True).stdout.split()[-1])
+            dt = time.perf_counter() - t
+            r = {"exact_tiles": exact, "peak_rss_mb": peak_kb / 1024, "s": dt, "mp_per_s": w * h / 1e6 / dt,
+                 "target_mb": 2048}
+            res["runs"].append(r)
+            print(r, flush=True)
+    out = Path(__file__).parent / "results" / f"generate-{args.device.split(':')[0]}-cli-memory.json"
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
 def compare_compile(args) -> None:
     from pngan.perf import machine
 
@@ -136,7 +184,11 @@ def main() -> None:
     ap.add_argument("--big-exact", action="store_true", help="measure the big image with exact tiling (7 passes)")
     ap.add_argument("--compile", action="store_true",
                     help="only compare eager with torch.compile (fast/channels_last/tuned) -> generate-<device>-compile.json")
+    ap.add_argument("--cli-memory", action="store_true",
+                    help="only measure the real 'pngan generate' command on a --big image (fast, then exact tiles)")
     args = ap.parse_args()
+    if args.cli_memory:
+        return cli_memory(args)
     if args.compile:
         return compare_compile(args)
     from pngan.perf import machine

@@ -14,8 +14,6 @@ import json
 import os
 from pathlib import Path
 
-import torch
-
 from pngan.errors import PnganError
 
 

@@ -156,6 +156,10 @@ def tiled_forward(
 
         return hook
 
+    # The output buffer is allocated before any tile runs (assuming out channels = in channels, as
+    # for SMNet; corrected on the first tile otherwise): the tiles' activations then always reuse
+    # the same freed memory above it instead of being split around it (peak memory, issue 6).
+    out = torch.zeros(1, x.shape[1], Hp, Wp, device=x.device, dtype=torch.float32)
     handles = [p.register_forward_hook(make_hook(id(p))) for grp in groups for p in grp]
     try:
         for grp in groups:
@@ -170,7 +174,6 @@ def tiled_forward(
             for pid in state["collect"]:
                 known[pid] = (state["sums"][pid] / state["counts"][pid]).to(x.dtype)
         state["collect"] = ()
-        out = None
         # Tiles form a grid and each weight map is wy (x) wx, so the sum of the weights is separable:
         # two 1-D sums instead of a full-image buffer.
         wsum_y = torch.zeros(Hp, device=x.device, dtype=torch.float32)
@@ -178,7 +181,7 @@ def tiled_forward(
         seen_y, seen_x = set(), set()
         for (y0, y1, x0, x1, ey0, ey1, ex0, ex1) in tiles:
             o = run(xp[..., ey0:ey1, ex0:ex1])
-            if out is None:
+            if o.shape[1] != out.shape[1]:
                 out = torch.zeros(1, o.shape[1], Hp, Wp, device=x.device, dtype=torch.float32)
             # keep the core plus half the halo on interior sides (overlapping, blended)
             ky0, ky1 = max(ey0, y0 - blend // 2), min(ey1, y1 + blend // 2)
