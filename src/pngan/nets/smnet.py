@@ -88,6 +88,11 @@ class SID(nn.Module):
         return out
 
 
+def _up(x: torch.Tensor, size) -> torch.Tensor:
+    """Bilinear resize (align_corners=False) to ``size``."""
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
 class Up(nn.Module):
     """Bilinear upsampling to a target size, then a 1x1 conv."""
 
@@ -96,7 +101,7 @@ class Up(nn.Module):
         self.conv = nn.Conv2d(channels, channels, 1)
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        return self.conv(F.interpolate(x, size=size, mode="bilinear", align_corners=False))
+        return self.conv(_up(x, size))
 
 
 class MAB(nn.Module):
@@ -162,10 +167,6 @@ class MAB(nn.Module):
         t3 = y3 + self.down(t2)
         t = self.up31(t3, s1)
         return x + self.fuse(torch.cat([b1, t], dim=1))
-
-
-def _up(x: torch.Tensor, size) -> torch.Tensor:
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 class SRG(nn.Module):

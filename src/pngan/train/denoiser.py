@@ -26,7 +26,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -88,7 +88,7 @@ class DenoiserRunConfig:
     device: str = "auto"
     threads: int = 0
     channels_last: bool = True
-    precision: str = "fp32"  # fp32 | bf16 (autocast, used on CUDA only)
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast is used on CUDA only
     compile: bool = False  # torch.compile the network's forward
     debug_nan_at_step: int = -1  # testing aid
 
@@ -186,8 +186,6 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
     device = resolve_device(cfg.run.device, dist)
     if cfg.run.threads > 0:
         torch.set_num_threads(cfg.run.threads)
-    if cfg.run.precision not in ("fp32", "bf16"):
-        raise PnganError(f"run.precision must be fp32 or bf16, got '{cfg.run.precision}'")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     run_dir = Path(out)
@@ -304,12 +302,10 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
 
         bar = tqdm(total=total, initial=start, desc="pngan train-denoiser", unit="step", dynamic_ncols=True)
     net.train()
-    from pngan.train.distributed import data_workers
+    from pngan.train.distributed import batch_loader
 
-    workers = data_workers(cfg.data.num_workers, device, dist.world_size)
-    loader = iter(torch.utils.data.DataLoader(
-        _MixedBatches(samplers, start, total - start, dist.rank, dist.world_size), batch_size=None,
-        num_workers=workers, pin_memory=device.type == "cuda", prefetch_factor=4 if workers > 0 else None))
+    loader = batch_loader(_MixedBatches(samplers, start, total - start, dist.rank, dist.world_size),
+                          cfg.data.num_workers, device, dist.world_size)
     step, t_log, n_log, interrupted = start, time.perf_counter(), 0, False
     with _SigintFlag() as sigint:
         while step < total:

@@ -107,6 +107,15 @@ def resolve_device(device: str, dist: Dist) -> torch.device:
     return torch.device(device)
 
 
+def batch_loader(batches: torch.utils.data.Dataset, requested_workers: int, device: torch.device, world_size: int):
+    """An iterator over ``batches`` (a Dataset whose items are whole batches), prepared by
+    ``data_workers(...)`` worker processes into pinned memory on CUDA: what both trainers use."""
+    workers = data_workers(requested_workers, device, world_size)
+    return iter(torch.utils.data.DataLoader(
+        batches, batch_size=None, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda",
+        persistent_workers=False, prefetch_factor=4 if workers > 0 else None))
+
+
 def data_workers(requested: int, device: torch.device, world_size: int) -> int:
     """DataLoader worker processes per training process: ``requested`` if >= 0, else auto: on CUDA
     up to 4 (sharing the cores between the processes of this machine) so that batches are prepared

@@ -43,7 +43,7 @@ from pngan.errors import DivergenceError, PnganError
 from pngan.train import checkpoint as ck
 from pngan.train.config import TrainConfig
 from pngan.train.schedule import cosine_lr
-from pngan.train.distributed import Dist, data_workers, init as dist_init, resolve_device
+from pngan.train.distributed import Dist, batch_loader, init as dist_init, resolve_device
 
 log = logging.getLogger("pngan")
 
@@ -285,15 +285,9 @@ def train_pngan(
     def autocast():
         return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
 
-    workers = data_workers(cfg.data.num_workers, device, dist.world_size)
-
     def batches(first: int):
         ds = PatchBatches(sampler, first, total - first, dist.rank, dist.world_size)
-        loader = torch.utils.data.DataLoader(
-            ds, batch_size=None, shuffle=False, num_workers=workers,
-            pin_memory=device.type == "cuda", persistent_workers=False,
-            prefetch_factor=4 if workers > 0 else None)
-        return iter(loader)
+        return batch_loader(ds, cfg.data.num_workers, device, dist.world_size)
 
     bar = None
     if progress and dist.is_main:
