@@ -15,7 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="generated noisy images for the same clean images, matched by name (X or X_K)")
     src.add_argument("--generator", metavar="RUN_OR_WEIGHTS", help="generate with a trained generator (run folder "
                      "or generator .safetensors), seeded per image like 'pngan generate'")
-    src.add_argument("--setting", help="score a synthetic baseline instead: awgn (1) or raw (2)")
+    src.add_argument("--setting", help="score a synthetic baseline instead: awgn (1), raw (2), calibrated (fitted on "
+                     "--fit pairs) or calibrated:FILE.json")
+    n.add_argument("--fit", metavar="SPEC", help="with --setting calibrated: the real training pairs to fit it on "
+                   "(e.g. polyu:DIR@train; never the --real pairs you score on)")
     n.add_argument("--samples", type=int, default=1,
                    help="generated samples per image with --generator/--setting (default 1)")
     n.add_argument("--seed", type=int, default=0)
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             if args.generator is not None:
                 fn = de.generator_sampler(args.generator, seed=args.seed)
             else:
-                fn = de.synthetic_sampler(args.setting, seed=args.seed)
+                fn = de.synthetic_sampler(args.setting, seed=args.seed, fit=args.fit)
             res = de.evaluate_noise(real, sample_fn=fn, samples=args.samples, progress=tqdm)
             res["generated"] = args.generator or f"setting:{args.setting}"
         res["kind"] = "noise"

@@ -19,7 +19,10 @@ FORMATS = {"png": (".png", 8), "png16": (".png", 16), "tif": (".tif", 16)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--setting", required=True, help="awgn (setting 1, alias 1) or raw (setting 2, alias 2)")
+    parser.add_argument("--setting", required=True, help="awgn (setting 1, alias 1), raw (setting 2, alias 2), "
+                        "calibrated (a noise model fitted on --fit pairs) or calibrated:FILE.json (a saved fit)")
+    parser.add_argument("--fit", metavar="SPEC", help="calibrated only: the real noisy/clean pairs to fit it on, "
+                        "e.g. polyu:DIR@train (fitting takes seconds)")
     parser.add_argument("--input", required=True, metavar="SPEC_OR_DIR",
                         help="clean:DIR, any pair spec (its clean images are used), camera:builtin, or a plain DIR")
     parser.add_argument("--output", required=True, metavar="DIR", help="output folder (a pairs: set)")
@@ -85,13 +88,20 @@ def run(args: argparse.Namespace) -> int:
     from pngan.noise import build_synthetic, canonical_setting
     from pngan.seeding import derive_seed
 
-    setting = canonical_setting(args.setting)
+    if str(args.setting).lower().startswith("calibrated"):
+        from pngan.noise import resolve_setting
+
+        setting = "calibrated"
+    else:
+        setting = canonical_setting(args.setting)
+    if args.fit and setting != "calibrated":
+        raise PnganError("--fit applies to --setting calibrated only")
     kwargs = {}
     if args.sigma is not None:
         if setting != "awgn":
             raise PnganError("--sigma applies to --setting awgn only (setting 2 draws its own noise levels)")
         kwargs["sigma"] = _parse_sigma(args.sigma)
-    module = build_synthetic(setting, **kwargs)
+    module = resolve_setting(args.setting, args.fit) if setting == "calibrated" else build_synthetic(setting, **kwargs)
 
     spec, in_dir = _resolve_input(args.input)
     out = Path(args.output)

@@ -10,9 +10,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="real noisy/clean pairs, FORMAT:PATH (repeatable), e.g. sidd:SIDD_Medium_Srgb, camera:builtin")
     p.add_argument("--denoiser", metavar="NAME:CHECKPOINT",
                    help="frozen pretrained real denoiser for the image-domain alignment, e.g. "
-                        "dncnn:../shared/weights/dncnn_sidd_naflow.pth or a pngan .safetensors file")
-    p.add_argument("--setting", choices=["awgn", "raw"], help="synthetic setting of the generator's input "
-                   "(awgn: setting 1, sigma 50; raw: setting 2); default from the config (awgn)")
+                        "dncnn:../shared/weights/dncnn_sidd_naflow.pth or a pngan .safetensors file; without it, "
+                        "a DnCNN is first trained on the same --data pairs into RUN/frozen-denoiser (resumable)")
+    p.add_argument("--denoiser-config", metavar="PRESET|FILE.yaml",
+                   help="train-denoiser config of that frozen denoiser (default: frozen-cpu on CPU, paper on GPU)")
+    p.add_argument("--setting", choices=["awgn", "raw", "calibrated"], help="synthetic setting of the generator's "
+                   "input (awgn: setting 1, sigma 50; raw: setting 2; calibrated: a noise model fitted on the "
+                   "--data pairs); default from the config")
     p.add_argument("--config", default=None, metavar="PRESET|FILE.yaml",
                    help="paper (the paper's full setting; default on GPU) or cpu-small (minutes on 2 CPU cores; "
                         "default on CPU), or a YAML file (may start with 'base: PRESET')")
@@ -25,11 +29,57 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. data.batch_size=16 run.seed=1")
 
 
+def frozen_denoiser(args: argparse.Namespace, cfg) -> str | None:
+    """Train (or finish, or reuse) the frozen real denoiser of the run ``args.out`` on its own
+    --data pairs, in RUN/frozen-denoiser; returns its weights file, or None when interrupted."""
+    import logging
+    import os
+    from pathlib import Path
+
+    import torch
+
+    from pngan.errors import PnganError
+    from pngan.train import checkpoint as ck
+    from pngan.train.denoiser import load_denoiser_config, train_denoiser
+
+    log = logging.getLogger("pngan")
+    out = Path(args.out)
+    dn_dir = out / ck.FROZEN_DENOISER_DIR
+    weights = dn_dir / "denoiser.safetensors"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if not (dn_dir / "done").is_file():
+            raise PnganError("under torchrun, train the frozen denoiser first (the same command in one process, "
+                             "or 'pngan train-denoiser') and pass --denoiser", out)
+        return str(weights)
+    if (dn_dir / "done").is_file():
+        return str(weights)
+    if args.resume and not (out / "config.yaml").is_file() and not (dn_dir / "config.yaml").is_file():
+        raise PnganError("--resume: this folder holds no pngan run (no config.yaml)", out)
+    if not args.resume and (out / "config.yaml").is_file():
+        raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
+    if args.resume and (out / "config.yaml").is_file() and not (dn_dir / "done").is_file():
+        raise PnganError("--resume: this run was trained with a --denoiser given on the command line; give it again", out)
+    if not args.resume and out.exists() and any(p.name != ck.FROZEN_DENOISER_DIR for p in out.iterdir()):
+        raise PnganError("output folder exists and is not empty (and is not a pngan run)", out)
+    preset = args.denoiser_config or ("paper" if torch.cuda.is_available() else "frozen-cpu")
+    again = (dn_dir / "config.yaml").is_file()
+    dcfg = load_denoiser_config(str(dn_dir / "config.yaml") if again else preset,
+                                [f"run.seed={cfg.run.seed}", f"run.device={cfg.run.device}"])
+    log.info("no --denoiser given: %s the frozen real denoiser (%s, %s, %d steps) on %s into %s",
+             "continuing" if again else "training", dcfg.net.arch, preset, dcfg.run.steps, ", ".join(args.data), dn_dir)
+    res = train_denoiser(dcfg, list(args.data), dn_dir, resume=again, progress=not args.quiet)
+    if res.interrupted:
+        return None
+    (dn_dir / "done").write_text(f"{res.step}\n")
+    return str(weights)
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
 
     import torch
 
+    from pngan.errors import PnganError
     from pngan.train.config import load_train_config
     from pngan.train.loop import train_pngan
 
@@ -39,15 +89,25 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"synthetic.setting={args.setting}")
     if args.steps is not None:
         overrides.append(f"run.steps={args.steps}")
-    if args.resume:
-        from pathlib import Path
+    from pathlib import Path
 
+    # --resume of a run stopped while its frozen denoiser was training: PNGAN itself starts fresh
+    resume = args.resume and (Path(args.out) / "config.yaml").is_file()
+    if args.resume and not resume and args.denoiser is not None:
+        raise PnganError("--resume given but this is not a pngan run folder (no config.yaml)", Path(args.out))
+    if resume:
         cfg = load_train_config(str(Path(args.out) / "config.yaml"), overrides)
     else:
         preset = args.config or ("paper" if torch.cuda.is_available() else "cpu-small")
         cfg = load_train_config(preset, overrides)
-    res = train_pngan(cfg, args.data, args.out, denoiser=args.denoiser, vgg_weights=args.vgg,
-                      resume=args.resume, progress=not args.quiet)
+    denoiser = args.denoiser
+    if denoiser is None and cfg.loss.alignment == "denoiser":
+        denoiser = frozen_denoiser(args, cfg)
+        if denoiser is None:
+            print("pngan: interrupted while training the frozen denoiser; checkpoint written; continue with --resume")
+            return 130
+    res = train_pngan(cfg, args.data, args.out, denoiser=denoiser, vgg_weights=args.vgg,
+                      resume=resume, progress=not args.quiet)
     import os
 
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 speaks

@@ -137,6 +137,7 @@ def evaluate_noise(real_set, *, generated: dict[str, list[torch.Tensor]] | None 
     ``generated`` (by name, see :func:`match_generated`) or from ``sample_fn(clean, name, k)``
     (a generator or a synthetic setting), ``samples`` per image."""
     from pngan.eval.noise_metrics import noise_metrics
+    from pngan.eval.noise_structure import STRUCTURE_KEYS, structure_metrics
 
     if not real_set.has_clean or not real_set.has_noisy:
         raise PnganError(f"{real_set.spec}: realism metrics need real noisy/clean pairs")
@@ -158,21 +159,23 @@ def evaluate_noise(real_set, *, generated: dict[str, list[torch.Tensor]] | None 
         else:
             with torch.inference_mode():
                 gens = [sample_fn(s.clean, s.name, k).clamp(0, 1) for k in range(samples)]
-        rows[s.name] = noise_metrics(s.noisy, s.clean, gens)
+        rows[s.name] = {**noise_metrics(s.noisy, s.clean, gens), **structure_metrics(s.noisy, s.clean, gens)}
     if not rows:
         raise PnganError(f"{real_set.spec}: the data set is empty")
-    keys = ("kld_noiseflow", "kld_naflow", "akld", "mmd")
+    keys = ("kld_noiseflow", "kld_naflow", "akld", "mmd") + STRUCTURE_KEYS
     mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
     return {"real": real_set.spec, "count": len(rows), "images": rows, "mean": mean}
 
 
-def synthetic_sampler(setting: str, seed: int = 0, **kw) -> Callable[[torch.Tensor, str, int], torch.Tensor]:
+def synthetic_sampler(setting, seed: int = 0, fit: str | None = None, **kw
+                      ) -> Callable[[torch.Tensor, str, int], torch.Tensor]:
     """``sample_fn`` for :func:`evaluate_noise` from a synthetic setting (baselines), seeded per
-    (image name, sample index)."""
-    from pngan.noise import build_synthetic
+    (image name, sample index). ``setting``: a setting module, or a spec for
+    :func:`pngan.noise.resolve_setting` (``calibrated`` is fitted on the pairs ``fit``)."""
+    from pngan.noise import resolve_setting
     from pngan.seeding import derive_seed
 
-    model = build_synthetic(setting, **kw)
+    model = setting if isinstance(setting, torch.nn.Module) else resolve_setting(setting, fit, **kw)
 
     def fn(clean: torch.Tensor, name: str, k: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(derive_seed(seed, name, k))

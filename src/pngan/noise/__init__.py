@@ -1,7 +1,9 @@
 """Synthetic noise settings of the paper: the generator's input (Sec. 3.1 / 4.1).
 
 ``build_synthetic("awgn", sigma=50)`` (setting 1, aliases "1", "setting1") or
-``build_synthetic("raw")`` (setting 2, aliases "2", "setting2"): modules with
+``build_synthetic("raw")`` (setting 2, aliases "2", "setting2") or
+``build_synthetic("calibrated", a=..., b=..., kernel=..., mix=...)`` (a noise model fitted on the
+user's pairs, ``noise/calibrated.py``; ``fit_calibrated(imageset)`` fits it): modules with
 ``forward(x (B,3,H,W) in [0,1], generator=None, return_params=False)`` and ``describe()``.
 ``build_synthetic(**module.describe())`` rebuilds the same setting (this is how checkpoints store
 it).
@@ -13,13 +15,14 @@ from torch import nn
 
 from pngan.errors import PnganError
 
-SETTINGS = {"awgn": "awgn", "1": "awgn", "setting1": "awgn", "raw": "raw", "2": "raw", "setting2": "raw"}
+SETTINGS = {"awgn": "awgn", "1": "awgn", "setting1": "awgn", "raw": "raw", "2": "raw", "setting2": "raw",
+            "calibrated": "calibrated"}
 
 
 def canonical_setting(setting: str | int) -> str:
     key = str(setting).strip().lower()
     if key not in SETTINGS:
-        raise PnganError(f"unknown synthetic setting {setting!r}: use awgn (1) or raw (2)")
+        raise PnganError(f"unknown synthetic setting {setting!r}: use awgn (1), raw (2) or calibrated")
     return SETTINGS[key]
 
 
@@ -30,6 +33,13 @@ def build_synthetic(setting: str | int, **kwargs) -> nn.Module:
             from pngan.noise.awgn import AWGN
 
             return AWGN(**kwargs)
+        if name == "calibrated":
+            from pngan.noise.calibrated import CalibratedNoise
+
+            if "a" not in kwargs:
+                raise PnganError("the calibrated setting is fitted on noisy/clean pairs: give the pairs to fit on "
+                                 "(--fit SPEC) or a calibration file (calibrated:FILE.json)")
+            return CalibratedNoise(**kwargs)
         from pngan.noise.raw import RawNoise
 
         return RawNoise(**kwargs)
@@ -37,4 +47,25 @@ def build_synthetic(setting: str | int, **kwargs) -> nn.Module:
         raise PnganError(f"synthetic setting {name}: bad arguments {sorted(kwargs)}: {e}") from None
 
 
-__all__ = ["build_synthetic", "canonical_setting", "SETTINGS"]
+def resolve_setting(spec: str, fit: str | None = None, **kwargs) -> nn.Module:
+    """A synthetic setting from a command-line spec: ``awgn``/``1``, ``raw``/``2``,
+    ``calibrated:FILE.json`` (a saved calibration), or ``calibrated`` fitted on the pairs ``fit``
+    (a data spec such as ``polyu:DIR@train``)."""
+    s = str(spec).strip()
+    if s.lower().startswith("calibrated:"):
+        from pngan.noise.calibrated import load_calibration
+
+        return load_calibration(s.split(":", 1)[1])
+    name = canonical_setting(s)
+    if name == "calibrated":
+        if not fit:
+            raise PnganError("the calibrated setting needs the pairs to fit it on (--fit SPEC, e.g. "
+                             "polyu:DIR@train) or a saved calibration (calibrated:FILE.json)")
+        from pngan.data.specs import open_dataset
+        from pngan.noise.calibrated import fit_calibrated
+
+        return fit_calibrated(open_dataset(fit))
+    return build_synthetic(name, **kwargs)
+
+
+__all__ = ["build_synthetic", "canonical_setting", "resolve_setting", "SETTINGS"]

@@ -118,6 +118,9 @@ def load_weights_into(net: nn.Module, path: Path) -> None:
     load_state_dict_strict(target, read_state_dict(path), path, getattr(target, "registry_name", ""))
 
 
+FROZEN_DENOISER_DIR = "frozen-denoiser"  # RUN/frozen-denoiser: the denoiser `pngan train` trained for this run
+
+
 def prepare_run_dir(out: str | Path, resume: bool) -> Path:
     """Create ``out`` for a new run, or check it is a run to resume. Never clobbers."""
     out = Path(out)
@@ -128,7 +131,8 @@ def prepare_run_dir(out: str | Path, resume: bool) -> Path:
     if out.exists():
         if (out / "config.yaml").is_file():
             raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
-        if any(out.iterdir()):
+        # a run folder may already hold the frozen denoiser that `pngan train` trained for it
+        if any(p.name != FROZEN_DENOISER_DIR for p in out.iterdir()):
             raise PnganError("output folder exists and is not empty (and is not a pngan run)", out)
     try:
         out.mkdir(parents=True, exist_ok=True)

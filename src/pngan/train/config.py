@@ -25,6 +25,11 @@ class GeneratorConfig:
     multiscale: bool = True
     sid: bool = True
     fca: bool = True
+    # How the generator's weights start. "default": PyTorch's initialisation (the paper says
+    # nothing). "identity": the last conv (tail) starts at zero, so fake = x + tail(...) starts as
+    # the identity of its input (residual zero-init): with a realistic input (the calibrated
+    # setting) training starts from the fitted baseline instead of from a random perturbation.
+    init: Literal["default", "identity"] = "default"
 
     def kwargs(self) -> dict:
         return dict(channels=self.channels, groups=self.groups, blocks=self.blocks,
@@ -33,9 +38,11 @@ class GeneratorConfig:
 
 @dataclass
 class SyntheticConfig:
-    setting: str = "awgn"  # awgn (setting 1) | raw (setting 2)
+    setting: str = "awgn"  # awgn (setting 1) | raw (setting 2) | calibrated (fitted on the training pairs)
     sigma: float = 50.0  # setting 1, on the 0-255 scale
     sigma_max: float | None = None  # setting 1: sample sigma uniformly in [sigma, sigma_max] per image
+    calibration: str | None = None  # calibrated: a saved calibration JSON; default: fit on the training pairs
+    correlated: bool = True  # calibrated: fit the spatial and cross-channel correlation too
 
     def kwargs(self) -> dict:
         from pngan.noise import canonical_setting

@@ -111,6 +111,16 @@ PRESETS: dict[str, dict] = {
         "data": {"patch_size": 40, "batch_size": 8},
         "run": {"steps": 300, "log_every": 10, "ckpt_every": 100},
     },
+    # The frozen real denoiser that `pngan train` trains first when no --denoiser is given, on a CPU.
+    # It must actually denoise: a denoiser that passes noise through (cpu-small's, 300 steps) makes
+    # the image-domain alignment L1(Dn(fake), Dn(real)) a plain L1 between two noisy images, whose
+    # minimiser is a blurred, denoised fake (docs/experiments.md). On a GPU the `paper` preset is used.
+    "frozen-cpu": {
+        "net": {"kwargs": {"depth": 10, "channels": 48}},
+        "optim": {"lr": 1e-3},
+        "data": {"patch_size": 48, "batch_size": 8},
+        "run": {"steps": 1500, "log_every": 50, "ckpt_every": 250},
+    },
 }
 
 

@@ -120,13 +120,36 @@ def synth_batch(synth, clean: torch.Tensor, seed: int, step: int, first: int) ->
                       for i in range(clean.shape[0])])
 
 
-def build_models(cfg: TrainConfig, denoiser: str | None, vgg_weights: str | None, device: torch.device):
+def build_synthetic_input(cfg: TrainConfig, imageset=None) -> nn.Module:
+    """The generator's input setting. ``calibrated`` is read from ``synthetic.calibration`` or fitted
+    on the training pairs ``imageset`` (deterministic, seconds)."""
+    from pngan.noise import build_synthetic, canonical_setting
+
+    if canonical_setting(cfg.synthetic.setting) != "calibrated":
+        return build_synthetic(cfg.synthetic.setting, **cfg.synthetic.kwargs())
+    from pngan.noise.calibrated import fit_calibrated, load_calibration
+
+    if cfg.synthetic.calibration:
+        return load_calibration(cfg.synthetic.calibration)
+    if imageset is None:
+        raise PnganError("synthetic.setting=calibrated needs the training pairs to fit on (or synthetic.calibration=FILE)")
+    return fit_calibrated(imageset, correlated=cfg.synthetic.correlated)
+
+
+def build_models(cfg: TrainConfig, denoiser: str | None, vgg_weights: str | None, device: torch.device,
+                 imageset=None):
     from pngan.losses.perceptual import build_perceptual
     from pngan.nets.loading import load_network, parse_net_spec
     from pngan.nets.registry import build
-    from pngan.noise import build_synthetic
 
     G = build(cfg.generator.name, **cfg.generator.kwargs()).to(device)
+    if cfg.generator.init == "identity":
+        tail = getattr(G, "tail", None)
+        if not isinstance(tail, nn.Conv2d):
+            raise PnganError(f"generator.init=identity needs a generator with a 'tail' conv; {cfg.generator.name} has none")
+        nn.init.zeros_(tail.weight)
+        if tail.bias is not None:
+            nn.init.zeros_(tail.bias)
     D = None
     if cfg.loss.discriminator != "none":
         D = build(f"{cfg.loss.discriminator}_discriminator", channels=cfg.loss.d_channels).to(device)
@@ -142,7 +165,7 @@ def build_models(cfg: TrainConfig, denoiser: str | None, vgg_weights: str | None
         perceptual = build_perceptual(vgg_weights, cfg.loss.perceptual if vgg_weights or cfg.loss.perceptual != "imagenet" else "imagenet")
         if perceptual is not None:
             perceptual = perceptual.to(device)
-    synth = build_synthetic(cfg.synthetic.setting, **cfg.synthetic.kwargs())
+    synth = build_synthetic_input(cfg, imageset)
     return G, D, Dn, perceptual, synth
 
 
@@ -197,7 +220,7 @@ def train_pngan(
     sampler = PatchSampler(imageset, cfg.data.patch_size, cfg.data.batch_size, cfg.data.flips,
                            cfg.run.seed, cache_bytes=int(cfg.data.cache_gb * 2**30))
     torch.manual_seed(derive_seed(cfg.run.seed, "init"))  # same initial weights on every rank and run
-    G, D, Dn, perceptual, synth = build_models(cfg, denoiser, vgg_weights, device)
+    G, D, Dn, perceptual, synth = build_models(cfg, denoiser, vgg_weights, device, imageset)
     mem_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
     for net in (G, D, Dn, perceptual):
         if net is not None:

@@ -1,0 +1,209 @@
+"""The calibrated setting: a non-learned noise model fitted on the user's own noisy/clean pairs.
+
+It is the bar every learned generator must clear (a two-parameter fit per channel that a GAN
+cannot beat is not worth training), and it can also be the generator's input instead of setting 1
+or 2 (``synthetic.setting=calibrated``).
+
+Model, per channel c of an sRGB image x in [0, 1]::
+
+    noisy = clip(x + sqrt(a_c * x_c + b_c) * z_c, 0, 1),     z = M (k * w),  w ~ N(0, I)
+
+* ``a``, ``b``: the heteroscedastic variance (noise level function) of each channel, fitted by
+  weighted least squares of the mean squared noise in ``FIT_BINS`` intensity bins against the
+  clean intensity (bins whose clean value is within 2/255 of black or white are left out: clipping
+  lowers their variance); negative values are clipped to 0 and the fit redone for the other one;
+* ``k``: a ``kernel_size`` x ``kernel_size`` spatial colouring kernel with unit energy, the
+  zero-phase spectral square root of the normalised noise's autocorrelation (lags up to
+  ``kernel_size // 2``, averaged over channels and images): it reproduces the spatial correlation
+  that demosaicing, denoising in the camera and JPEG give real sRGB noise;
+* ``M``: the Cholesky factor of the normalised noise's 3x3 cross-channel correlation matrix.
+
+``correlated=False`` keeps only ``a`` and ``b`` (white, channel-independent noise: the plain
+heteroscedastic Gaussian). Fitting reads at most ``max_images`` pairs and takes seconds.
+``describe()`` holds every fitted number, so checkpoints and ``--setting calibrated:FILE.json``
+rebuild exactly the same setting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pngan.errors import PnganError
+
+FIT_BINS = 32
+
+
+class CalibratedNoise(nn.Module):
+    setting = "calibrated"
+
+    def __init__(self, a, b, kernel=None, mix=None, clip: bool = True, fitted_on: str = ""):
+        super().__init__()
+        self.a = [float(v) for v in a]
+        self.b = [float(v) for v in b]
+        if len(self.a) != 3 or len(self.b) != 3:
+            raise PnganError("calibrated: a and b need one value per channel (3)")
+        if not all(math.isfinite(v) and v >= 0 for v in self.a + self.b):
+            raise PnganError(f"calibrated: a and b must be finite and >= 0, got a={self.a} b={self.b}")
+        self.kernel = None if kernel is None else [[float(v) for v in row] for row in kernel]
+        self.mix = None if mix is None else [[float(v) for v in row] for row in mix]
+        if self.kernel is not None:
+            k = np.asarray(self.kernel)
+            if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] % 2 == 0:
+                raise PnganError(f"calibrated: kernel must be square with an odd size, got {k.shape}")
+        if self.mix is not None and np.asarray(self.mix).shape != (3, 3):
+            raise PnganError("calibrated: mix must be 3x3")
+        self.clip = bool(clip)
+        self.fitted_on = str(fitted_on)
+
+    def describe(self) -> dict:
+        return {"setting": "calibrated", "a": self.a, "b": self.b, "kernel": self.kernel, "mix": self.mix,
+                "clip": self.clip, "fitted_on": self.fitted_on}
+
+    def field(self, shape, generator: torch.Generator | None, device, dtype) -> torch.Tensor:
+        """Unit-variance correlated noise z = M (k * w) of ``shape`` (B, 3, H, W)."""
+        gdev = generator.device if generator is not None else device
+        w = torch.randn(shape, generator=generator, device=gdev, dtype=dtype).to(device)
+        if self.kernel is not None:
+            k = torch.tensor(self.kernel, dtype=dtype, device=device)
+            r = k.shape[0] // 2
+            mode = "reflect" if min(shape[-2:]) > r else "replicate"
+            w = F.conv2d(F.pad(w, (r, r, r, r), mode=mode), k.expand(3, 1, *k.shape), groups=3)
+        if self.mix is not None:
+            m = torch.tensor(self.mix, dtype=dtype, device=device)
+            w = torch.einsum("ij,bjhw->bihw", m, w)
+        return w
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, return_params: bool = False):
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected (B,3,H,W), got {tuple(x.shape)}")
+        wdt = torch.float64 if x.dtype == torch.float64 else torch.float32
+        xx = x.to(wdt)
+        a = torch.tensor(self.a, dtype=wdt, device=x.device)[None, :, None, None]
+        b = torch.tensor(self.b, dtype=wdt, device=x.device)[None, :, None, None]
+        std = torch.sqrt(a * xx.clamp(0, 1) + b)
+        noisy = xx + std * self.field(x.shape, generator, x.device, wdt)
+        if self.clip:
+            noisy = noisy.clamp(0.0, 1.0)
+        noisy = noisy.to(x.dtype)
+        if return_params:
+            return noisy, [{"setting": "calibrated"} for _ in range(x.shape[0])]
+        return noisy
+
+
+def _fit_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Weighted least squares y = a x + b with a, b >= 0."""
+    if w.sum() <= 0:
+        return 0.0, 0.0
+    A = np.stack([x, np.ones_like(x)], 1) * np.sqrt(w)[:, None]
+    a, b = np.linalg.lstsq(A, y * np.sqrt(w), rcond=None)[0]
+    if a < 0:
+        a, b = 0.0, float(np.sum(w * y) / np.sum(w))
+    elif b < 0:
+        a, b = float(np.sum(w * x * y) / max(np.sum(w * x * x), 1e-30)), 0.0
+    return float(a), float(b)
+
+
+def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, max_images: int = 64,
+                   progress=None) -> CalibratedNoise:
+    """Fit the calibrated model on the noisy/clean pairs of ``imageset`` (see the module docstring)."""
+    if not (imageset.has_clean and imageset.has_noisy):
+        raise PnganError(f"fitting the calibrated setting needs noisy/clean pairs; {imageset.spec} has only one side")
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise PnganError(f"calibrated: kernel_size must be odd and >= 1, got {kernel_size}")
+    n = len(imageset)
+    if n == 0:
+        raise PnganError(f"{imageset.spec}: no pairs to fit the calibrated setting on")
+    idx = np.unique(np.linspace(0, n - 1, min(n, max_images)).round().astype(int))
+    pairs = []
+    sums = np.zeros((3, FIT_BINS))
+    counts = np.zeros((3, FIT_BINS))
+    edges = np.linspace(0.0, 1.0, FIT_BINS + 1)
+    it = progress(idx) if progress is not None else idx
+    for i in it:
+        s = imageset.load(int(i))
+        c = s.clean.to(torch.float64).numpy()
+        nz = s.noisy.to(torch.float64).numpy() - c
+        pairs.append((c, nz))
+        for ch in range(3):
+            bi = np.clip(np.digitize(c[ch].ravel(), edges) - 1, 0, FIT_BINS - 1)
+            sums[ch] += np.bincount(bi, weights=nz[ch].ravel() ** 2, minlength=FIT_BINS)
+            counts[ch] += np.bincount(bi, minlength=FIT_BINS)
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    usable = (centers > 2 / 255) & (centers < 1 - 2 / 255)
+    a, b = [], []
+    for ch in range(3):
+        w = np.where(usable & (counts[ch] > 0), counts[ch], 0.0)
+        y = sums[ch] / np.maximum(counts[ch], 1)
+        ac, bc = _fit_line(centers, y, w)
+        a.append(ac)
+        b.append(bc)
+    if sum(a) + sum(b) <= 0:
+        raise PnganError(f"{imageset.spec}: the noisy and clean images are identical: no noise to fit")
+    kernel = mix = None
+    if correlated:
+        r = kernel_size // 2
+        L = 4 * r + 8  # FFT size of the lag window
+        acc = np.zeros((2 * r + 1, 2 * r + 1))
+        cc = np.zeros((3, 3))
+        tot = 0.0
+        for c, nz in pairs:
+            std = np.sqrt(np.asarray(a)[:, None, None] * np.clip(c, 0, 1) + np.asarray(b)[:, None, None])
+            z = nz / np.maximum(std, 1e-6)
+            z = z - z.mean(axis=(1, 2), keepdims=True)
+            h, wd = z.shape[1:]
+            f = np.fft.fft2(z)
+            ac = np.real(np.fft.ifft2(np.abs(f) ** 2)).mean(0)  # circular autocorrelation, summed
+            ac = np.fft.fftshift(ac)
+            cy, cx = h // 2, wd // 2
+            acc += ac[cy - r: cy + r + 1, cx - r: cx + r + 1]
+            v = z.reshape(3, -1)
+            cc += v @ v.T
+            tot += h * wd
+        acc /= tot
+        acc /= acc[r, r]
+        cc /= tot
+        d = np.sqrt(np.diag(cc))
+        corr = cc / d[:, None] / d[None, :]
+        # spectral square root of the (windowed) autocorrelation -> zero-phase unit-energy kernel
+        win = np.zeros((L, L))
+        win[:2 * r + 1, :2 * r + 1] = acc
+        win = np.roll(win, (-r, -r), axis=(0, 1))
+        psd = np.clip(np.real(np.fft.fft2(win)), 1e-6, None)
+        k = np.real(np.fft.ifft2(np.sqrt(psd)))
+        k = np.fft.fftshift(k)
+        ck = L // 2
+        k = k[ck - r: ck + r + 1, ck - r: ck + r + 1]
+        k /= np.sqrt((k**2).sum())
+        kernel = k.tolist()
+        mix = np.linalg.cholesky(corr + 1e-6 * np.eye(3)).tolist()
+    return CalibratedNoise(a, b, kernel, mix, fitted_on=imageset.describe() if hasattr(imageset, "describe") else "")
+
+
+def load_calibration(path: str | Path) -> CalibratedNoise:
+    """A calibrated setting from a JSON file written by ``save_calibration`` (or a checkpoint's
+    ``pngan.synthetic`` metadata)."""
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PnganError(f"cannot read the calibration file: {e}", p) from None
+    if not isinstance(d, dict) or d.get("setting") != "calibrated":
+        raise PnganError("not a calibration file (expected a JSON object with \"setting\": \"calibrated\")", p)
+    d = {k: v for k, v in d.items() if k != "setting"}
+    try:
+        return CalibratedNoise(**d)
+    except TypeError as e:
+        raise PnganError(f"bad calibration file: {e}", p) from None
+
+
+def save_calibration(model: CalibratedNoise, path: str | Path) -> None:
+    from pngan.io.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(model.describe(), indent=2) + "\n")

@@ -1,0 +1,90 @@
+"""`pngan train` without --denoiser: the frozen denoiser is trained on the same pairs first, into the
+run folder, announced and resumable; the calibrated input and the identity initialisation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from pngan.cli import main
+from pngan.io.images import write_image
+
+TINY = ["generator.channels=4", "generator.groups=1", "generator.blocks=1", "loss.d_channels=4",
+        "data.patch_size=16", "data.batch_size=2", "run.log_every=1", "run.sample_every=100",
+        "run.ckpt_every=2", "run.threads=1", "run.channels_last=false"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pairs")
+    g = torch.Generator().manual_seed(0)
+    for k in range(3):
+        clean = torch.rand(3, 24, 28, generator=g)
+        write_image(root / "clean" / f"i{k}.png", clean)
+        write_image(root / "noisy" / f"i{k}.png", (clean + 0.05 * torch.randn(3, 24, 28, generator=g)).clamp(0, 1))
+    dn_cfg = root.parent / "dn.yaml"
+    dn_cfg.write_text("base: cpu-small\nnet:\n  kwargs: {depth: 3, channels: 4}\ndata: {patch_size: 16, batch_size: 2}\n"
+                      "run: {steps: 3, log_every: 1, ckpt_every: 2, threads: 1}\n")
+    return f"pairs:{root}", str(dn_cfg)
+
+
+def test_train_without_denoiser_trains_it_first_and_resumes(data, tmp_path, caplog):
+    spec, dn_cfg = data
+    run = tmp_path / "run"
+    caplog.set_level("INFO", logger="pngan")
+    args = ["train", "--data", spec, "--out", str(run), "--config", "cpu-small", "--denoiser-config", dn_cfg,
+            "--quiet", *TINY]
+    assert main(args + ["--steps", "2"]) == 0
+    assert "no --denoiser given: training the frozen real denoiser" in caplog.text
+    dn = run / "frozen-denoiser"
+    assert (dn / "done").is_file() and (dn / "denoiser.safetensors").is_file()
+    assert json.loads((dn / "stats.jsonl").read_text().splitlines()[-1])["step"] == 3
+    assert (run / "generator.safetensors").is_file()
+    before = (dn / "denoiser.safetensors").stat().st_mtime_ns
+    # resume with more steps: the same frozen denoiser is reused, not trained again
+    assert main(["train", "--data", spec, "--out", str(run), "--resume", "--quiet", "--steps", "4"]) == 0
+    assert (dn / "denoiser.safetensors").stat().st_mtime_ns == before
+    assert json.loads((run / "stats.jsonl").read_text().splitlines()[-1])["step"] == 4
+    # a new run into the folder is refused
+    assert main(args + ["--steps", "2"]) == 2
+
+
+def test_interrupted_denoiser_training_resumes_then_pngan_starts(data, tmp_path):
+    from pngan.train.denoiser import load_denoiser_config, train_denoiser
+
+    spec, dn_cfg = data
+    run = tmp_path / "run"
+    # as if `pngan train` had been stopped while its denoiser trained: a frozen-denoiser run folder
+    # without the "done" marker (--resume continues that run, then starts PNGAN)
+    train_denoiser(load_denoiser_config(dn_cfg, ["run.steps=2"]), [spec], run / "frozen-denoiser", progress=False)
+    assert not (run / "frozen-denoiser" / "done").exists()
+    assert main(["train", "--data", spec, "--out", str(run), "--resume", "--config", "cpu-small", "--quiet",
+                 "--steps", "2", *TINY]) == 0
+    assert (run / "frozen-denoiser" / "done").is_file()
+    assert (run / "generator.safetensors").is_file()
+
+
+def test_calibrated_input_and_identity_init_start_at_the_fitted_baseline(data, tmp_path):
+    from pngan.data.specs import open_dataset
+    from pngan.train.config import load_train_config
+    from pngan.train.loop import build_models
+
+    spec, _ = data
+    cfg = load_train_config("cpu-small", TINY + ["synthetic.setting=calibrated", "generator.init=identity"])
+    cfg.loss.alignment = "naive"
+    G, D, Dn, perc, synth = build_models(cfg, None, None, torch.device("cpu"), open_dataset(spec))
+    assert synth.describe()["setting"] == "calibrated"
+    x = torch.rand(2, 3, 16, 16)
+    noisy = synth(x, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(G(noisy), noisy)  # the identity of its input at step 0
+    # the run stores the fitted setting, so generation rebuilds exactly the same input
+    run = tmp_path / "run"
+    assert main(["train", "--data", spec, "--out", str(run), "--config", "cpu-small", "--quiet", "--steps", "1",
+                 "loss.alignment=naive", "synthetic.setting=calibrated", *TINY]) == 0
+    from pngan.infer.api import NoiseGenerator
+
+    gen = NoiseGenerator.load(run)
+    assert gen.synthetic.describe()["a"] == synth.describe()["a"]
