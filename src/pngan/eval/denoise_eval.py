@@ -53,8 +53,10 @@ def _denoise_fn(net: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
 def evaluate_denoiser(net: torch.nn.Module, imageset, *, tile: int = 512,
                       save_images: str | Path | None = None, progress=None) -> dict:
     """PSNR/SSIM (pngan.eval.metrics, scikit-image conventions, data range 1) of ``net`` on every
-    pair of ``imageset``; returns ``{"images": {name: {"psnr", "ssim", "psnr_input"}}, "mean": ...}``."""
-    from pngan.eval.metrics import psnr, ssim
+    pair of ``imageset``; returns ``{"images": {name: {"psnr", "ssim_y", "ssim_rgb", "psnr_input"}},
+    "mean": ...}``. PSNR on R, G, B (as PNGAN's test code); ``ssim_y`` on the BT.601 luma (PNGAN's
+    test code, the paper's tables), ``ssim_rgb`` averaged over R, G, B (scikit-image)."""
+    from pngan.eval.metrics import psnr, ssim, ssim_y
 
     if not imageset.has_clean or not imageset.has_noisy:
         raise PnganError(f"{imageset.spec}: evaluating a denoiser needs noisy/clean pairs")
@@ -70,7 +72,8 @@ def evaluate_denoiser(net: torch.nn.Module, imageset, *, tile: int = 512,
             out = tiled_denoise(fn, s.noisy[None].float().contiguous(memory_format=torch.channels_last), tile)[0].clamp(0, 1)
             rows[s.name] = {
                 "psnr": float(psnr(out[None], s.clean[None])[0]),
-                "ssim": float(ssim(out[None], s.clean[None])[0]),
+                "ssim_y": float(ssim_y(out[None].double(), s.clean[None].double())[0]),
+                "ssim_rgb": float(ssim(out[None], s.clean[None])[0]),
                 "psnr_input": float(psnr(s.noisy[None], s.clean[None])[0]),
             }
             if save_images is not None:
@@ -79,7 +82,7 @@ def evaluate_denoiser(net: torch.nn.Module, imageset, *, tile: int = 512,
                 write_image(Path(save_images) / (Path(s.name).stem + ".png"), out)
     if not rows:
         raise PnganError(f"{imageset.spec}: the data set is empty")
-    keys = ("psnr", "ssim", "psnr_input")
+    keys = ("psnr", "ssim_y", "ssim_rgb", "psnr_input")
     mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
     return {"data": imageset.spec, "count": len(rows), "images": rows, "mean": mean}
 

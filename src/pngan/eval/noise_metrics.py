@@ -49,6 +49,18 @@ FLOWSRGB_RANGE = (-260.0, 261.0)  # arange's stop: the last edge is 260
 NAFLOW_BINS = 256
 NAFLOW_RANGE = (-1.0, 1.0)
 KLD_KEYS = ("kld_noiseflow", "kld_flowsrgb", "kld_naflow")
+# what every output key means: the recipe each number follows (printed by the CLI, in the report)
+METRIC_LABELS = {
+    "kld_noiseflow": "KLD, NoiseFlow/NeCA recipe (66 bins of 0.2/64 + overflow, generated rounded to 8 bits)",
+    "kld_flowsrgb": "KLD, Flow-sRGB/NM-FlowGAN recipe (bins of 4 on the 0-255 noise, add-one smoothing)",
+    "kld_naflow": "KLD, NAFlow recipe (256 bins on [-1, 1], generated clamped)",
+    "akld": "AKLD, DANet recipe (7x7 local variance, mean over the L samples)",
+    "mmd": "MMD^2, unbiased, 8x8 noise patches, multi-scale RBF",
+    "psnr": "PSNR (dB) on R, G, B",
+    "psnr_input": "PSNR (dB) of the noisy input",
+    "ssim_y": "SSIM (Y): BT.601 luma, as PNGAN's test code and the paper's tables",
+    "ssim_rgb": "SSIM (RGB): mean over R, G, B (scikit-image)",
+}
 
 
 def _np(x) -> np.ndarray:
