@@ -119,7 +119,7 @@ def test_setting2_with_cycleisp_networks(ckpts):
     paths = [str(ckpts[n]) for n in ("cycleisp_rgb2raw", "cycleisp_raw2rgb", "cycleisp_ccm")]
     cfg = SyntheticConfig(setting="raw", cycleisp_rgb2raw=paths[0], cycleisp_raw2rgb=paths[1], cycleisp_ccm=paths[2])
     syn = build_synthetic(cfg.setting, **cfg.kwargs())
-    x = torch.rand(2, 3, 9, 14)  # odd height: padded for the Bayer pattern and cropped back
+    x = torch.rand(2, 3, 13, 18)  # odd height: padded for the Bayer pattern and cropped back
     out, params = syn(x, generator=torch.Generator().manual_seed(0), return_params=True)
     again = syn(x, generator=torch.Generator().manual_seed(0))
     assert out.shape == x.shape and torch.equal(out, again)
@@ -131,6 +131,8 @@ def test_setting2_with_cycleisp_networks(ckpts):
     assert all(1e-4 <= p["shot"] <= 1.2e-2 for p in params)
     with pytest.raises(PnganError, match="all three"):
         SyntheticConfig(setting="raw", cycleisp_rgb2raw=paths[0]).kwargs()
+    with pytest.raises(PnganError, match="at least 11 pixels"):
+        syn(torch.rand(1, 3, 8, 30))
     with pytest.raises(PnganError, match="three checkpoints"):
         build_synthetic("raw", cycleisp=paths[:2])
     assert SyntheticConfig(setting="raw").kwargs() == {}  # the analytic pipeline stays the default

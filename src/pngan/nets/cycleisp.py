@@ -153,6 +153,11 @@ class CycleISPCCM(nn.Module):
         self.pad = self.BLUR_SIZE // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if min(x.shape[-2:]) <= self.pad:
+            from pngan.errors import PnganError
+
+            raise PnganError(f"CycleISP's colour-correction branch reflect-pads by {self.pad}: images must be at "
+                             f"least {self.pad + 1} pixels a side, got {tuple(x.shape[-2:])}")
         x = self.blur(F.pad(x, (self.pad,) * 4, mode="reflect"))
         return self.tail(self.body(self.downsample(self.head(x))))
 
