@@ -176,7 +176,10 @@ def test_akld_matches_danet_protocol_over_l_samples():
     real, clean, _ = _images(5, size=32)
     g = torch.Generator().manual_seed(9)
     fakes = [(clean + s / 255 * torch.randn(clean.shape, generator=g)) for s in (1.0, 2.5, 4.0, 8.0)]
-    fakes[1][0, :3, :3] = 1.2  # out of range: DANet clamps each sample
+    real, clean = real.clone(), clean.clone()
+    clean[0, :6, :6] = 0.5
+    real[0, :6, :6] = 1.0  # a saturated real patch ...
+    fakes[1][0, :6, :6] = 1.08  # ... and an out-of-range sample there: DANet clamps each sample
     want = ref_danet_akld(real[None], clean[None], [f[None] for f in fakes])
     got = nm.akld(real, clean, fakes)
     assert got == pytest.approx(want, rel=2e-5)  # float64 here, float32 in DANet
