@@ -143,3 +143,68 @@ def test_evaluate_denoiser_shared_dncnn_on_sidd_crops(shared, tmp_path):
                  "--json", str(out), "--tile", "64"]) == 0
     m = json.loads(out.read_text())["mean"]
     assert m["psnr"] > m["psnr_input"] + 5  # a real-noise denoiser on its own domain
+
+
+def test_evaluate_denoiser_prints_paper_table_for_several_sets(tmp_path, capsys):
+    from pngan.eval.metrics import ssim, ssim_y
+    from pngan.io.images import read_image
+    from pngan.nets.loading import save_network
+    from pngan.nets.registry import build
+
+    a, b = _pairs(tmp_path / "a", n=1, size=32, seed=1), _pairs(tmp_path / "b", n=2, size=32, seed=2)
+    torch.manual_seed(0)
+    net = build("dncnn", depth=3, channels=8)
+    ck = save_network(net, tmp_path / "dn.safetensors", {})
+    out = tmp_path / "t.json"
+    capsys.readouterr()
+    assert main(["evaluate", "denoiser", "--model", str(ck), "--data", f"pairs:{a}", "--data", f"pairs:{b}",
+                 "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "| set | PSNR | SSIM (Y) |" in text
+    res = json.loads(out.read_text())
+    assert [s["data"] for s in res["sets"]] == [f"pairs:{a}", f"pairs:{b}"]
+    m = res["sets"][0]["mean"]
+    assert f"| pairs:{a} | {m['psnr']:.2f} | {m['ssim_y']:.4f} |" in text
+    # both SSIM conventions, each under its own key, recomputed by hand
+    x = read_image(a / "noisy" / "im0.png")[None]
+    with torch.inference_mode():
+        y = tiled_denoise(net.eval().denoise, x, 512).clamp(0, 1)
+    c = read_image(a / "clean" / "im0.png")[None]
+    assert m["ssim_y"] == pytest.approx(float(ssim_y(y.double(), c.double())[0]), abs=1e-6)
+    assert m["ssim_rgb"] == pytest.approx(float(ssim(y, c)[0]), abs=1e-5)
+    assert main(["evaluate", "denoiser", "--model", str(ck), "--data", f"pairs:{a}", "--ssim", "rgb"]) == 0
+    assert "| set | PSNR | SSIM (RGB) |" in capsys.readouterr().out
+    from pngan.eval.report import write_report
+
+    page = write_report([out], tmp_path / "rep").read_text()
+    assert "ssim_y" in page and "SSIM (Y): BT.601 luma" in page and f"pairs:{b}" in page
+
+
+def test_evaluate_noise_samples_l_in_json_and_printed(tmp_path, capsys):
+    from pngan.io.images import read_image
+
+    real = _pairs(tmp_path / "real", n=1, size=32, seed=3)
+    gen = tmp_path / "gen"
+    clean = read_image(real / "clean" / "im0.png")
+    for k in (0, 1, 2, 10):  # X_10 comes after X_2
+        g = torch.Generator().manual_seed(k)
+        write_image(gen / f"im0_{k}.png", (clean + (0.05 + 0.1 * (k == 10)) * torch.randn(clean.shape, generator=g)).clamp(0, 1))
+    o3, o4 = tmp_path / "l3.json", tmp_path / "l4.json"
+    capsys.readouterr()
+    assert main(["evaluate", "noise", "--real", f"pairs:{real}", "--generated", str(gen), "--samples", "3",
+                 "--json", str(o3)]) == 0
+    text = capsys.readouterr().out
+    assert "generated samples per image (L): 3" in text and "NoiseFlow/NeCA recipe" in text
+    assert "Flow-sRGB/NM-FlowGAN recipe" in text and "NAFlow recipe" in text
+    assert main(["evaluate", "noise", "--real", f"pairs:{real}", "--generated", str(gen), "--json", str(o4)]) == 0
+    r3, r4 = json.loads(o3.read_text()), json.loads(o4.read_text())
+    assert r3["samples"] == 3 and r4["samples"] == 4
+    assert set(r3["mean"]) == {"kld_noiseflow", "kld_flowsrgb", "kld_naflow", "akld", "mmd"}
+    assert r4["mean"]["akld"] > r3["mean"]["akld"]  # the noisier X_10 only counts with L = 4
+    assert main(["evaluate", "noise", "--real", f"pairs:{real}", "--generated", str(gen), "--samples", "5"]) == 2
+    assert "only 4 generated sample(s)" in capsys.readouterr().err
+    o5 = tmp_path / "l5.json"
+    assert main(["evaluate", "noise", "--real", f"pairs:{real}", "--setting", "awgn", "--samples", "3",
+                 "--json", str(o5)]) == 0
+    r5 = json.loads(o5.read_text())
+    assert r5["samples"] == 3 and next(iter(r5["images"].values()))["samples"] == 3

@@ -81,3 +81,42 @@ def test_noise_diagnostics():
     v = noise_variance_by_intensity(clean, clean + white * clean, [0.0, 0.25, 0.5, 0.75, 1.0])
     assert torch.all(v[1:] > v[:-1])
     assert torch.isnan(noise_variance_by_intensity(clean, clean, [2.0, 3.0]))[0]
+
+
+def _pngan_batch_ssim(restored, gt):
+    """PNGAN's released test code (caiyuanhao1998/PNGAN utils/image_utils.py) written out in numpy:
+    rgb2ycbcr(only_y) on (C,H,W) floats via transpose (2,1,0), then ssim(Y_gt*255, Y_out*255) with
+    an 11x11 Gaussian (sigma 1.5) filter2D and the [5:-5, 5:-5] crop (= a 'valid' correlation)."""
+    from scipy.signal import correlate2d
+
+    def y_of(img):
+        a = img.numpy().astype(np.float64).transpose((2, 1, 0)) * 255.0
+        return (np.dot(a, [65.481, 128.553, 24.966]) / 255.0 + 16.0) / 255.0
+
+    i1, i2 = y_of(gt) * 255, y_of(restored) * 255
+    g = np.exp(-((np.arange(11) - 5) ** 2) / (2 * 1.5**2))
+    g /= g.sum()
+    win = np.outer(g, g)
+    f = lambda t: correlate2d(t, win, mode="valid")  # noqa: E731
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu1, mu2 = f(i1), f(i2)
+    s1, s2, s12 = f(i1 * i1) - mu1**2, f(i2 * i2) - mu2**2, f(i1 * i2) - mu1 * mu2
+    m = ((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1**2 + mu2**2 + c1) * (s1 + s2 + c2))
+    return m.mean()
+
+
+def test_ssim_y_matches_pngan_test_code():
+    from pngan.eval.metrics import rgb_to_y, ssim_y
+
+    g = torch.Generator().manual_seed(3)
+    gt = torch.rand(3, 30, 41, generator=g, dtype=torch.float64)
+    gt[0] *= 0.3  # colourful: Y and the RGB mean differ
+    out = (gt + 0.08 * torch.randn(3, 30, 41, generator=g, dtype=torch.float64)).clamp(0, 1)
+    want = _pngan_batch_ssim(out, gt)
+    assert float(ssim_y(out, gt)) == pytest.approx(want, abs=1e-10)
+    assert abs(float(ssim(out, gt)) - want) > 1e-3  # the RGB mean is a different number
+    # Y of white / black: 235/255 and 16/255 (MATLAB rgb2ycbcr)
+    assert float(rgb_to_y(torch.ones(3, 1, 1, dtype=torch.float64))) == pytest.approx(235 / 255, abs=1e-9)
+    assert float(rgb_to_y(torch.zeros(3, 1, 1))) == pytest.approx(16 / 255, abs=1e-7)
+    # data_range 255 gives the same SSIM for the same images on the 0-255 scale
+    assert float(ssim_y(out * 255, gt * 255, data_range=255)) == pytest.approx(want, abs=1e-9)

@@ -139,11 +139,12 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
 
 def summary_table(res: dict) -> str:
     lines = ["noise realism on held-out real pairs (lower is better):",
-             f"  {'':10s} {'KLD(NF)':>9s} {'KLD(NAF)':>9s} {'AKLD':>8s} {'MMD':>9s}"]
+             f"  {'':10s} {'KLD(NoiseFlow)':>14s} {'KLD(Flow-sRGB)':>14s} {'KLD(NAFlow)':>11s} {'AKLD':>8s} {'MMD':>9s}"]
     for k, v in res["realism"].items():
-        lines.append(f"  {k:10s} {v['kld_noiseflow']:9.4f} {v['kld_naflow']:9.4f} {v['akld']:8.4f} {v['mmd']:9.5f}")
+        lines.append(f"  {k:10s} {v['kld_noiseflow']:14.4f} {v['kld_flowsrgb']:14.4f} {v['kld_naflow']:11.4f} "
+                     f"{v['akld']:8.4f} {v['mmd']:9.5f}")
     lines.append("denoiser trained on generated pairs, tested on held-out real pairs:")
     for k, v in res["denoiser"].items():
-        lines.append(f"  {k:10s} PSNR {v['psnr']:.2f} dB  SSIM {v['ssim']:.4f}")
+        lines.append(f"  {k:10s} PSNR {v['psnr']:.2f} dB  SSIM (Y) {v['ssim_y']:.4f}  SSIM (RGB) {v['ssim_rgb']:.4f}")
     lines.append(f"report: {res['report']}   (total {res['total_s']} s)")
     return "\n".join(lines)

@@ -19,15 +19,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "--fit pairs) or calibrated:FILE.json")
     n.add_argument("--fit", metavar="SPEC", help="with --setting calibrated: the real training pairs to fit it on "
                    "(e.g. polyu:DIR@train; never the --real pairs you score on)")
-    n.add_argument("--samples", type=int, default=1,
-                   help="generated samples per image with --generator/--setting (default 1)")
+    n.add_argument("--samples", type=int, default=None, metavar="L",
+                   help="generated samples per image, L: AKLD is averaged over them (DANet's protocol uses 50: "
+                   "--samples 50). With --generator/--setting default 1 (CPU-friendly); with --generated the first "
+                   "L samples X_0..X_{L-1} of each image (default: all found)")
     n.add_argument("--seed", type=int, default=0)
     n.add_argument("--json", metavar="OUT", help="write per-image and mean metrics as JSON")
 
     d = sub.add_parser("denoiser", help="PSNR/SSIM of a denoiser on pairs (or a DND submission bundle)")
     d.add_argument("--model", required=True, metavar="NAME:CHECKPOINT",
                    help="e.g. dncnn:dncnn.pth, or a pngan safetensors (network read from its metadata)")
-    d.add_argument("--data", required=True, metavar="SPEC")
+    d.add_argument("--data", required=True, action="append", metavar="SPEC",
+                   help="test pairs; repeat for several sets (one row each in the printed table)")
+    d.add_argument("--ssim", choices=("y", "rgb"), default="y",
+                   help="SSIM in the printed table: y (luma, PNGAN's test code and the paper's tables; default) or "
+                   "rgb (mean over R, G, B); the JSON holds both as ssim_y / ssim_rgb")
     d.add_argument("--json", metavar="OUT")
     d.add_argument("--save-images", metavar="DIR")
     d.add_argument("--tile", type=int, default=512, help="tile size for large images (0: whole image)")
@@ -51,6 +57,27 @@ def _write_json(path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
+def _print_noise(res: dict) -> None:
+    from pngan.eval.noise_metrics import METRIC_LABELS
+
+    n = res.get("samples")
+    n = f"{n['min']}-{n['max']}" if isinstance(n, dict) else n
+    print(f"generated samples per image (L): {n}")
+    for k, v in res["mean"].items():
+        print(f"{k:>14}: {v:.4f}   {METRIC_LABELS.get(k, '')}")
+
+
+def denoiser_table(sets: list[dict], which: str = "y") -> str:
+    """The paper's table layout (Tables 1/4): one markdown row per test set, PSNR and the chosen
+    SSIM (``y``: luma, PNGAN's test code; ``rgb``: mean over R, G, B)."""
+    label = "SSIM (Y)" if which == "y" else "SSIM (RGB)"
+    lines = [f"| set | PSNR | {label} |", "|---|---|---|"]
+    for r in sets:
+        m = r["mean"]
+        lines.append(f"| {r['data']} | {m['psnr']:.2f} | {m['ssim_' + which]:.4f} |")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -59,20 +86,22 @@ def run(args: argparse.Namespace) -> int:
     from pngan.eval import denoise_eval as de
 
     if args.what == "noise":
-        if args.samples < 1:
+        if args.samples is not None and args.samples < 1:
             raise PnganError("--samples must be at least 1")
         real = open_dataset(args.real)
         if args.generated is not None:
-            res = de.evaluate_noise(real, generated=de.collect_generated(args.generated), progress=tqdm)
+            res = de.evaluate_noise(real, generated=de.collect_generated(args.generated), samples=args.samples,
+                                    progress=tqdm)
             res["generated"] = args.generated
         else:
             if args.generator is not None:
                 fn = de.generator_sampler(args.generator, seed=args.seed)
             else:
                 fn = de.synthetic_sampler(args.setting, seed=args.seed, fit=args.fit)
-            res = de.evaluate_noise(real, sample_fn=fn, samples=args.samples, progress=tqdm)
+            res = de.evaluate_noise(real, sample_fn=fn, samples=args.samples or 1, progress=tqdm)
             res["generated"] = args.generator or f"setting:{args.setting}"
         res["kind"] = "noise"
+        _print_noise(res)
     elif args.what == "pgap":
         res = de.pgap(args.real_train, args.generated_train, args.test, args.out, arch=args.arch,
                       config=args.config, overrides=args.overrides, resume=args.resume, progress=True)
@@ -84,19 +113,33 @@ def run(args: argparse.Namespace) -> int:
             raise PnganError("model checkpoint not found", path)
         net = load_network(name, path)
         net.eval()
-        data = open_dataset(args.data)
-        if data.kind == "dnd":
-            from pngan.data.dnd import denoise_dnd
+        sets = []
+        for spec in args.data:
+            data = open_dataset(spec)
+            if data.kind == "dnd":
+                from pngan.data.dnd import denoise_dnd
 
-            fn = lambda x: de.tiled_denoise(de._denoise_fn(net), x, args.tile)  # noqa: E731
-            out = denoise_dnd(data, fn, args.out or "dnd-submission", progress=tqdm)
-            print(f"DND submission bundle written to {out}")
+                fn = lambda x: de.tiled_denoise(de._denoise_fn(net), x, args.tile)  # noqa: E731
+                out = denoise_dnd(data, fn, args.out or "dnd-submission", progress=tqdm)
+                print(f"DND submission bundle written to {out} (DND has no public clean images: "
+                      "submit the bundle for PSNR/SSIM)")
+                continue
+            save = args.save_images if len(args.data) == 1 or args.save_images is None else \
+                f"{args.save_images}/{len(sets)}"
+            r = de.evaluate_denoiser(net, data, tile=args.tile, save_images=save, progress=tqdm)
+            r["model"] = args.model
+            r["kind"] = "denoiser"
+            sets.append(r)
+        if not sets:
             return 0
-        res = de.evaluate_denoiser(net, data, tile=args.tile, save_images=args.save_images, progress=tqdm)
-        res["model"] = args.model
-        res["kind"] = "denoiser"
-    for k, v in res["mean"].items():
-        print(f"{k:>14}: {v:.4f}")
+        print(denoiser_table(sets, args.ssim))
+        res = sets[0] if len(sets) == 1 else {"kind": "denoiser", "model": args.model, "sets": sets}
+        if args.json:
+            _write_json(args.json, res)
+        return 0
+    if res["kind"] != "noise":
+        for k, v in res["mean"].items():
+            print(f"{k:>14}: {v:.4f}")
     if args.json:
         _write_json(args.json, res)
     return 0

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sigma", default=None,
                         help="awgn only: noise level on the 0-255 scale (default 50), or LO,HI for a per-image "
                         "uniform draw")
+    parser.add_argument("--cycleisp", default=None, metavar="RGB2RAW.pth,RAW2RGB.pth,CCM.pth",
+                        help="raw only: run the paper's exact setting 2 with CycleISP's released ISP networks "
+                        "(rgb2raw_joint.pth, raw2rgb_joint.pth, ccm_joint.pth) instead of the analytic pipeline")
     parser.add_argument("--seed", type=int, default=0, help="run seed; image X uses derive_seed(seed, X) (default 0)")
     parser.add_argument("--format", choices=sorted(FORMATS), default="png",
                         help="png (8-bit, default), png16 or tif (16-bit)")
@@ -101,6 +104,13 @@ def run(args: argparse.Namespace) -> int:
         if setting != "awgn":
             raise PnganError("--sigma applies to --setting awgn only (setting 2 draws its own noise levels)")
         kwargs["sigma"] = _parse_sigma(args.sigma)
+    if args.cycleisp is not None:
+        if setting != "raw":
+            raise PnganError("--cycleisp applies to --setting raw only")
+        paths = [p.strip() for p in args.cycleisp.split(",")]
+        if len(paths) != 3 or not all(paths):
+            raise PnganError(f"--cycleisp: expected RGB2RAW.pth,RAW2RGB.pth,CCM.pth, got {args.cycleisp!r}")
+        kwargs.update(isp="networks", cycleisp=paths)
     module = resolve_setting(args.setting, args.fit) if setting == "calibrated" else build_synthetic(setting, **kwargs)
 
     spec, in_dir = _resolve_input(args.input)

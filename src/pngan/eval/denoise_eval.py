@@ -53,8 +53,10 @@ def _denoise_fn(net: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
 def evaluate_denoiser(net: torch.nn.Module, imageset, *, tile: int = 512,
                       save_images: str | Path | None = None, progress=None) -> dict:
     """PSNR/SSIM (pngan.eval.metrics, scikit-image conventions, data range 1) of ``net`` on every
-    pair of ``imageset``; returns ``{"images": {name: {"psnr", "ssim", "psnr_input"}}, "mean": ...}``."""
-    from pngan.eval.metrics import psnr, ssim
+    pair of ``imageset``; returns ``{"images": {name: {"psnr", "ssim_y", "ssim_rgb", "psnr_input"}},
+    "mean": ...}``. PSNR on R, G, B (as PNGAN's test code); ``ssim_y`` on the BT.601 luma (PNGAN's
+    test code, the paper's tables), ``ssim_rgb`` averaged over R, G, B (scikit-image)."""
+    from pngan.eval.metrics import psnr, ssim, ssim_y
 
     if not imageset.has_clean or not imageset.has_noisy:
         raise PnganError(f"{imageset.spec}: evaluating a denoiser needs noisy/clean pairs")
@@ -70,7 +72,8 @@ def evaluate_denoiser(net: torch.nn.Module, imageset, *, tile: int = 512,
             out = tiled_denoise(fn, s.noisy[None].float().contiguous(memory_format=torch.channels_last), tile)[0].clamp(0, 1)
             rows[s.name] = {
                 "psnr": float(psnr(out[None], s.clean[None])[0]),
-                "ssim": float(ssim(out[None], s.clean[None])[0]),
+                "ssim_y": float(ssim_y(out[None].double(), s.clean[None].double())[0]),
+                "ssim_rgb": float(ssim(out[None], s.clean[None])[0]),
                 "psnr_input": float(psnr(s.noisy[None], s.clean[None])[0]),
             }
             if save_images is not None:
@@ -79,7 +82,7 @@ def evaluate_denoiser(net: torch.nn.Module, imageset, *, tile: int = 512,
                 write_image(Path(save_images) / (Path(s.name).stem + ".png"), out)
     if not rows:
         raise PnganError(f"{imageset.spec}: the data set is empty")
-    keys = ("psnr", "ssim", "psnr_input")
+    keys = ("psnr", "ssim_y", "ssim_rgb", "psnr_input")
     mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
     return {"data": imageset.spec, "count": len(rows), "images": rows, "mean": mean}
 
@@ -123,21 +126,28 @@ def collect_generated(source: str) -> dict[str, list[torch.Tensor]]:
 def match_generated(real_name: str, generated: dict[str, list[torch.Tensor]]) -> list[torch.Tensor]:
     stem = _stem(real_name)
     found = list(generated.get(stem, []))
-    for k in sorted(generated):
-        m = _SAMPLE_RE.match(k)
-        if m and m.group(1) == stem:
-            found.extend(generated[k])
+    keyed = [(int(m.group(2)), k) for k in generated if (m := _SAMPLE_RE.match(k)) and m.group(1) == stem]
+    for _, k in sorted(keyed):  # samples in index order: X_2 before X_10
+        found.extend(generated[k])
     return found
 
 
 def evaluate_noise(real_set, *, generated: dict[str, list[torch.Tensor]] | None = None,
                    sample_fn: Callable[[torch.Tensor, str, int], torch.Tensor] | None = None,
-                   samples: int = 1, progress=None) -> dict:
+                   samples: int | None = None, progress=None) -> dict:
     """Realism metrics per real pair and their mean. Generated noisy images come either from
-    ``generated`` (by name, see :func:`match_generated`) or from ``sample_fn(clean, name, k)``
-    (a generator or a synthetic setting), ``samples`` per image."""
-    from pngan.eval.noise_metrics import noise_metrics
+    ``generated`` (by name, see :func:`match_generated`; with ``samples`` = L the first L samples
+    of each image are used and fewer is an error, without it all found samples) or from
+    ``sample_fn(clean, name, k)`` (a generator or a synthetic setting), L = ``samples`` (default 1)
+    per image. AKLD averages over the L samples (DANet's protocol, L = 50 in DANet); the result
+    records L as ``samples``."""
+    from pngan.eval.noise_metrics import KLD_KEYS, noise_metrics
     from pngan.eval.noise_structure import STRUCTURE_KEYS, structure_metrics
+
+    if samples is not None and samples < 1:
+        raise PnganError(f"samples must be at least 1, got {samples}")
+    if generated is None and samples is None:
+        samples = 1
 
     if not real_set.has_clean or not real_set.has_noisy:
         raise PnganError(f"{real_set.spec}: realism metrics need real noisy/clean pairs")
@@ -152,6 +162,11 @@ def evaluate_noise(real_set, *, generated: dict[str, list[torch.Tensor]] | None 
             if not gens:
                 raise PnganError(f"no generated image for real image '{s.name}' (expected {_stem(s.name)}.* "
                                  f"or {_stem(s.name)}_K.*)")
+            if samples is not None:
+                if len(gens) < samples:
+                    raise PnganError(f"--samples {samples}: only {len(gens)} generated sample(s) for real image "
+                                     f"'{s.name}'")
+                gens = gens[:samples]
             for g in gens:
                 if tuple(g.shape) != tuple(s.clean.shape):
                     raise PnganError(f"generated image for '{s.name}' has shape {tuple(g.shape)}, "
@@ -162,9 +177,11 @@ def evaluate_noise(real_set, *, generated: dict[str, list[torch.Tensor]] | None 
         rows[s.name] = {**noise_metrics(s.noisy, s.clean, gens), **structure_metrics(s.noisy, s.clean, gens)}
     if not rows:
         raise PnganError(f"{real_set.spec}: the data set is empty")
-    keys = ("kld_noiseflow", "kld_naflow", "akld", "mmd") + STRUCTURE_KEYS
+    keys = (*KLD_KEYS, "akld", "mmd") + STRUCTURE_KEYS
     mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
-    return {"real": real_set.spec, "count": len(rows), "images": rows, "mean": mean}
+    counts = sorted({r["samples"] for r in rows.values()})
+    used = counts[0] if len(counts) == 1 else {"min": counts[0], "max": counts[-1]}
+    return {"real": real_set.spec, "count": len(rows), "samples": used, "images": rows, "mean": mean}
 
 
 def synthetic_sampler(setting, seed: int = 0, fit: str | None = None, **kw

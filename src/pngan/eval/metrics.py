@@ -6,7 +6,9 @@ gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``: an 11x11 Gauss
 (sigma 1.5, truncate 3.5 -> radius 5), C1 = (0.01 L)^2, C2 = (0.03 L)^2, the SSIM map averaged
 over the image with a 5-pixel border cropped (scikit-image filters with reflect padding and then
 crops exactly that border, so a 'valid' convolution gives the same numbers), then over channels.
-SSIM is differentiable (conv2d), so it can be used as a loss. Both accept (C,H,W) -> scalar tensor
+``ssim`` averages the R, G, B channels (key ``ssim_rgb`` in pngan's outputs); ``ssim_y`` is SSIM on
+the BT.601 luma (key ``ssim_y``), the convention of PNGAN's released test code and of the paper's
+tables. SSIM is differentiable (conv2d), so it can be used as a loss. Both accept (C,H,W) -> scalar tensor
 or (B,C,H,W) -> (B,) tensor, and compute in the input dtype (float32 at least); pass float64 for
 an exact match with scikit-image.
 """
@@ -75,7 +77,37 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     return out[0] if single else out
 
 
-__all__ = ["psnr", "ssim"]
+# BT.601 luma with MATLAB's rgb2ycbcr offsets (ITU-R BT.601 "studio swing"): on the 0-255 scale
+# Y = (65.481 R + 128.553 G + 24.966 B) / 255 + 16 for R, G, B in 0-255.
+Y_COEFFS = (65.481, 128.553, 24.966)
+Y_OFFSET = 16.0
+
+
+def rgb_to_y(x: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Y of YCbCr (B,3,H,W) or (3,H,W) -> (B,1,H,W) or (1,H,W), on the input's scale: MATLAB's
+    ``rgb2ycbcr`` as used by BasicSR's ``test_y_channel`` and PNGAN's test code
+    (``utils/image_utils.py``: ``rgb2ycbcr(img, only_y=True)`` on floats in [0, 1]:
+    ``dot(255 img, [65.481, 128.553, 24.966]) / 255 + 16``, then ``/ 255``)."""
+    if x.shape[-3] != 3:
+        raise PnganError(f"rgb_to_y: expected 3 channels, got shape {tuple(x.shape)}")
+    dt = torch.promote_types(x.dtype, torch.float32)
+    w = torch.tensor(Y_COEFFS, dtype=dt, device=x.device).view(3, 1, 1)
+    rgb255 = x.to(dt) * (255.0 / data_range)
+    y = (rgb255 * w).sum(dim=-3, keepdim=True) / 255.0 + Y_OFFSET
+    return y * (data_range / 255.0)
+
+
+def ssim_y(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """SSIM on the luma channel (:func:`rgb_to_y`), the convention of PNGAN's released test code
+    (``batch_SSIM``: ``ssim(Y2 * 255, Y1 * 255)`` with an 11x11 Gaussian window, sigma 1.5,
+    C1 = (0.01*255)^2, C2 = (0.03*255)^2, the valid region [5:-5, 5:-5] averaged) and of
+    BasicSR / MATLAB. Same window and constants as :func:`ssim`, which averages R, G, B instead."""
+    if x.shape != y.shape:
+        raise PnganError(f"metrics: image shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
+    return ssim(rgb_to_y(x, data_range), rgb_to_y(y, data_range), data_range)
+
+
+__all__ = ["psnr", "ssim", "ssim_y", "rgb_to_y"]
 
 
 def noise_variance_by_intensity(clean: torch.Tensor, noisy: torch.Tensor, edges) -> torch.Tensor:

@@ -1,23 +1,36 @@
-"""Noise-realism metrics: KLD (two published recipes), AKLD (DANet) and MMD.
+"""Noise-realism metrics: KLD (three published recipes), AKLD (DANet) and MMD.
 
 All functions take tensors in [0, 1] intensity units, shaped (3, H, W) or (B, 3, H, W), and
 return Python floats, so they are easy to call from Python (``pngan demo``) as well as from
-``pngan evaluate noise``.
+``pngan evaluate noise``. Every KLD is forward KL(real || generated) between noise histograms
+(noise = noisy - clean) and each follows one published evaluation script literally (checked
+against the code, see ``docs/paper-mapping.md``, "Realism metrics"):
 
-KLD recipes (forward KL(real || generated) between noise histograms, noise = noisy - clean):
+* ``kld_noiseflow`` -- NoiseFlow (Abdelhamed et al., ICCV 2019; BorealisAI/noise_flow,
+  ``sidd/sidd_utils.py``: ``kldiv_patch_set`` edges, ``get_histogram``) as used for sRGB by NeCA
+  (Fu et al., CVPR 2023; zfu006/sRGB-Real-Noise-Synthesis, ``utils/utils_image.py``:
+  ``noise_quantization`` + ``cal_kld``). Bin edges
+  ``concatenate(([-1000], np.arange(-0.1, 0.1 + 1e-9, 0.2 / 64), [1000]))`` -- built with
+  ``arange``, whose centre edge is 8.3e-17, not 0, so 8-bit noise value 0 falls in the bin below
+  0 -- then ``np.histogram`` / number of values, bins where either histogram is empty dropped,
+  ``sum(p * (log p - log q))``. The generated image is clipped to [0, 1] and rounded to 8 bits
+  (``round(x * 255) / 255``) before the noise is taken; the noise is computed in the images'
+  dtype (float32 for images read from files, as NeCA's tensors).
+* ``kld_flowsrgb`` -- Flow-sRGB (Kousha et al., CVPR 2022; SamsungLabs/Noise2NoiseFlow,
+  ``data_loader/sidd_utils.py``: ``kldiv_patch_set_v2``, sRGB branch) and NM-FlowGAN (Han & Yu;
+  YoungJooHan/NM-FlowGAN, ``util/util.py``: ``kl_div_3_data``): noise on the 0-255 scale, bins
+  ``np.arange(-260, 261, 4)`` (130 bins of width 4), add-one smoothing of both histograms
+  ``(h + 1) / (n + bins)``, ``sum(p * log(p / q))``. The generated image is clipped (to [0, 1];
+  NM-FlowGAN clips to [0, 256] gray levels) but not rounded. 8-bit images (every value k/255) are
+  taken as exact integers k, as the published code reads them.
+* ``kld_naflow`` -- NAFlow (Kim et al., ICLR 2024; dongjinkim9/NAFlow, ``naflow/utils/metrics.py``
+  ``calculate_kld`` as called by ``models/lit_naflow.py``): edges
+  ``np.arange(-1, 1 + 2/256, 2/256)`` (256 bins), ``np.histogram`` / number of values, empty bins
+  of either histogram dropped, ``sum(p * (log p - log q))``; the generated image is clamped to
+  [0, 1], not rounded; noise in the images' dtype.
 
-* ``kld_noiseflow`` -- NoiseFlow (Abdelhamed et al., ICCV 2019, ``kl_div_3_data`` /
-  ``kl_div_forward``) as reused by NeCA (Fu et al.): bins of width 0.2/64 over [-0.1, 0.1] plus
-  one overflow bin on each side (everything below -0.1 / above 0.1), histograms normalised to
-  probabilities, bins where either histogram is zero dropped, and the generated noisy image
-  clipped to [0, 1] and rounded to 8 bits before the noise is taken (as a saved sRGB image would
-  be). The real noisy image is used as read (it already is an 8-bit image for sRGB sets).
-* ``kld_naflow`` -- NAFlow (Kim et al., ECCV 2024) evaluation: 256 equal bins over [-1, 1], no
-  overflow bins (values outside are dropped by ``np.histogram``), same zero-bin dropping, no
-  clipping/rounding of the generated image.
-
-The reference code was not available offline to diff against; the recipes follow the published
-descriptions above (see ``docs/paper-mapping.md``, "Realism metrics").
+With several generated samples of one image, each KLD is computed per sample (as every published
+script does with its one sample) and averaged over the samples.
 """
 
 from __future__ import annotations
@@ -31,9 +44,23 @@ import torch.nn.functional as F
 from pngan.errors import PnganError
 
 NOISEFLOW_BIN_WIDTH = 0.2 / 64
-NOISEFLOW_RANGE = (-0.1, 0.1)
+FLOWSRGB_BIN_WIDTH = 4
+FLOWSRGB_RANGE = (-260.0, 261.0)  # arange's stop: the last edge is 260
 NAFLOW_BINS = 256
 NAFLOW_RANGE = (-1.0, 1.0)
+KLD_KEYS = ("kld_noiseflow", "kld_flowsrgb", "kld_naflow")
+# what every output key means: the recipe each number follows (printed by the CLI, in the report)
+METRIC_LABELS = {
+    "kld_noiseflow": "KLD, NoiseFlow/NeCA recipe (66 bins of 0.2/64 + overflow, generated rounded to 8 bits)",
+    "kld_flowsrgb": "KLD, Flow-sRGB/NM-FlowGAN recipe (bins of 4 on the 0-255 noise, add-one smoothing)",
+    "kld_naflow": "KLD, NAFlow recipe (256 bins on [-1, 1], generated clamped)",
+    "akld": "AKLD, DANet recipe (7x7 local variance, mean over the L samples)",
+    "mmd": "MMD^2, unbiased, 8x8 noise patches, multi-scale RBF",
+    "psnr": "PSNR (dB) on R, G, B",
+    "psnr_input": "PSNR (dB) of the noisy input",
+    "ssim_y": "SSIM (Y): BT.601 luma, as PNGAN's test code and the paper's tables",
+    "ssim_rgb": "SSIM (RGB): mean over R, G, B (scikit-image)",
+}
 
 
 def _np(x) -> np.ndarray:
@@ -47,56 +74,116 @@ def _check_pair(a, b, what: str) -> None:
         raise PnganError(f"{what}: shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
 
 
+def _t(x) -> torch.Tensor:
+    """A tensor in its own floating dtype, at least float32 (as the published scripts' tensors)."""
+    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    t = t.detach().cpu()
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+def _noise_np(noisy: torch.Tensor, clean: torch.Tensor) -> np.ndarray:
+    dt = torch.promote_types(noisy.dtype, clean.dtype)
+    return (noisy.to(dt) - clean.to(dt)).numpy().ravel()
+
+
 def noiseflow_bin_edges() -> np.ndarray:
-    """Interior edges -0.1 ... 0.1 in steps of 0.2/64 (65 edges, 64 bins)."""
-    lo, hi = NOISEFLOW_RANGE
-    return np.linspace(lo, hi, int(round((hi - lo) / NOISEFLOW_BIN_WIDTH)) + 1)
+    """NoiseFlow's edges: -1000, arange(-0.1, 0.1 + 1e-9, 0.2/64) (65 edges), 1000 -> 66 bins."""
+    return np.concatenate(([-1000.0], np.arange(-0.1, 0.1 + 1e-9, NOISEFLOW_BIN_WIDTH), [1000.0]), axis=0)
 
 
-def histogram_probs(data, edges: np.ndarray, overflow: bool) -> np.ndarray:
-    """Normalised histogram of ``data`` on ``edges``; with ``overflow`` two extra bins hold the
-    values below the first / above the last edge (NoiseFlow's ``get_histogram``)."""
-    d = _np(data).ravel()
-    n = d.size
+def flowsrgb_bin_edges() -> np.ndarray:
+    """Flow-sRGB / NM-FlowGAN edges on the 0-255 noise: -260, -256, ..., 260 (130 bins)."""
+    return np.arange(FLOWSRGB_RANGE[0], FLOWSRGB_RANGE[1], FLOWSRGB_BIN_WIDTH)
+
+
+def naflow_bin_edges() -> np.ndarray:
+    """NAFlow's edges: arange(-1, 1 + 2/256, 2/256) (257 edges, 256 bins)."""
+    w = (NAFLOW_RANGE[1] - NAFLOW_RANGE[0]) / NAFLOW_BINS
+    return np.arange(NAFLOW_RANGE[0], NAFLOW_RANGE[1] + w, w)
+
+
+def _counts(data: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, int]:
+    n = int(np.prod(data.shape))
     if n == 0:
         raise PnganError("empty noise array given to a histogram")
-    hist, _ = np.histogram(d, edges)
-    hist = hist.astype(np.float64)
-    if overflow:
-        hist = np.concatenate(([np.sum(d < edges[0])], hist, [np.sum(d > edges[-1])]))
-    return hist / n
+    hist, _ = np.histogram(data, edges)
+    return hist, n
 
 
-def kl_forward(p: np.ndarray, q: np.ndarray) -> float:
-    """sum p log(p/q) over the bins where both p and q are positive and finite."""
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    keep = np.isfinite(p) & np.isfinite(q) & (p > 0) & (q > 0)
-    p, q = p[keep], q[keep]
+def _kl_both_positive(p: np.ndarray, q: np.ndarray) -> float:
+    """NoiseFlow's ``kl_div_3_data`` / NeCA's ``cal_kld`` / NAFlow's ``calculate_kld`` forward
+    term: bins where both are positive, ``sum(p * (log p - log q))``."""
+    idx = (p > 0) & (q > 0)
+    p, q = p[idx], q[idx]
+    return float(np.sum(p * (np.log(p) - np.log(q))))
+
+
+def kld_noiseflow_noise(real_noise, gen_noise) -> float:
+    """The NoiseFlow/NeCA histogram KL on two noise arrays (any shape, [0, 1] units)."""
+    edges = noiseflow_bin_edges()
+    (hr, nr), (hg, ng) = _counts(np.asarray(real_noise), edges), _counts(np.asarray(gen_noise), edges)
+    return _kl_both_positive(hr / nr, hg / ng)
+
+
+def kld_flowsrgb_noise(real_noise255, gen_noise255) -> float:
+    """The Flow-sRGB / NM-FlowGAN KL on two noise arrays on the 0-255 scale."""
+    edges = flowsrgb_bin_edges()
+    (hr, nr), (hg, ng) = _counts(np.asarray(real_noise255), edges), _counts(np.asarray(gen_noise255), edges)
+    p = (hr + 1) / (nr + 1 * len(hr))
+    q = (hg + 1) / (ng + 1 * len(hg))
+    idx = p > 0
+    p, q = p[idx], q[idx]
     return float(np.sum(p * np.log(p / q)))
 
 
+def kld_naflow_noise(real_noise, gen_noise) -> float:
+    """NAFlow's histogram KL on two noise arrays ([0, 1] units)."""
+    edges = naflow_bin_edges()
+    (hr, nr), (hg, ng) = _counts(np.asarray(real_noise), edges), _counts(np.asarray(gen_noise), edges)
+    return _kl_both_positive(hr / nr, hg / ng)
+
+
+def quantise8(x: torch.Tensor) -> torch.Tensor:
+    """NeCA's ``noise_quantization`` image step: clip to [0, 1], ``round(x * 255) / 255``."""
+    return torch.round(torch.clip(x, 0, 1) * 255) / 255.0
+
+
 def kld_noiseflow(real_noisy, real_clean, gen_noisy, gen_clean=None) -> float:
-    """KL(real || generated) with the NoiseFlow/NeCA histogram recipe (see module docstring)."""
+    """KL(real || generated) with the NoiseFlow/NeCA recipe (see module docstring)."""
     gen_clean = real_clean if gen_clean is None else gen_clean
     _check_pair(real_noisy, real_clean, "kld_noiseflow real")
     _check_pair(gen_noisy, gen_clean, "kld_noiseflow generated")
-    real = _np(real_noisy) - _np(real_clean)
-    g = np.round(np.clip(_np(gen_noisy), 0.0, 1.0) * 255.0) / 255.0
-    gen = g - _np(gen_clean)
-    edges = noiseflow_bin_edges()
-    return kl_forward(histogram_probs(real, edges, True), histogram_probs(gen, edges, True))
+    rn, rc, gn, gc = _t(real_noisy), _t(real_clean), _t(gen_noisy), _t(gen_clean)
+    return kld_noiseflow_noise(_noise_np(rn, rc), _noise_np(quantise8(gn), gc))
+
+
+def gray_levels(x) -> np.ndarray:
+    """``x`` on the 0-255 scale (float64); an image whose every value is k/255 (to float32
+    precision) gives the exact integers k, as the published scripts read 8-bit files."""
+    v = _np(x) * 255.0
+    r = np.round(v)
+    if v.size and np.max(np.abs(v - r)) <= 1e-3:
+        return r
+    return v
+
+
+def kld_flowsrgb(real_noisy, real_clean, gen_noisy, gen_clean=None) -> float:
+    """KL(real || generated) with the Flow-sRGB / NM-FlowGAN recipe (see module docstring)."""
+    gen_clean = real_clean if gen_clean is None else gen_clean
+    _check_pair(real_noisy, real_clean, "kld_flowsrgb real")
+    _check_pair(gen_noisy, gen_clean, "kld_flowsrgb generated")
+    real = gray_levels(real_noisy) - gray_levels(real_clean)
+    gen = gray_levels(_t(gen_noisy).clamp(0, 1)) - gray_levels(gen_clean)
+    return kld_flowsrgb_noise(real.ravel(), gen.ravel())
 
 
 def kld_naflow(real_noisy, real_clean, gen_noisy, gen_clean=None) -> float:
-    """KL(real || generated) with 256 bins over [-1, 1] (NAFlow's evaluation recipe)."""
+    """KL(real || generated) with NAFlow's recipe (see module docstring)."""
     gen_clean = real_clean if gen_clean is None else gen_clean
     _check_pair(real_noisy, real_clean, "kld_naflow real")
     _check_pair(gen_noisy, gen_clean, "kld_naflow generated")
-    edges = np.linspace(NAFLOW_RANGE[0], NAFLOW_RANGE[1], NAFLOW_BINS + 1)
-    real = _np(real_noisy) - _np(real_clean)
-    gen = _np(gen_noisy) - _np(gen_clean)
-    return kl_forward(histogram_probs(real, edges, False), histogram_probs(gen, edges, False))
+    rn, rc, gn, gc = _t(real_noisy), _t(real_clean), _t(gen_noisy), _t(gen_clean)
+    return kld_naflow_noise(_noise_np(rn, rc), _noise_np(gn.clamp(0.0, 1.0), gc))
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,8 +235,9 @@ def kl_gauss_zero_center(var_fake: torch.Tensor, var_real: torch.Tensor) -> floa
 
 
 def akld(real_noisy, clean, gen_noisy_samples) -> float:
-    """AKLD: KL of the local noise variance maps, averaged over the L generated samples
-    (``gen_noisy_samples``: one tensor or a list of tensors, each with ``clean``'s shape)."""
+    """AKLD (DANet's ``demo_AKLD.py`` protocol): for each of the L generated samples (one tensor
+    or a list, each with ``clean``'s shape) clamp it to [0, 1], take the local variance map and
+    the KL against the real one; AKLD = sum / L. DANet uses L = 50."""
     if isinstance(gen_noisy_samples, (list, tuple)):
         samples = list(gen_noisy_samples)
     else:
@@ -157,7 +245,9 @@ def akld(real_noisy, clean, gen_noisy_samples) -> float:
     if not samples:
         raise PnganError("akld: no generated samples given")
     var_real = local_noise_variance(real_noisy, clean)
-    vals = [kl_gauss_zero_center(local_noise_variance(g, clean), var_real) for g in samples]
+    # DANet's demo_AKLD.py: each fake sample is clamped to [0, 1], then sigma, then KL; / L
+    vals = [kl_gauss_zero_center(local_noise_variance(_as_batch(g).clamp(0.0, 1.0), clean), var_real)
+            for g in samples]
     return float(np.mean(vals))
 
 
@@ -216,25 +306,26 @@ def mmd(real_noisy, real_clean, gen_noisy, gen_clean=None, patch: int = MMD_PATC
 
 
 def noise_metrics(real_noisy, clean, gen_samples, *, mmd_patch: int = MMD_PATCH) -> dict:
-    """All realism metrics for one image: ``gen_samples`` is a list of generated noisy tensors for
-    ``clean``. KLD and MMD use the first sample's pooled noise over all samples; AKLD averages
-    over samples. Returns a dict of floats."""
+    """All realism metrics for one image: ``gen_samples`` is a list of L generated noisy tensors
+    for ``clean``. Each KLD is computed per sample and averaged over the L samples (each published
+    script scores one sample); AKLD averages over the L samples (DANet's protocol); MMD pools the
+    patches of all samples. Returns a dict of floats plus ``samples`` = L."""
     if not isinstance(gen_samples, (list, tuple)):
         gen_samples = [gen_samples]
+    if not gen_samples:
+        raise PnganError("noise_metrics: no generated samples given")
     gens = [_as_batch(g) for g in gen_samples]
     for g in gens:
         _check_pair(g, _as_batch(clean), "generated vs clean")
+    out: dict = {}
+    for key, fn in (("kld_noiseflow", kld_noiseflow), ("kld_flowsrgb", kld_flowsrgb), ("kld_naflow", kld_naflow)):
+        out[key] = float(np.mean([fn(real_noisy, clean, g.reshape(clean.shape), clean) for g in gen_samples]))
     g_all = torch.cat(gens, 0)
     c_all = _as_batch(clean).expand(len(gens), -1, -1, -1)
     rn, c1 = _as_batch(real_noisy), _as_batch(clean)
-    rn_all = rn.expand(len(gens), -1, -1, -1)
-    out = {
-        "kld_noiseflow": kld_noiseflow(rn_all, c_all, g_all, c_all),
-        "kld_naflow": kld_naflow(rn_all, c_all, g_all, c_all),
-        "akld": akld(rn, c1, gens),
-        "mmd": mmd(rn, c1, g_all, c_all, patch=mmd_patch),
-        "samples": len(gens),
-    }
+    out["akld"] = akld(rn, c1, gens)
+    out["mmd"] = mmd(rn, c1, g_all, c_all, patch=mmd_patch)
+    out["samples"] = len(gens)
     for k, v in out.items():
         if isinstance(v, float) and not math.isfinite(v):
             raise PnganError(f"metric {k} is not finite ({v})")

@@ -32,15 +32,24 @@ def _table(headers: list[str], rows: list[list]) -> str:
 
 
 def _metric_section(path: Path, res: dict) -> str:
+    if isinstance(res.get("sets"), list):  # 'pngan evaluate denoiser' with several --data
+        return "\n".join(_metric_section(path, {**r, "kind": res.get("kind", r.get("kind"))}) for r in res["sets"])
     if "mean" not in res or "images" not in res:
         raise PnganError("not a pngan metric JSON (needs 'mean' and 'images')", path)
+    from pngan.eval.noise_metrics import METRIC_LABELS
+
     keys = list(res["mean"])
+    legend = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(METRIC_LABELS[k])}</li>" for k in keys
+                     if k in METRIC_LABELS)
+    if "samples" in res:
+        legend += f"<li>generated samples per image (L): {html.escape(json.dumps(res['samples']))}</li>"
     title = res.get("kind", "metrics")
     what = res.get("generated") or res.get("model") or ""
     rows = [[name] + [r.get(k, "") for k in keys] for name, r in res["images"].items()]
     rows.append(["mean"] + [res["mean"][k] for k in keys])
     return (f"<h2>{html.escape(title)}: {html.escape(path.name)}</h2><p>{html.escape(str(res.get('real') or res.get('data') or ''))}"
-            f" {html.escape(str(what))}</p>" + _table(["image"] + keys, rows))
+            f" {html.escape(str(what))}</p>" + _table(["image"] + keys, rows)
+            + (f"<ul>{legend}</ul>" if legend else ""))
 
 
 def _run_section(run: Path, out: Path, idx: int) -> str:

@@ -5,9 +5,9 @@ them (widths 64, 128, 128 -> 1 logit): a score map the size of the input, one lo
 the adversarial loss judges every pixel (the paper's pixel-level noise-aware training). The widths
 are our choice (the paper gives only "4 convolutions with LeakyReLU").
 
-``image_discriminator``: the image-level discriminator of the ablation (Table 3): four 4x4
-convolutions, the first three with stride 2 (widths 64, 128, 256 -> 1), averaged to one logit per
-image.
+``image_discriminator``: the image-level discriminator of the ablation (Table 3): three 4x4
+convolutions with stride 2 (widths 64, 128, 256), then a 3x3 convolution, stride 1, to 1 channel,
+averaged to one logit per image.
 """
 
 from __future__ import annotations

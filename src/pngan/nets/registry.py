@@ -2,7 +2,7 @@
 
 Each network file registers its class(es) with ``@register("name", role=...)``. Roles:
 ``generator``, ``discriminator``, ``denoiser`` (has ``.denoise(x)`` returning the clean estimate),
-``features``. ``build`` imports all network modules on first use.
+``features``, ``isp`` (CycleISP's camera networks for setting 2). ``build`` imports all network modules on first use.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ _MODULES = [
     "pngan.nets.mirnet",
     "pngan.nets.mprnet",
     "pngan.nets.vgg",
+    "pngan.nets.cycleisp",
 ]
 _loaded = False
 

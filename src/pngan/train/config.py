@@ -43,12 +43,26 @@ class SyntheticConfig:
     sigma_max: float | None = None  # setting 1: sample sigma uniformly in [sigma, sigma_max] per image
     calibration: str | None = None  # calibrated: a saved calibration JSON; default: fit on the training pairs
     correlated: bool = True  # calibrated: fit the spatial and cross-channel correlation too
+    # setting 2 with CycleISP's released ISP networks (the paper's exact setting 2): all three
+    # checkpoints (rgb2raw_joint.pth, raw2rgb_joint.pth, ccm_joint.pth), or none for the analytic ISP
+    cycleisp_rgb2raw: str | None = None
+    cycleisp_raw2rgb: str | None = None
+    cycleisp_ccm: str | None = None
 
     def kwargs(self) -> dict:
+        from pngan.errors import PnganError
         from pngan.noise import canonical_setting
 
+        paths = [self.cycleisp_rgb2raw, self.cycleisp_raw2rgb, self.cycleisp_ccm]
         if canonical_setting(self.setting) == "awgn":
+            if any(paths):
+                raise PnganError("synthetic.cycleisp_* applies to setting 2 (raw) only")
             return {"sigma": (self.sigma, self.sigma_max) if self.sigma_max is not None else self.sigma}
+        if any(paths):
+            if not all(paths):
+                raise PnganError("synthetic: give all three of cycleisp_rgb2raw, cycleisp_raw2rgb, cycleisp_ccm "
+                                 "(CycleISP's RAW2RGB needs its colour-correction branch)")
+            return {"isp": "networks", "cycleisp": paths}
         return {}
 
 
