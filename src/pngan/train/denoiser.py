@@ -167,10 +167,9 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
     from pngan.nets.registry import available, build
     from pngan.seeding import derive_seed
     from pngan.train import checkpoint as ck
-    from pngan.train.distributed import init as dist_init
-    from pngan.train.distributed import resolve_device
     from pngan.train.loop import _finite_grads, _SigintFlag
     from pngan.train.runlog import StatsLog
+    from pngan.train.session import start_run
 
     if cfg.net.arch not in available("denoiser"):
         raise PnganError(f"unknown denoiser '{cfg.net.arch}' (known: {', '.join(available('denoiser'))})")
@@ -182,24 +181,8 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
             raise PnganError(f"--ratio must be positive (got {ratio})")
         if len(data) < 2:
             raise PnganError("--ratio needs two or more --data: the first is the generated set, the rest real")
-    dist = dist_init(cfg.run.device)
-    device = resolve_device(cfg.run.device, dist)
-    if cfg.run.threads > 0:
-        torch.set_num_threads(cfg.run.threads)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    run_dir = Path(out)
-    prep_error = None
-    if dist.is_main:
-        try:
-            ck.prepare_run_dir(run_dir, resume)
-        except PnganError as e:
-            prep_error = e
-    # every rank stops on rank 0's run-folder error (instead of waiting forever at a barrier)
-    if dist.any_flag(prep_error is not None, device):
-        raise prep_error or PnganError("the run folder was refused by rank 0 (see its message)", run_dir)
-    if resume and dist.is_main:
-        ck.clean_partial(run_dir)
+    session = start_run(out, resume, device=cfg.run.device, threads=cfg.run.threads)
+    dist, device, run_dir = session.dist, session.device, session.run_dir
 
     B = cfg.data.batch_size
     cache = int(cfg.data.cache_gb * 2**30)
