@@ -54,6 +54,12 @@ class LossConfig:
     lambda_p: float = 6e-3  # multiplies the perceptual loss (Eq. 13)
     lambda_ra: float = 8e-4  # multiplies the generator's relativistic adversarial loss (Eq. 13)
     perceptual: Literal["imagenet", "random", "off"] = "imagenet"
+    # imagenet perceptual loss without --vgg weights: error (the paper's setting cannot run without
+    # them) or warn and train without the perceptual term (small presets)
+    perceptual_missing: Literal["error", "warn"] = "error"
+    # where the relativistic average E[C(.)] of Eq. 5-6 is taken for per-pixel logits: per pixel
+    # position over the batch (batch, default) or over batch, height and width (batch_hw, BasicSR)
+    ra_mean: Literal["batch", "batch_hw"] = "batch"
 
 
 @dataclass
@@ -107,6 +113,7 @@ PRESETS: dict[str, dict] = {
     "paper": {},  # the dataclass defaults are the paper's values
     "cpu-small": {
         "generator": {"channels": 32, "groups": 2, "blocks": 1},
+        "loss": {"perceptual_missing": "warn"},
         "optim": {"lr": 1e-3},
         "data": {"patch_size": 48, "batch_size": 8},
         "run": {"steps": 400, "log_every": 10, "sample_every": 100, "ckpt_every": 100},

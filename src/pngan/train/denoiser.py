@@ -12,10 +12,17 @@ their papers; MPRNet's paper uses Charbonnier + 0.05 * edge loss -- we use L1 fo
 the real / generated / mixed comparisons of Tables 1-4 differ only in the data (documented in
 docs/paper-mapping.md).
 
-Mixing (paper Table 4, ratio rho = generated data as a fraction of the real data): with
-``ratio`` set, the FIRST data spec is the generated set and the others are the real sets; every
-batch of B patches holds round(B * rho / (1 + rho)) generated patches and the rest real ones, so
-over training the generated:real patch count is rho:1 (rho=1 -> half and half).
+Mixing (paper Table 4, ratio rho = generated : real data): with ``ratio`` set, the FIRST data spec
+is the generated set and the others are the real sets. Sample j of step s's global batch (global
+index n = s * B + j) is generated iff floor((n + 1) p) > floor(n p) with p = rho / (1 + rho)
+computed exactly as a fraction: the first N samples of the run hold exactly floor(N p) generated
+ones, so the generated:real count is rho:1 (rho = 0: real data only; rho = 1: half and half),
+whatever the batch size, the resume point or the number of processes (a function of (step, j)).
+
+On-the-fly synthetic data (paper Table 2, denoisers trained on setting 1 / setting 2 data): a
+data spec ``synth:SETTING:SPEC`` (e.g. ``synth:awgn:clean:photos``, ``synth:raw:sidd:DIR``) takes
+the clean images of SPEC and draws fresh synthetic noise for every sample of every step, from a
+generator seeded by (seed, step, global sample index), clipped to [0, 1] like an image file.
 """
 
 from __future__ import annotations
@@ -36,27 +43,106 @@ from pngan.train.schedule import cosine_lr
 log = logging.getLogger("pngan")
 
 
-class _MixedBatches(torch.utils.data.Dataset):
-    """Item ``i``: step ``start + i``'s batch, every sampler's share concatenated (a pure function of
-    the step, so worker processes can prepare it)."""
+SYNTH_PREFIX = "synth:"
 
-    def __init__(self, samplers, start: int, n: int, rank: int, world: int):
-        self.samplers, self.start, self.n, self.rank, self.world = samplers, start, max(0, n), rank, world
+
+def split_synth_spec(spec: str) -> tuple[str | None, str]:
+    """``synth:SETTING:SPEC`` -> (canonical setting, SPEC); any other spec -> (None, spec)."""
+    if not spec.startswith(SYNTH_PREFIX):
+        return None, spec
+    from pngan.noise import canonical_setting
+
+    rest = spec[len(SYNTH_PREFIX):]
+    setting, sep, inner = rest.partition(":")
+    if not sep or not inner:
+        raise PnganError(f"synthetic data spec must be synth:SETTING:SPEC (e.g. synth:awgn:clean:DIR), got '{spec}'")
+    return canonical_setting(setting), inner
+
+
+class PairSource:
+    """Noisy/clean patches of one data source: real pairs (``synth is None``) or the clean images of
+    a set with fresh synthetic noise per (seed, step, global sample index)."""
+
+    def __init__(self, sampler, synth=None, seed: int = 0):
+        self.sampler, self.synth, self.seed = sampler, synth, seed
+
+    def describe(self) -> str:
+        d = self.sampler.imageset.describe()
+        return d if self.synth is None else f"synth:{json.dumps(self.synth.describe(), sort_keys=True)}:{d}"
+
+    def sample(self, step: int, j: int) -> dict[str, torch.Tensor]:
+        s = self.sampler.sample(step, j)
+        if self.synth is None:
+            return s
+        from pngan.seeding import make_generator
+
+        g = make_generator(self.seed, "synth-data", step, j)
+        with torch.no_grad():
+            noisy = self.synth(s["clean"][None], generator=g)[0].clamp(0, 1)
+        return {"clean": s["clean"], "noisy": noisy}
+
+
+def mix_fraction(ratio: float | None):
+    """p = rho / (1 + rho) as an exact fraction (rho read as the shortest decimal it was given as)."""
+    from fractions import Fraction
+
+    if ratio is None:
+        return None
+    rho = Fraction(repr(float(ratio)))
+    return rho / (1 + rho)
+
+
+def is_generated(p, n: int) -> bool:
+    """Whether global sample n (= step * B + j) is drawn from the generated set: the Bresenham
+    sequence floor((n+1) p) - floor(n p), so samples 0..N-1 hold exactly floor(N p) generated ones."""
+    if p is None or p == 0:
+        return False
+    return ((n + 1) * p.numerator) // p.denominator > (n * p.numerator) // p.denominator
+
+
+class MixedBatches(torch.utils.data.Dataset):
+    """Item ``i``: this rank's slice of step ``start + i``'s global batch; sample j comes from
+    ``sources[0]`` (generated) or ``sources[1]`` (real) as ``is_generated`` says (``p=None``: all
+    from ``sources[0]``). A pure function of (step, j), so worker processes can prepare it."""
+
+    def __init__(self, sources: list[PairSource], p, batch_size: int, start: int, n: int, rank: int, world: int):
+        if batch_size % world:
+            raise PnganError(f"batch size {batch_size} is not divisible by the {world} processes")
+        self.sources, self.p, self.B = sources, p, batch_size
+        self.start, self.n, self.rank, self.world = start, max(0, n), rank, world
 
     def __len__(self) -> int:
         return self.n
 
+    def source_of(self, step: int, j: int) -> int:
+        if self.p is None:
+            return 0
+        return 0 if is_generated(self.p, step * self.B + j) else 1
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         if not 0 <= i < self.n:
             raise IndexError(i)
-        parts = [s.batch(self.start + i, self.rank, self.world) for s in self.samplers]
-        return {k: torch.cat([p[k] for p in parts]) for k in ("clean", "noisy")}
+        step, b = self.start + i, self.B // self.world
+        samples = [self.sources[self.source_of(step, j)].sample(step, j)
+                   for j in range(self.rank * b, (self.rank + 1) * b)]
+        return {k: torch.stack([s[k] for s in samples]) for k in ("clean", "noisy")}
 
 
 @dataclass
 class DenoiserNetConfig:
     arch: str = "dncnn"
     kwargs: dict = field(default_factory=dict)  # constructor arguments for the registry network
+    # per-architecture default constructor arguments (a preset's network size); net.kwargs wins
+    arch_kwargs: dict = field(default_factory=dict)
+
+
+# cpu-small network sizes, one per architecture (each trains a step in about a second on 2 cores)
+SMALL_NET_KWARGS: dict[str, dict] = {
+    "dncnn": {"depth": 8, "channels": 32},
+    "ridnet": {"channels": 16},
+    "mirnet": {"n_feat": 16, "n_RRG": 1, "n_MSRB": 1},
+    "mprnet": {"n_feat": 16, "scale_unetfeats": 8, "scale_orsnetfeats": 8, "num_cab": 2},
+}
 
 
 @dataclass
@@ -80,7 +166,7 @@ class DenoiserDataConfig:
 
 @dataclass
 class DenoiserRunConfig:
-    steps: int = 100_000
+    steps: int = 700_000  # paper Sec. 4.1: 700k iterations; fine-tuning keeps the other settings
     seed: int = 0
     log_every: int = 100
     ckpt_every: int = 5000
@@ -102,11 +188,11 @@ class DenoiserTrainConfig:
 
 
 PRESETS: dict[str, dict] = {
-    # paper: Adam (0.9, 0.999), 128x128 patches, batch 8, cosine 2e-4 -> 1e-6 from scratch, constant
-    # 1e-6 when fine-tuning (Sec. 4.1). The step count for from-scratch training is not in the paper.
+    # paper: Adam (0.9, 0.999), 128x128 patches, batch 8, 700k iterations, cosine 2e-4 -> 1e-6 from
+    # scratch, constant 1e-6 when fine-tuning (Sec. 4.1: fine-tuning keeps the other settings).
     "paper": {},
     "cpu-small": {
-        "net": {"kwargs": {"depth": 8, "channels": 32}},
+        "net": {"arch_kwargs": SMALL_NET_KWARGS},
         "optim": {"lr": 1e-3},
         "data": {"patch_size": 40, "batch_size": 8},
         "run": {"steps": 300, "log_every": 10, "ckpt_every": 100},
@@ -152,9 +238,38 @@ def _unused_parameters(net: torch.nn.Module, patch: int, device) -> list[str]:
 
 
 def _net_kwargs(cfg: DenoiserTrainConfig) -> dict:
-    if not isinstance(cfg.net.kwargs, dict):
+    if not isinstance(cfg.net.kwargs, dict) or not isinstance(cfg.net.arch_kwargs, dict):
         raise PnganError("net.kwargs must be a mapping, e.g. net.kwargs={depth: 8}")
-    return dict(cfg.net.kwargs)
+    return {**(cfg.net.arch_kwargs.get(cfg.net.arch) or {}), **cfg.net.kwargs}
+
+
+def _open_sources(cfg: DenoiserTrainConfig, data: list[str]) -> list[PairSource]:
+    """[all data] without a ratio; [generated (first spec), real (the rest)] with one."""
+    from pngan.data.patches import PatchSampler
+    from pngan.data.specs import open_datasets
+    from pngan.noise import build_synthetic
+    from pngan.seeding import derive_seed
+
+    groups = [list(data)] if cfg.data.ratio is None else [[data[0]], list(data[1:])]
+    sources = []
+    for gi, specs in enumerate(groups):
+        split = [split_synth_spec(s) for s in specs]
+        settings = {st for st, _ in split}
+        if len(settings) > 1:
+            raise PnganError("one data group mixes synth:SETTING:... and other specs (or two settings): "
+                             f"{' '.join(specs)}; give them as separate groups with --ratio")
+        setting = settings.pop()
+        iset = open_datasets([inner for _, inner in split])
+        need = ("clean",) if setting else ("clean", "noisy")
+        if not iset.has_clean or ("noisy" in need and not iset.has_noisy):
+            raise PnganError(f"training a denoiser needs noisy/clean pairs{' (synthetic: clean images)' if setting else ''}; "
+                             f"{iset.spec} has no {'clean' if not iset.has_clean else 'noisy'} images")
+        seed = cfg.run.seed if gi == 0 else derive_seed(cfg.run.seed, "mix", gi) % (2**31)
+        sampler = PatchSampler(iset, cfg.data.patch_size, cfg.data.batch_size, cfg.data.flips, seed,
+                               cache_bytes=int(cfg.data.cache_gb * 2**30), keys=need)
+        synth = build_synthetic(setting) if setting else None
+        sources.append(PairSource(sampler, synth, derive_seed(cfg.run.seed, "synth-data", gi)))
+    return sources
 
 
 def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *, init: str | None = None,
@@ -162,8 +277,6 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
     """Train ``cfg.net.arch`` on ``data`` (see the module docstring for ``cfg.data.ratio``)."""
     from pngan import __version__
     from pngan.config import config_hash, save_yaml
-    from pngan.data.patches import PatchSampler
-    from pngan.data.specs import open_datasets
     from pngan.nets.registry import available, build
     from pngan.seeding import derive_seed
     from pngan.train import checkpoint as ck
@@ -177,30 +290,15 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
         raise PnganError("give at least one --data SPEC")
     ratio = cfg.data.ratio
     if ratio is not None:
-        if ratio <= 0:
-            raise PnganError(f"--ratio must be positive (got {ratio})")
+        if not (ratio >= 0 and math.isfinite(ratio)):
+            raise PnganError(f"--ratio must be 0 or more (got {ratio})")
         if len(data) < 2:
             raise PnganError("--ratio needs two or more --data: the first is the generated set, the rest real")
     session = start_run(out, resume, device=cfg.run.device, threads=cfg.run.threads)
     dist, device, run_dir = session.dist, session.device, session.run_dir
 
-    B = cfg.data.batch_size
-    cache = int(cfg.data.cache_gb * 2**30)
-    groups: list[tuple[Any, int]] = []  # (imageset, patches per batch)
-    if ratio is None:
-        groups.append((open_datasets(list(data)), B))
-    else:
-        n_gen = int(round(B * ratio / (1.0 + ratio)))
-        n_gen = min(max(n_gen, 1), B - 1)
-        groups.append((open_datasets([data[0]]), n_gen))
-        groups.append((open_datasets(list(data[1:])), B - n_gen))
-    samplers = []
-    for gi, (iset, n) in enumerate(groups):
-        if not (iset.has_clean and iset.has_noisy):
-            raise PnganError(f"training a denoiser needs noisy/clean pairs; {iset.spec} has no "
-                             f"{'clean' if not iset.has_clean else 'noisy'} images")
-        seed = cfg.run.seed if gi == 0 else derive_seed(cfg.run.seed, "mix", gi) % (2**31)
-        samplers.append(PatchSampler(iset, cfg.data.patch_size, n, cfg.data.flips, seed, cache_bytes=cache))
+    sources = _open_sources(cfg, data)
+    p_gen = mix_fraction(ratio)
 
     kwargs = _net_kwargs(cfg)
     torch.manual_seed(derive_seed(cfg.run.seed, "denoiser-init") % (2**63))  # same init on every rank / rerun
@@ -231,7 +329,7 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
     # fine-tuning: constant lr (paper: 1e-6); from scratch: cosine lr -> lr_min
     lr_at = (lambda s: lr0) if init is not None else (lambda s: cosine_lr(s, total, lr0, cfg.optim.lr_min))
     meta = {"pngan.config_hash": config_hash(cfg), "pngan.version": __version__,
-            "pngan.data": " + ".join(s.imageset.describe() for s in samplers),
+            "pngan.data": " + ".join(s.describe() for s in sources),
             "pngan.kwargs": json.dumps(kwargs)}
 
     def save(step: int) -> Path | None:
@@ -287,7 +385,8 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
     net.train()
     from pngan.train.distributed import batch_loader
 
-    loader = batch_loader(_MixedBatches(samplers, start, total - start, dist.rank, dist.world_size),
+    loader = batch_loader(MixedBatches(sources, p_gen, cfg.data.batch_size, start, total - start, dist.rank,
+                                       dist.world_size),
                           cfg.data.num_workers, device, dist.world_size)
     step, t_log, n_log, interrupted = start, time.perf_counter(), 0, False
     with _SigintFlag() as sigint:

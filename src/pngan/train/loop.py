@@ -99,12 +99,22 @@ class _SigintFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
-def _ra_losses_global(dist: Dist, real_logits: torch.Tensor, fake_logits: torch.Tensor, which: str) -> torch.Tensor:
-    """``pngan.losses.gan.ra_d_loss`` / ``ra_g_loss`` with E_b[.] over the global batch (multi-process)."""
+def _ra_losses_global(dist: Dist, real_logits: torch.Tensor, fake_logits: torch.Tensor, which: str,
+                      mean: str = "batch") -> torch.Tensor:
+    """``pngan.losses.gan.ra_d_loss`` / ``ra_g_loss`` with E_b[.] over the global batch (multi-process).
+
+    ``mean="batch_hw"``: every rank's slice has the same H and W, so the global mean over (batch,
+    H, W) is the global batch mean of the per-image spatial means."""
     import torch.nn.functional as F
 
-    r = real_logits - dist.batch_mean(fake_logits)
-    f = fake_logits - dist.batch_mean(real_logits)
+    from pngan.losses.gan import ra_mean_dims
+
+    def avg(t: torch.Tensor) -> torch.Tensor:
+        hw = ra_mean_dims(t, mean)[1:]
+        return dist.batch_mean(t.mean(dim=hw, keepdim=True) if hw else t)
+
+    r = real_logits - avg(fake_logits)
+    f = fake_logits - avg(real_logits)
     if which == "d":
         return (F.binary_cross_entropy_with_logits(r, torch.ones_like(r))
                 + F.binary_cross_entropy_with_logits(f, torch.zeros_like(f)))
@@ -139,6 +149,10 @@ def build_models(cfg: TrainConfig, denoiser: str | None, vgg_weights: str | None
         name, path = parse_net_spec(denoiser)
         Dn = _frozen(load_network(name, path)).to(device)
     perceptual = None
+    if (cfg.loss.lambda_p > 0 and cfg.loss.perceptual == "imagenet" and not vgg_weights
+            and cfg.loss.perceptual_missing == "error"):
+        raise PnganError("the perceptual loss (Eq. 12) needs ImageNet VGG16 weights: pass --vgg PATH, or set "
+                         "loss.perceptual=off to train without it")
     if cfg.loss.lambda_p > 0:
         perceptual = build_perceptual(vgg_weights, cfg.loss.perceptual if vgg_weights or cfg.loss.perceptual != "imagenet" else "imagenet")
         if perceptual is not None:
@@ -253,9 +267,11 @@ class PnganStep:
     def ra_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor, which: str) -> torch.Tensor:
         from pngan.losses import ra_d_loss, ra_g_loss
 
+        mean = self.cfg.loss.ra_mean
         if self.dist.enabled:
-            return _ra_losses_global(self.dist, real_logits, fake_logits, which)
-        return ra_d_loss(real_logits, fake_logits) if which == "d" else ra_g_loss(real_logits, fake_logits)
+            return _ra_losses_global(self.dist, real_logits, fake_logits, which, mean)
+        loss = ra_d_loss if which == "d" else ra_g_loss
+        return loss(real_logits, fake_logits, mean)
 
     def d_step(self, clean: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, terms: dict[str, float]) -> None:
         """(i) G fixed (``fake`` detached): one optimiser step of D on L_D."""
