@@ -25,10 +25,16 @@ class GeneratorConfig:
     multiscale: bool = True
     sid: bool = True
     fca: bool = True
+    # how SMNet's paths are downsampled: sid | stride | bilinear (Table 3's "+Multi-scale" row);
+    # None (default): sid if generator.sid else stride
+    downsample: Literal["sid", "stride", "bilinear"] | None = None
 
     def kwargs(self) -> dict:
-        return dict(channels=self.channels, groups=self.groups, blocks=self.blocks,
-                    multiscale=self.multiscale, sid=self.sid, fca=self.fca)
+        kw = dict(channels=self.channels, groups=self.groups, blocks=self.blocks,
+                  multiscale=self.multiscale, sid=self.sid, fca=self.fca)
+        if self.downsample is not None:  # only when set: older runs' kwargs stay as they were
+            kw["downsample"] = self.downsample
+        return kw
 
 
 @dataclass
