@@ -111,3 +111,34 @@ def test_paper_preset_is_the_papers_length():
     paper = load_denoiser_config("paper")
     assert paper.run.steps == 700_000 and paper.data.patch_size == 128 and paper.data.batch_size == 8
     assert paper.optim.finetune_lr == 1e-6 and paper.net.arch_kwargs == {}
+
+
+def test_trained_generator_as_on_the_fly_source(tmp_path):
+    from pngan.infer.api import NoiseGenerator
+    from pngan.nets.loading import save_network
+    from pngan.nets.registry import build
+    from pngan.seeding import make_generator
+    from pngan.train.config import load_train_config
+    from pngan.train.denoiser import _open_sources
+    from pngan.train.loop import train_pngan
+
+    real = _pairs(tmp_path / "r")
+    torch.manual_seed(0)
+    dn = save_network(build("dncnn", channels=4, depth=2), tmp_path / "dn.safetensors")
+    gen_run = tmp_path / "g"
+    train_pngan(load_train_config("cpu-small", ["generator.channels=4", "generator.groups=1", "generator.blocks=1",
+                                                "loss.d_channels=4", "data.patch_size=16", "data.batch_size=2",
+                                                "run.steps=1", "run.threads=1"]),
+                [real], gen_run, denoiser=f"dncnn:{dn}", progress=False)
+    cfg = load_denoiser_config("cpu-small", ["data.patch_size=16", "data.batch_size=2"])
+    (src,) = _open_sources(cfg, [f"gen:{gen_run}:{real}"])
+    a, again, b = src.sample(3, 1), _open_sources(cfg, [f"gen:{gen_run}:{real}"])[0].sample(3, 1), src.sample(4, 1)
+    assert torch.equal(a["noisy"], again["noisy"])  # reproducible per (seed, step, sample)
+    ref = NoiseGenerator.load(gen_run)(a["clean"][None], generator=make_generator(src.seed, "synth-data", 3, 1))
+    assert torch.equal(a["noisy"], ref[0].clamp(0, 1))  # = the generator applied to the patch
+    assert not torch.equal(a["noisy"] - a["clean"], b["noisy"] - b["clean"])  # fresh noise every step
+    run = tmp_path / "d"
+    assert main(["train-denoiser", "--arch", "dncnn", "--config", "cpu-small", "--quiet", "--steps", "2",
+                 "--data", f"gen:{gen_run}:{real}", "--data", real, "--ratio", "1", "--out", str(run),
+                 "data.patch_size=16", "data.batch_size=2", "net.kwargs={depth: 2, channels: 4}"]) == 0
+    assert load_saved_network(run / "denoiser.safetensors")[1]["pngan.data"].startswith("gen:")

@@ -19,10 +19,12 @@ computed exactly as a fraction: the first N samples of the run hold exactly floo
 ones, so the generated:real count is rho:1 (rho = 0: real data only; rho = 1: half and half),
 whatever the batch size, the resume point or the number of processes (a function of (step, j)).
 
-On-the-fly synthetic data (paper Table 2, denoisers trained on setting 1 / setting 2 data): a
-data spec ``synth:SETTING:SPEC`` (e.g. ``synth:awgn:clean:photos``, ``synth:raw:sidd:DIR``) takes
-the clean images of SPEC and draws fresh synthetic noise for every sample of every step, from a
-generator seeded by (seed, step, global sample index), clipped to [0, 1] like an image file.
+On-the-fly data (paper Table 2, denoisers trained on setting 1 / setting 2 / PNGAN data with the
+same schedule): a data spec ``synth:SETTING:SPEC`` (e.g. ``synth:awgn:clean:photos``,
+``synth:raw:sidd:DIR``) or ``gen:RUN:SPEC`` (a trained PNGAN generator, e.g.
+``gen:runs/sidd:clean:photos``) takes the clean images of SPEC and draws fresh noise for every
+sample of every step from a random generator seeded by (seed, step, global sample index), clipped
+to [0, 1] like an image file. The generator runs on the CPU, where batches are prepared.
 """
 
 from __future__ import annotations
@@ -43,43 +45,52 @@ from pngan.train.schedule import cosine_lr
 log = logging.getLogger("pngan")
 
 
-SYNTH_PREFIX = "synth:"
+def split_source_spec(spec: str) -> tuple[str | None, str | None, str]:
+    """``synth:SETTING:SPEC`` -> ("synth", canonical setting, SPEC); ``gen:RUN:SPEC`` -> ("gen", RUN,
+    SPEC); any other spec -> (None, None, spec)."""
+    kind, sep, rest = spec.partition(":")
+    if kind not in ("synth", "gen") or not sep:
+        return None, None, spec
+    arg, sep, inner = rest.partition(":")
+    if not sep or not arg or not inner:
+        example = "synth:awgn:clean:DIR" if kind == "synth" else "gen:runs/sidd:clean:DIR"
+        raise PnganError(f"on-the-fly data spec must be {kind}:{'SETTING' if kind == 'synth' else 'RUN'}:SPEC "
+                         f"(e.g. {example}), got '{spec}'")
+    if kind == "synth":
+        from pngan.noise import canonical_setting
+
+        arg = canonical_setting(arg)
+    return kind, arg, inner
 
 
 def split_synth_spec(spec: str) -> tuple[str | None, str]:
     """``synth:SETTING:SPEC`` -> (canonical setting, SPEC); any other spec -> (None, spec)."""
-    if not spec.startswith(SYNTH_PREFIX):
-        return None, spec
-    from pngan.noise import canonical_setting
-
-    rest = spec[len(SYNTH_PREFIX):]
-    setting, sep, inner = rest.partition(":")
-    if not sep or not inner:
-        raise PnganError(f"synthetic data spec must be synth:SETTING:SPEC (e.g. synth:awgn:clean:DIR), got '{spec}'")
-    return canonical_setting(setting), inner
+    kind, arg, inner = split_source_spec(spec)
+    return (arg, inner) if kind == "synth" else (None, spec)
 
 
 class PairSource:
-    """Noisy/clean patches of one data source: real pairs (``synth is None``) or the clean images of
-    a set with fresh synthetic noise per (seed, step, global sample index)."""
+    """Noisy/clean patches of one data source: real pairs (``noise is None``), or the clean images
+    of a set with fresh noise per (seed, step, global sample index) from ``noise`` (a synthetic
+    setting, or a trained PNGAN generator: ``pngan.infer.api.NoiseGenerator``)."""
 
-    def __init__(self, sampler, synth=None, seed: int = 0):
-        self.sampler, self.synth, self.seed = sampler, synth, seed
+    def __init__(self, sampler, noise=None, seed: int = 0, label: str | None = None):
+        self.sampler, self.noise, self.seed, self.label = sampler, noise, seed, label
 
     def describe(self) -> str:
         d = self.sampler.imageset.describe()
-        return d if self.synth is None else f"synth:{json.dumps(self.synth.describe(), sort_keys=True)}:{d}"
+        return d if self.label is None else f"{self.label}:{d}"
 
     def sample(self, step: int, j: int) -> dict[str, torch.Tensor]:
         s = self.sampler.sample(step, j)
-        if self.synth is None:
+        if self.noise is None:
             return s
         from pngan.seeding import make_generator
 
         g = make_generator(self.seed, "synth-data", step, j)
         with torch.no_grad():
-            noisy = self.synth(s["clean"][None], generator=g)[0].clamp(0, 1)
-        return {"clean": s["clean"], "noisy": noisy}
+            noisy = self.noise(s["clean"][None], generator=g)[0].clamp(0, 1)
+        return {"clean": s["clean"], "noisy": noisy.cpu()}
 
 
 def mix_fraction(ratio: float | None):
@@ -253,22 +264,30 @@ def _open_sources(cfg: DenoiserTrainConfig, data: list[str]) -> list[PairSource]
     groups = [list(data)] if cfg.data.ratio is None else [[data[0]], list(data[1:])]
     sources = []
     for gi, specs in enumerate(groups):
-        split = [split_synth_spec(s) for s in specs]
-        settings = {st for st, _ in split}
-        if len(settings) > 1:
-            raise PnganError("one data group mixes synth:SETTING:... and other specs (or two settings): "
+        split = [split_source_spec(s) for s in specs]
+        kinds = {(kind, arg) for kind, arg, _ in split}
+        if len(kinds) > 1:
+            raise PnganError("one data group mixes on-the-fly (synth:/gen:) and other specs, or two sources: "
                              f"{' '.join(specs)}; give them as separate groups with --ratio")
-        setting = settings.pop()
-        iset = open_datasets([inner for _, inner in split])
-        need = ("clean",) if setting else ("clean", "noisy")
+        kind, arg = kinds.pop()
+        iset = open_datasets([inner for _, _, inner in split])
+        need = ("clean",) if kind else ("clean", "noisy")
         if not iset.has_clean or ("noisy" in need and not iset.has_noisy):
-            raise PnganError(f"training a denoiser needs noisy/clean pairs{' (synthetic: clean images)' if setting else ''}; "
+            raise PnganError(f"training a denoiser needs noisy/clean pairs{' (on the fly: clean images)' if kind else ''}; "
                              f"{iset.spec} has no {'clean' if not iset.has_clean else 'noisy'} images")
         seed = cfg.run.seed if gi == 0 else derive_seed(cfg.run.seed, "mix", gi) % (2**31)
         sampler = PatchSampler(iset, cfg.data.patch_size, cfg.data.batch_size, cfg.data.flips, seed,
                                cache_bytes=int(cfg.data.cache_gb * 2**30), keys=need)
-        synth = build_synthetic(setting) if setting else None
-        sources.append(PairSource(sampler, synth, derive_seed(cfg.run.seed, "synth-data", gi)))
+        noise, label = None, None
+        if kind == "synth":
+            noise = build_synthetic(arg)
+            label = f"synth:{json.dumps(noise.describe(), sort_keys=True)}"
+        elif kind == "gen":
+            from pngan.infer.api import NoiseGenerator
+
+            noise = NoiseGenerator.load(arg)  # on the CPU: batches are prepared off the training device
+            label = f"gen:{arg}"
+        sources.append(PairSource(sampler, noise, derive_seed(cfg.run.seed, "synth-data", gi), label))
     return sources
 
 
