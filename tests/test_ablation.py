@@ -60,13 +60,14 @@ def test_table3_trains_and_evaluates_every_row(tiny, tmp_path):
     vgg = save_network(build("vgg16"), tmp_path / "vgg.safetensors")  # random weights: the plumbing only
     out = tmp_path / "t3"
     args = ["ablation", "table3", "--data", train, "--test", test, "--denoiser", dn, "--vgg", str(vgg),
-            "--config", "cpu-small", "--steps", "2", "--quiet", *TINY, "--out", str(out)]
+            "--config", "cpu-small", "--steps", "2", "--psnr-arch", "dncnn", "--psnr-steps", "1", "--quiet", *TINY,
+            "--out", str(out)]
     assert main(args) == 0
     res = json.loads((out / "table3.json").read_text())
     names = [r["row"] for r in res["rows"]]
     assert names == ["Baseline 1", "+D_R", "+D", "+VGG", "Baseline 2", "+Multi-scale", "+SID", "+FCA"]
     for r in res["rows"]:
-        assert all(isinstance(r[k], float) for k in ("kld_noiseflow", "akld", "mmd")), r
+        assert all(isinstance(r[k], float) for k in ("kld_noiseflow", "akld", "mmd", "psnr", "ssim")), r
     rows = {r["row"]: r for r in res["rows"]}
     assert "same run as +VGG" in rows["+FCA"]["note"]  # identical configs train once
     # what each row trained (the saved config of its run)

@@ -65,6 +65,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vgg", metavar="PATH", help="VGG16 weights for the perceptual loss (+VGG row and generator rows)")
     g.add_argument("--rows", metavar="NAME,...", help="only these rows (names as in the table, e.g. 'Baseline 1,+D')")
     g.add_argument("--samples", type=int, default=1, help="generated samples per held-out clean image (default 1)")
+    g.add_argument("--psnr-arch", metavar="ARCH", help="also train this denoiser (e.g. dncnn) on each row's generator "
+                   "(on-the-fly gen: data from the --data clean images) and report its PSNR/SSIM on --test, as the "
+                   "paper's Table 3 does")
+    g.add_argument("--psnr-steps", type=int, help="training steps of those denoisers (default: the preset's)")
     r = sub.add_parser("rho", help="generated:real mixing ratio sweep (paper Table 4): one train-denoiser run per rho")
     _common_arguments(r)
     r.add_argument("--generated", metavar="SPEC", required=True,
@@ -172,16 +176,42 @@ def _table3(args, preset: str, common: list[str], out: Path) -> dict:
         _train_row(load_train_config, train, overrides, preset, run)
         res = evaluate_noise(test, sample_fn=generator_sampler(run, seed=args.seed), samples=args.samples)
         entry.update({"run": str(run), **{k: res["mean"][k] for k in METRICS}, "count": res["count"]})
+        if args.psnr_arch:
+            entry.update(_row_psnr(args, preset, load_train_config(preset, overrides), run, test))
         by_config[key] = entry
         results.append(entry)
+    cols = [*METRICS, *(("psnr", "ssim") if args.psnr_arch else ())]
     md = _markdown(
-        "PNGAN ablation (paper Table 3)", ["row", *METRICS, "note"],
-        [[r["row"], *[_fmt(r.get(k)) for k in METRICS], r["note"]] for r in results],
+        "PNGAN ablation (paper Table 3)", ["row", *cols, "note"],
+        [[r["row"], *[_fmt(r.get(k)) for k in cols], r["note"]] for r in results],
         [f"config: {preset} {' '.join(common)}; training data: {' '.join(args.data)}; held-out: {args.test}",
          "realism metrics of `pngan evaluate noise` (lower is more realistic), one generated sample per "
          "held-out clean image, mean over images"])
     return {"table": "table3", "config": preset, "overrides": common, "data": args.data, "test": args.test,
             "rows": results, "markdown": md}
+
+
+def _row_psnr(args, preset: str, gcfg, run: Path, test) -> dict:
+    """A denoiser trained on the row's generator (fresh noise on the --data clean images every step),
+    evaluated on the held-out real pairs."""
+    from pngan.eval.denoise_eval import evaluate_denoiser
+    from pngan.nets.loading import load_saved_network
+    from pngan.train.denoiser import load_denoiser_config, train_denoiser
+
+    dn_run = run / "denoiser"
+    ov = [f"net.arch={args.psnr_arch}", f"run.seed={args.seed}", f"data.patch_size={gcfg.data.patch_size}",
+          f"data.batch_size={gcfg.data.batch_size}", f"run.threads={gcfg.run.threads}"]
+    if args.psnr_steps is not None:
+        ov.append(f"run.steps={args.psnr_steps}")
+
+    def train(cfg, run_resume):
+        train_denoiser(cfg, [f"gen:{run}:{spec}" for spec in args.data], dn_run, resume=run_resume,
+                       progress=not args.quiet)
+
+    _train_row(load_denoiser_config, train, ov, preset, dn_run)
+    net, _ = load_saved_network(dn_run / "denoiser.safetensors")
+    res = evaluate_denoiser(net, test)
+    return {"psnr": res["mean"]["psnr"], "ssim": res["mean"]["ssim"], "denoiser_run": str(dn_run)}
 
 
 def _rho(args, preset: str, common: list[str], out: Path) -> dict:
