@@ -78,6 +78,7 @@ def test_paper_config_refuses_to_train_without_vgg(tiny, capsys):
     assert main([*args, "--out", str(root / "a")]) == 2
     err = capsys.readouterr().err.strip()
     assert "--vgg" in err and "loss.perceptual=off" in err and len(err.splitlines()) == 1
+    assert not (root / "a").exists()  # refused before the run folder is made
     assert main([*args, "loss.perceptual=off", "--out", str(root / "b")]) == 0  # explicitly off: runs
     assert main([*args[:6], "cpu-small", *args[7:], "--out", str(root / "c")]) == 0  # small preset: warns, runs
 

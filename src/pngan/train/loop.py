@@ -131,6 +131,14 @@ def synth_batch(synth, clean: torch.Tensor, seed: int, step: int, first: int) ->
                       for i in range(clean.shape[0])])
 
 
+def check_perceptual(cfg: TrainConfig, vgg_weights: str | None) -> None:
+    """The paper config (``loss.perceptual_missing: error``) refuses to train without VGG16 weights."""
+    if (cfg.loss.lambda_p > 0 and cfg.loss.perceptual == "imagenet" and not vgg_weights
+            and cfg.loss.perceptual_missing == "error"):
+        raise PnganError("the perceptual loss (Eq. 12) needs ImageNet VGG16 weights: pass --vgg PATH, or set "
+                         "loss.perceptual=off to train without it")
+
+
 def build_models(cfg: TrainConfig, denoiser: str | None, vgg_weights: str | None, device: torch.device):
     from pngan.losses.perceptual import build_perceptual
     from pngan.nets.loading import load_network, parse_net_spec
@@ -148,11 +156,8 @@ def build_models(cfg: TrainConfig, denoiser: str | None, vgg_weights: str | None
                              "(e.g. dncnn:../shared/weights/dncnn_sidd_naflow.pth), or set loss.alignment=naive")
         name, path = parse_net_spec(denoiser)
         Dn = _frozen(load_network(name, path)).to(device)
+    check_perceptual(cfg, vgg_weights)
     perceptual = None
-    if (cfg.loss.lambda_p > 0 and cfg.loss.perceptual == "imagenet" and not vgg_weights
-            and cfg.loss.perceptual_missing == "error"):
-        raise PnganError("the perceptual loss (Eq. 12) needs ImageNet VGG16 weights: pass --vgg PATH, or set "
-                         "loss.perceptual=off to train without it")
     if cfg.loss.lambda_p > 0:
         perceptual = build_perceptual(vgg_weights, cfg.loss.perceptual if vgg_weights or cfg.loss.perceptual != "imagenet" else "imagenet")
         if perceptual is not None:
@@ -439,6 +444,7 @@ def train_pngan(
     from pngan.train.session import start_run
 
     # --- setup ---
+    check_perceptual(cfg, vgg_weights)  # before the run folder is made
     session = start_run(out, resume, device=cfg.run.device, threads=cfg.run.threads,
                         global_batch=cfg.data.batch_size)
     dist, device, run_dir = session.dist, session.device, session.run_dir
