@@ -155,6 +155,18 @@ def test_two_process_generate_equals_one_process(setup):
     assert len((root / "g2" / "manifest.jsonl").read_text().splitlines()) == 6
 
 
+def test_two_process_ra_mean_batch_hw_matches_one_process(setup):
+    """loss.ra_mean=batch_hw (E[C] over batch, height and width) also takes the GLOBAL batch."""
+    root, _, train = setup
+    for n in (1, 2):
+        _pngan(n, *train, "--out", str(root / f"hw{n}"), *TINY, "loss.ra_mean=batch_hw", cwd=root)
+    _assert_same_training(_weights(root / "hw1", 4), _weights(root / "hw2", 4), _noise_masks(root / "hw1", 4))
+    s1, s2, s_batch = _stats(root / "hw1"), _stats(root / "hw2"), _stats(root / "r1")
+    for a, b in zip(s1, s2):
+        assert b["loss_adv"] == pytest.approx(a["loss_adv"], rel=1e-5, abs=1e-7)
+    assert s1[0]["loss_d"] != s_batch[0]["loss_d"]  # the option changed the loss
+
+
 @pytest.mark.parametrize("first,then", [(2, 1), (1, 2)])
 def test_resume_with_a_different_process_count(setup, first, then):
     """Drop the step-4 checkpoint of a `first`-process run, resume it with `then` processes from

@@ -35,6 +35,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "train or fine-tune a denoiser on real, generated or mixed pairs",
         "pngan train-denoiser --arch dncnn --data pairs:out/pairs --data sidd:SIDD --ratio 0.5 --out runs/dn",
     ),
+    "ablation": (
+        "pngan.commands.ablation",
+        "train and evaluate every row of the paper's ablation tables (Table 3, Table 4's rho sweep)",
+        "pngan ablation table3 --data camera:builtin --test camera:builtin@test --denoiser dncnn:dn.pth --out abl",
+    ),
     "evaluate": (
         "pngan.commands.evaluate",
         "evaluate a denoiser (PSNR/SSIM), noise realism (KLD/AKLD/MMD) or the PSNR gap",

@@ -50,6 +50,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
                 errors.append(str(e))
         raise PnganError(f"config key '{key}': {value!r} does not fit {tp}", source)
     if origin is typing.Literal:
+        if isinstance(value, bool) and ("off" if not value else "on") in args:
+            value = "off" if not value else "on"  # YAML 1.1 reads a bare off/on as a boolean
         if value not in args:
             raise PnganError(f"config key '{key}' must be one of {list(args)}, got {value!r}", source)
         return value

@@ -8,10 +8,11 @@ import argparse
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", required=True, help="denoiser network: dncnn, ridnet, mirnet, mprnet (see 'pngan info')")
     p.add_argument("--data", action="append", required=True, metavar="SPEC",
-                   help="noisy/clean pairs, FORMAT:PATH (repeatable). With --ratio the FIRST --data is the "
-                        "generated set and the others the real sets")
+                   help="noisy/clean pairs, FORMAT:PATH (repeatable), or synth:SETTING:SPEC for the clean images of "
+                        "SPEC with fresh synthetic noise every step (SETTING awgn = setting 1, raw = setting 2; paper "
+                        "Table 2). With --ratio the FIRST --data is the generated set and the others the real sets")
     p.add_argument("--ratio", type=float, metavar="RHO",
-                   help="mix generated:real patches rho:1 in every batch (paper Table 4)")
+                   help="generated:real samples = rho:1 exactly over training (paper Table 4; 0 = real only)")
     p.add_argument("--init", metavar="CHECKPOINT", help="fine-tune from this checkpoint (NAME:PATH or pngan "
                    "safetensors); uses optim.finetune_lr (paper: 1e-6)")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder (created; must not exist unless --resume)")

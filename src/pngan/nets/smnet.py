@@ -26,7 +26,10 @@ Any input size: the input is padded at the bottom/right to a multiple of 4 by ed
 padded rows/columns, which the tiler reproduces.
 
 Ablations (paper Table 3): ``multiscale=False`` keeps only the full-resolution path (b1 = t1 = y1);
-``sid=False`` downsamples by plain stride-2 subsampling; ``fca=False`` removes channel attention.
+``fca=False`` removes channel attention; ``downsample`` chooses how the paths are downsampled:
+``"sid"`` (default, the paper's SMNet), ``"stride"`` (plain stride-2 subsampling; the older
+``sid=False``) or ``"bilinear"`` (bilinear interpolation to half size, the paper's "+Multi-scale"
+row of Table 3 before SID is added). Parameter-free in every case (same state dict).
 """
 
 from __future__ import annotations
@@ -54,21 +57,30 @@ class FCA(nn.Module):
         return x.mul_(y) if not torch.is_grad_enabled() else x * y
 
 
+DOWNSAMPLE_MODES = ("sid", "stride", "bilinear")
+
+
 class SID(nn.Module):
     """Shift-invariant (anti-aliased) downsampling: binomial blur, then stride 2. No parameters."""
 
-    def __init__(self, channels: int, anti_alias: bool = True):
+    def __init__(self, channels: int, anti_alias: bool = True, mode: str | None = None):
         super().__init__()
-        self.anti_alias = anti_alias
+        mode = mode or ("sid" if anti_alias else "stride")
+        if mode not in DOWNSAMPLE_MODES:
+            raise ValueError(f"SMNet downsample must be one of {DOWNSAMPLE_MODES}, got {mode!r}")
+        self.mode = mode
+        self.anti_alias = mode == "sid"
         self.channels = channels
         k = torch.tensor([1.0, 2.0, 1.0])
         k = torch.outer(k, k)
         self.register_buffer("kernel", (k / k.sum()).expand(channels, 1, 3, 3).clone(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.anti_alias:
-            return x[:, :, ::2, ::2].clone()  # a copy: MAB adds into SID outputs in place
         h, w = x.shape[-2:]
+        if self.mode == "stride":
+            return x[:, :, ::2, ::2].clone()  # a copy: MAB adds into SID outputs in place
+        if self.mode == "bilinear":  # half size (ceil, as the other modes); 2x2 means for even sizes
+            return F.interpolate(x, size=((h + 1) // 2, (w + 1) // 2), mode="bilinear", align_corners=False)
         k = self.kernel.to(x.dtype)
         if h % 2 or w % 2 or h * w < 256 * 256:
             x = F.pad(x, (1, 1, 1, 1), mode="reflect" if min(h, w) > 1 else "replicate")
@@ -105,14 +117,15 @@ class Up(nn.Module):
 
 
 class MAB(nn.Module):
-    def __init__(self, channels: int, multiscale: bool = True, sid: bool = True, fca: bool = True):
+    def __init__(self, channels: int, multiscale: bool = True, sid: bool = True, fca: bool = True,
+                 downsample: str | None = None):
         super().__init__()
         self.multiscale = multiscale
         n = 3 if multiscale else 1
         self.convs = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in range(n))
         self.fcas = nn.ModuleList((FCA() if fca else nn.Identity()) for _ in range(n))
         if multiscale:
-            self.down = SID(channels, anti_alias=sid)
+            self.down = SID(channels, anti_alias=sid, mode=downsample)
             self.up32 = Up(channels)
             self.up21 = Up(channels)
             self.up31 = Up(channels)
@@ -197,12 +210,16 @@ class SMNet(nn.Module):
         multiscale: bool = True,
         sid: bool = True,
         fca: bool = True,
+        downsample: str | None = None,  # sid | stride | bilinear; None: sid if sid else stride
     ):
         super().__init__()
+        if downsample is not None and downsample not in DOWNSAMPLE_MODES:
+            raise ValueError(f"SMNet downsample must be one of {DOWNSAMPLE_MODES}, got {downsample!r}")
         self.multiple = 4 if multiscale else 1
         self.head = nn.Conv2d(in_channels, channels, 3, padding=1)
         self.body = nn.Sequential(
-            *(SRG(channels, blocks, multiscale=multiscale, sid=sid, fca=fca) for _ in range(groups))
+            *(SRG(channels, blocks, multiscale=multiscale, sid=sid, fca=fca, downsample=downsample)
+              for _ in range(groups))
         )
         self.tail = nn.Conv2d(channels, in_channels, 3, padding=1)
 

@@ -30,10 +30,16 @@ class GeneratorConfig:
     # the identity of its input (residual zero-init): with a realistic input (the calibrated
     # setting) training starts from the fitted baseline instead of from a random perturbation.
     init: Literal["default", "identity"] = "default"
+    # how SMNet's paths are downsampled: sid | stride | bilinear (Table 3's "+Multi-scale" row);
+    # None (default): sid if generator.sid else stride
+    downsample: Literal["sid", "stride", "bilinear"] | None = None
 
     def kwargs(self) -> dict:
-        return dict(channels=self.channels, groups=self.groups, blocks=self.blocks,
-                    multiscale=self.multiscale, sid=self.sid, fca=self.fca)
+        kw = dict(channels=self.channels, groups=self.groups, blocks=self.blocks,
+                  multiscale=self.multiscale, sid=self.sid, fca=self.fca)
+        if self.downsample is not None:  # only when set: older runs' kwargs stay as they were
+            kw["downsample"] = self.downsample
+        return kw
 
 
 @dataclass
@@ -75,6 +81,12 @@ class LossConfig:
     lambda_p: float = 6e-3  # multiplies the perceptual loss (Eq. 13)
     lambda_ra: float = 8e-4  # multiplies the generator's relativistic adversarial loss (Eq. 13)
     perceptual: Literal["imagenet", "random", "off"] = "imagenet"
+    # imagenet perceptual loss without --vgg weights: error (the paper's setting cannot run without
+    # them) or warn and train without the perceptual term (small presets)
+    perceptual_missing: Literal["error", "warn"] = "error"
+    # where the relativistic average E[C(.)] of Eq. 5-6 is taken for per-pixel logits: per pixel
+    # position over the batch (batch, default) or over batch, height and width (batch_hw, BasicSR)
+    ra_mean: Literal["batch", "batch_hw"] = "batch"
 
 
 @dataclass
@@ -128,6 +140,7 @@ PRESETS: dict[str, dict] = {
     "paper": {},  # the dataclass defaults are the paper's values
     "cpu-small": {
         "generator": {"channels": 32, "groups": 2, "blocks": 1},
+        "loss": {"perceptual_missing": "warn"},
         "optim": {"lr": 1e-3},
         "data": {"patch_size": 48, "batch_size": 8},
         "run": {"steps": 400, "log_every": 10, "sample_every": 100, "ckpt_every": 100},

@@ -12,10 +12,19 @@ their papers; MPRNet's paper uses Charbonnier + 0.05 * edge loss -- we use L1 fo
 the real / generated / mixed comparisons of Tables 1-4 differ only in the data (documented in
 docs/paper-mapping.md).
 
-Mixing (paper Table 4, ratio rho = generated data as a fraction of the real data): with
-``ratio`` set, the FIRST data spec is the generated set and the others are the real sets; every
-batch of B patches holds round(B * rho / (1 + rho)) generated patches and the rest real ones, so
-over training the generated:real patch count is rho:1 (rho=1 -> half and half).
+Mixing (paper Table 4, ratio rho = generated : real data): with ``ratio`` set, the FIRST data spec
+is the generated set and the others are the real sets. Sample j of step s's global batch (global
+index n = s * B + j) is generated iff floor((n + 1) p) > floor(n p) with p = rho / (1 + rho)
+computed exactly as a fraction: the first N samples of the run hold exactly floor(N p) generated
+ones, so the generated:real count is rho:1 (rho = 0: real data only; rho = 1: half and half),
+whatever the batch size, the resume point or the number of processes (a function of (step, j)).
+
+On-the-fly data (paper Table 2, denoisers trained on setting 1 / setting 2 / PNGAN data with the
+same schedule): a data spec ``synth:SETTING:SPEC`` (e.g. ``synth:awgn:clean:photos``,
+``synth:raw:sidd:DIR``) or ``gen:RUN:SPEC`` (a trained PNGAN generator, e.g.
+``gen:runs/sidd:clean:photos``) takes the clean images of SPEC and draws fresh noise for every
+sample of every step from a random generator seeded by (seed, step, global sample index), clipped
+to [0, 1] like an image file. The generator runs on the CPU, where batches are prepared.
 """
 
 from __future__ import annotations
@@ -36,27 +45,115 @@ from pngan.train.schedule import cosine_lr
 log = logging.getLogger("pngan")
 
 
-class _MixedBatches(torch.utils.data.Dataset):
-    """Item ``i``: step ``start + i``'s batch, every sampler's share concatenated (a pure function of
-    the step, so worker processes can prepare it)."""
+def split_source_spec(spec: str) -> tuple[str | None, str | None, str]:
+    """``synth:SETTING:SPEC`` -> ("synth", canonical setting, SPEC); ``gen:RUN:SPEC`` -> ("gen", RUN,
+    SPEC); any other spec -> (None, None, spec)."""
+    kind, sep, rest = spec.partition(":")
+    if kind not in ("synth", "gen") or not sep:
+        return None, None, spec
+    arg, sep, inner = rest.partition(":")
+    if not sep or not arg or not inner:
+        example = "synth:awgn:clean:DIR" if kind == "synth" else "gen:runs/sidd:clean:DIR"
+        raise PnganError(f"on-the-fly data spec must be {kind}:{'SETTING' if kind == 'synth' else 'RUN'}:SPEC "
+                         f"(e.g. {example}), got '{spec}'")
+    if kind == "synth":
+        from pngan.noise import canonical_setting
 
-    def __init__(self, samplers, start: int, n: int, rank: int, world: int):
-        self.samplers, self.start, self.n, self.rank, self.world = samplers, start, max(0, n), rank, world
+        arg = canonical_setting(arg)
+    return kind, arg, inner
+
+
+def split_synth_spec(spec: str) -> tuple[str | None, str]:
+    """``synth:SETTING:SPEC`` -> (canonical setting, SPEC); any other spec -> (None, spec)."""
+    kind, arg, inner = split_source_spec(spec)
+    return (arg, inner) if kind == "synth" else (None, spec)
+
+
+class PairSource:
+    """Noisy/clean patches of one data source: real pairs (``noise is None``), or the clean images
+    of a set with fresh noise per (seed, step, global sample index) from ``noise`` (a synthetic
+    setting, or a trained PNGAN generator: ``pngan.infer.api.NoiseGenerator``)."""
+
+    def __init__(self, sampler, noise=None, seed: int = 0, label: str | None = None):
+        self.sampler, self.noise, self.seed, self.label = sampler, noise, seed, label
+
+    def describe(self) -> str:
+        d = self.sampler.imageset.describe()
+        return d if self.label is None else f"{self.label}:{d}"
+
+    def sample(self, step: int, j: int) -> dict[str, torch.Tensor]:
+        s = self.sampler.sample(step, j)
+        if self.noise is None:
+            return s
+        from pngan.seeding import make_generator
+
+        g = make_generator(self.seed, "synth-data", step, j)
+        with torch.no_grad():
+            noisy = self.noise(s["clean"][None], generator=g)[0].clamp(0, 1)
+        return {"clean": s["clean"], "noisy": noisy.cpu()}
+
+
+def mix_fraction(ratio: float | None):
+    """p = rho / (1 + rho) as an exact fraction (rho read as the shortest decimal it was given as)."""
+    from fractions import Fraction
+
+    if ratio is None:
+        return None
+    rho = Fraction(repr(float(ratio)))
+    return rho / (1 + rho)
+
+
+def is_generated(p, n: int) -> bool:
+    """Whether global sample n (= step * B + j) is drawn from the generated set: the Bresenham
+    sequence floor((n+1) p) - floor(n p), so samples 0..N-1 hold exactly floor(N p) generated ones."""
+    if p is None or p == 0:
+        return False
+    return ((n + 1) * p.numerator) // p.denominator > (n * p.numerator) // p.denominator
+
+
+class MixedBatches(torch.utils.data.Dataset):
+    """Item ``i``: this rank's slice of step ``start + i``'s global batch; sample j comes from
+    ``sources[0]`` (generated) or ``sources[1]`` (real) as ``is_generated`` says (``p=None``: all
+    from ``sources[0]``). A pure function of (step, j), so worker processes can prepare it."""
+
+    def __init__(self, sources: list[PairSource], p, batch_size: int, start: int, n: int, rank: int, world: int):
+        if batch_size % world:
+            raise PnganError(f"batch size {batch_size} is not divisible by the {world} processes")
+        self.sources, self.p, self.B = sources, p, batch_size
+        self.start, self.n, self.rank, self.world = start, max(0, n), rank, world
 
     def __len__(self) -> int:
         return self.n
 
+    def source_of(self, step: int, j: int) -> int:
+        if self.p is None:
+            return 0
+        return 0 if is_generated(self.p, step * self.B + j) else 1
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         if not 0 <= i < self.n:
             raise IndexError(i)
-        parts = [s.batch(self.start + i, self.rank, self.world) for s in self.samplers]
-        return {k: torch.cat([p[k] for p in parts]) for k in ("clean", "noisy")}
+        step, b = self.start + i, self.B // self.world
+        samples = [self.sources[self.source_of(step, j)].sample(step, j)
+                   for j in range(self.rank * b, (self.rank + 1) * b)]
+        return {k: torch.stack([s[k] for s in samples]) for k in ("clean", "noisy")}
 
 
 @dataclass
 class DenoiserNetConfig:
     arch: str = "dncnn"
     kwargs: dict = field(default_factory=dict)  # constructor arguments for the registry network
+    # per-architecture default constructor arguments (a preset's network size); net.kwargs wins
+    arch_kwargs: dict = field(default_factory=dict)
+
+
+# cpu-small network sizes, one per architecture (each trains a step in about a second on 2 cores)
+SMALL_NET_KWARGS: dict[str, dict] = {
+    "dncnn": {"depth": 8, "channels": 32},
+    "ridnet": {"channels": 16},
+    "mirnet": {"n_feat": 16, "n_RRG": 1, "n_MSRB": 1},
+    "mprnet": {"n_feat": 16, "scale_unetfeats": 8, "scale_orsnetfeats": 8, "num_cab": 2},
+}
 
 
 @dataclass
@@ -80,7 +177,7 @@ class DenoiserDataConfig:
 
 @dataclass
 class DenoiserRunConfig:
-    steps: int = 100_000
+    steps: int = 700_000  # paper Sec. 4.1: 700k iterations; fine-tuning keeps the other settings
     seed: int = 0
     log_every: int = 100
     ckpt_every: int = 5000
@@ -102,11 +199,11 @@ class DenoiserTrainConfig:
 
 
 PRESETS: dict[str, dict] = {
-    # paper: Adam (0.9, 0.999), 128x128 patches, batch 8, cosine 2e-4 -> 1e-6 from scratch, constant
-    # 1e-6 when fine-tuning (Sec. 4.1). The step count for from-scratch training is not in the paper.
+    # paper: Adam (0.9, 0.999), 128x128 patches, batch 8, 700k iterations, cosine 2e-4 -> 1e-6 from
+    # scratch, constant 1e-6 when fine-tuning (Sec. 4.1: fine-tuning keeps the other settings).
     "paper": {},
     "cpu-small": {
-        "net": {"kwargs": {"depth": 8, "channels": 32}},
+        "net": {"arch_kwargs": SMALL_NET_KWARGS},
         "optim": {"lr": 1e-3},
         "data": {"patch_size": 40, "batch_size": 8},
         "run": {"steps": 300, "log_every": 10, "ckpt_every": 100},
@@ -162,9 +259,46 @@ def _unused_parameters(net: torch.nn.Module, patch: int, device) -> list[str]:
 
 
 def _net_kwargs(cfg: DenoiserTrainConfig) -> dict:
-    if not isinstance(cfg.net.kwargs, dict):
+    if not isinstance(cfg.net.kwargs, dict) or not isinstance(cfg.net.arch_kwargs, dict):
         raise PnganError("net.kwargs must be a mapping, e.g. net.kwargs={depth: 8}")
-    return dict(cfg.net.kwargs)
+    return {**(cfg.net.arch_kwargs.get(cfg.net.arch) or {}), **cfg.net.kwargs}
+
+
+def _open_sources(cfg: DenoiserTrainConfig, data: list[str]) -> list[PairSource]:
+    """[all data] without a ratio; [generated (first spec), real (the rest)] with one."""
+    from pngan.data.patches import PatchSampler
+    from pngan.data.specs import open_datasets
+    from pngan.noise import build_synthetic
+    from pngan.seeding import derive_seed
+
+    groups = [list(data)] if cfg.data.ratio is None else [[data[0]], list(data[1:])]
+    sources = []
+    for gi, specs in enumerate(groups):
+        split = [split_source_spec(s) for s in specs]
+        kinds = {(kind, arg) for kind, arg, _ in split}
+        if len(kinds) > 1:
+            raise PnganError("one data group mixes on-the-fly (synth:/gen:) and other specs, or two sources: "
+                             f"{' '.join(specs)}; give them as separate groups with --ratio")
+        kind, arg = kinds.pop()
+        iset = open_datasets([inner for _, _, inner in split])
+        need = ("clean",) if kind else ("clean", "noisy")
+        if not iset.has_clean or ("noisy" in need and not iset.has_noisy):
+            raise PnganError(f"training a denoiser needs noisy/clean pairs{' (on the fly: clean images)' if kind else ''}; "
+                             f"{iset.spec} has no {'clean' if not iset.has_clean else 'noisy'} images")
+        seed = cfg.run.seed if gi == 0 else derive_seed(cfg.run.seed, "mix", gi) % (2**31)
+        sampler = PatchSampler(iset, cfg.data.patch_size, cfg.data.batch_size, cfg.data.flips, seed,
+                               cache_bytes=int(cfg.data.cache_gb * 2**30), keys=need)
+        noise, label = None, None
+        if kind == "synth":
+            noise = build_synthetic(arg)
+            label = f"synth:{json.dumps(noise.describe(), sort_keys=True)}"
+        elif kind == "gen":
+            from pngan.infer.api import NoiseGenerator
+
+            noise = NoiseGenerator.load(arg)  # on the CPU: batches are prepared off the training device
+            label = f"gen:{arg}"
+        sources.append(PairSource(sampler, noise, derive_seed(cfg.run.seed, "synth-data", gi), label))
+    return sources
 
 
 def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *, init: str | None = None,
@@ -172,15 +306,12 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
     """Train ``cfg.net.arch`` on ``data`` (see the module docstring for ``cfg.data.ratio``)."""
     from pngan import __version__
     from pngan.config import config_hash, save_yaml
-    from pngan.data.patches import PatchSampler
-    from pngan.data.specs import open_datasets
     from pngan.nets.registry import available, build
     from pngan.seeding import derive_seed
     from pngan.train import checkpoint as ck
-    from pngan.train.distributed import init as dist_init
-    from pngan.train.distributed import resolve_device
     from pngan.train.loop import _finite_grads, _SigintFlag
     from pngan.train.runlog import StatsLog
+    from pngan.train.session import start_run
 
     if cfg.net.arch not in available("denoiser"):
         raise PnganError(f"unknown denoiser '{cfg.net.arch}' (known: {', '.join(available('denoiser'))})")
@@ -188,46 +319,15 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
         raise PnganError("give at least one --data SPEC")
     ratio = cfg.data.ratio
     if ratio is not None:
-        if ratio <= 0:
-            raise PnganError(f"--ratio must be positive (got {ratio})")
+        if not (ratio >= 0 and math.isfinite(ratio)):
+            raise PnganError(f"--ratio must be 0 or more (got {ratio})")
         if len(data) < 2:
             raise PnganError("--ratio needs two or more --data: the first is the generated set, the rest real")
-    dist = dist_init(cfg.run.device)
-    device = resolve_device(cfg.run.device, dist)
-    if cfg.run.threads > 0:
-        torch.set_num_threads(cfg.run.threads)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    run_dir = Path(out)
-    prep_error = None
-    if dist.is_main:
-        try:
-            ck.prepare_run_dir(run_dir, resume)
-        except PnganError as e:
-            prep_error = e
-    # every rank stops on rank 0's run-folder error (instead of waiting forever at a barrier)
-    if dist.any_flag(prep_error is not None, device):
-        raise prep_error or PnganError("the run folder was refused by rank 0 (see its message)", run_dir)
-    if resume and dist.is_main:
-        ck.clean_partial(run_dir)
+    session = start_run(out, resume, device=cfg.run.device, threads=cfg.run.threads)
+    dist, device, run_dir = session.dist, session.device, session.run_dir
 
-    B = cfg.data.batch_size
-    cache = int(cfg.data.cache_gb * 2**30)
-    groups: list[tuple[Any, int]] = []  # (imageset, patches per batch)
-    if ratio is None:
-        groups.append((open_datasets(list(data)), B))
-    else:
-        n_gen = int(round(B * ratio / (1.0 + ratio)))
-        n_gen = min(max(n_gen, 1), B - 1)
-        groups.append((open_datasets([data[0]]), n_gen))
-        groups.append((open_datasets(list(data[1:])), B - n_gen))
-    samplers = []
-    for gi, (iset, n) in enumerate(groups):
-        if not (iset.has_clean and iset.has_noisy):
-            raise PnganError(f"training a denoiser needs noisy/clean pairs; {iset.spec} has no "
-                             f"{'clean' if not iset.has_clean else 'noisy'} images")
-        seed = cfg.run.seed if gi == 0 else derive_seed(cfg.run.seed, "mix", gi) % (2**31)
-        samplers.append(PatchSampler(iset, cfg.data.patch_size, n, cfg.data.flips, seed, cache_bytes=cache))
+    sources = _open_sources(cfg, data)
+    p_gen = mix_fraction(ratio)
 
     kwargs = _net_kwargs(cfg)
     torch.manual_seed(derive_seed(cfg.run.seed, "denoiser-init") % (2**63))  # same init on every rank / rerun
@@ -258,7 +358,7 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
     # fine-tuning: constant lr (paper: 1e-6); from scratch: cosine lr -> lr_min
     lr_at = (lambda s: lr0) if init is not None else (lambda s: cosine_lr(s, total, lr0, cfg.optim.lr_min))
     meta = {"pngan.config_hash": config_hash(cfg), "pngan.version": __version__,
-            "pngan.data": " + ".join(s.imageset.describe() for s in samplers),
+            "pngan.data": " + ".join(s.describe() for s in sources),
             "pngan.kwargs": json.dumps(kwargs)}
 
     def save(step: int) -> Path | None:
@@ -314,7 +414,8 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
     net.train()
     from pngan.train.distributed import batch_loader
 
-    loader = batch_loader(_MixedBatches(samplers, start, total - start, dist.rank, dist.world_size),
+    loader = batch_loader(MixedBatches(sources, p_gen, cfg.data.batch_size, start, total - start, dist.rank,
+                                       dist.world_size),
                           cfg.data.num_workers, device, dist.world_size)
     step, t_log, n_log, interrupted = start, time.perf_counter(), 0, False
     with _SigintFlag() as sigint:

@@ -1,4 +1,5 @@
-"""The PNGAN training loop (paper Sec. 2, Fig. 2; Sec. 4.1), one plain function.
+"""The PNGAN training loop (paper Sec. 2, Fig. 2; Sec. 4.1): ``PnganStep`` (one iteration: D step,
+then G step) and the driver ``train_pngan`` (setup, resume, logging, samples, checkpoints).
 
 Each iteration, as the paper describes it:
 
@@ -43,7 +44,7 @@ from pngan.errors import DivergenceError, PnganError
 from pngan.train import checkpoint as ck
 from pngan.train.config import TrainConfig
 from pngan.train.schedule import cosine_lr
-from pngan.train.distributed import Dist, batch_loader, init as dist_init, resolve_device
+from pngan.train.distributed import Dist, batch_loader
 
 log = logging.getLogger("pngan")
 
@@ -98,12 +99,22 @@ class _SigintFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
-def _ra_losses_global(dist: Dist, real_logits: torch.Tensor, fake_logits: torch.Tensor, which: str) -> torch.Tensor:
-    """``pngan.losses.gan.ra_d_loss`` / ``ra_g_loss`` with E_b[.] over the global batch (multi-process)."""
+def _ra_losses_global(dist: Dist, real_logits: torch.Tensor, fake_logits: torch.Tensor, which: str,
+                      mean: str = "batch") -> torch.Tensor:
+    """``pngan.losses.gan.ra_d_loss`` / ``ra_g_loss`` with E_b[.] over the global batch (multi-process).
+
+    ``mean="batch_hw"``: every rank's slice has the same H and W, so the global mean over (batch,
+    H, W) is the global batch mean of the per-image spatial means."""
     import torch.nn.functional as F
 
-    r = real_logits - dist.batch_mean(fake_logits)
-    f = fake_logits - dist.batch_mean(real_logits)
+    from pngan.losses.gan import ra_mean_dims
+
+    def avg(t: torch.Tensor) -> torch.Tensor:
+        hw = ra_mean_dims(t, mean)[1:]
+        return dist.batch_mean(t.mean(dim=hw, keepdim=True) if hw else t)
+
+    r = real_logits - avg(fake_logits)
+    f = fake_logits - avg(real_logits)
     if which == "d":
         return (F.binary_cross_entropy_with_logits(r, torch.ones_like(r))
                 + F.binary_cross_entropy_with_logits(f, torch.zeros_like(f)))
@@ -136,6 +147,14 @@ def build_synthetic_input(cfg: TrainConfig, imageset=None) -> nn.Module:
     return fit_calibrated(imageset, correlated=cfg.synthetic.correlated)
 
 
+def check_perceptual(cfg: TrainConfig, vgg_weights: str | None) -> None:
+    """The paper config (``loss.perceptual_missing: error``) refuses to train without VGG16 weights."""
+    if (cfg.loss.lambda_p > 0 and cfg.loss.perceptual == "imagenet" and not vgg_weights
+            and cfg.loss.perceptual_missing == "error"):
+        raise PnganError("the perceptual loss (Eq. 12) needs ImageNet VGG16 weights: pass --vgg PATH, or set "
+                         "loss.perceptual=off to train without it")
+
+
 def build_models(cfg: TrainConfig, denoiser: str | None, vgg_weights: str | None, device: torch.device,
                  imageset=None):
     from pngan.losses.perceptual import build_perceptual
@@ -160,6 +179,7 @@ def build_models(cfg: TrainConfig, denoiser: str | None, vgg_weights: str | None
                              "(e.g. dncnn:../shared/weights/dncnn_sidd_naflow.pth), or set loss.alignment=naive")
         name, path = parse_net_spec(denoiser)
         Dn = _frozen(load_network(name, path)).to(device)
+    check_perceptual(cfg, vgg_weights)
     perceptual = None
     if cfg.loss.lambda_p > 0:
         perceptual = build_perceptual(vgg_weights, cfg.loss.perceptual if vgg_weights or cfg.loss.perceptual != "imagenet" else "imagenet")
@@ -167,6 +187,261 @@ def build_models(cfg: TrainConfig, denoiser: str | None, vgg_weights: str | None
             perceptual = perceptual.to(device)
     synth = build_synthetic_input(cfg, imageset)
     return G, D, Dn, perceptual, synth
+
+
+# ---------------------------------------------------------------------------------------------
+# One iteration: D step, then G step (no logging, no checkpoints)
+# ---------------------------------------------------------------------------------------------
+
+
+class PhaseTimer:
+    """Per-phase wall time (data + synthetic input, G forward, D step, G step), logged as sec_* in
+    stats.jsonl. Exact on CPU; on CUDA only when enabled (it synchronises the device)."""
+
+    NAMES = ("data", "g_forward", "d_step", "g_step")
+
+    def __init__(self, device: torch.device, enabled: bool):
+        self.device, self.enabled = device, enabled
+        self.sec = dict.fromkeys(self.NAMES, 0.0)
+        self._t = 0.0
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def start(self) -> None:
+        if self.enabled:
+            self._t = self._now()
+
+    def tick(self, name: str) -> None:
+        if self.enabled:
+            t1 = self._now()
+            self.sec[name] += t1 - self._t
+            self._t = t1
+
+    def averages(self, n: int) -> dict[str, float]:
+        return {f"sec_{k}": v / max(n, 1) for k, v in self.sec.items()}
+
+    def reset(self) -> None:
+        self.sec = dict.fromkeys(self.NAMES, 0.0)
+
+
+@dataclass
+class Nets:
+    """The networks and optimisers of a PNGAN run. ``Gm``/``Dm`` are what the step calls for
+    training forwards (the DDP and/or torch.compile wrappers of ``G``/``D``, or ``G``/``D``)."""
+
+    G: nn.Module
+    D: nn.Module | None
+    Dn: nn.Module | None
+    perceptual: nn.Module | None
+    synth: nn.Module
+    Gm: nn.Module
+    Dm: nn.Module | None
+    optG: torch.optim.Optimizer
+    optD: torch.optim.Optimizer | None
+
+
+@dataclass
+class StepOutput:
+    ok: bool  # False: a non-finite loss or gradient on some rank; G's optimiser did not step
+    terms: dict[str, float]
+    lr: float
+    clean: torch.Tensor
+    syn: torch.Tensor
+    fake: torch.Tensor
+    real: torch.Tensor
+
+
+class PnganStep:
+    """One iteration of the paper's alternating optimisation (Sec. 2, Fig. 2): make the synthetic
+    input, fake = G(synthetic), (i) fix G and update D with L_D (Eq. 5; D first, the paper's
+    order), (ii) fix D and update G with Eq. 13. NaN/Inf decisions are agreed by every rank before
+    any backward (a rank skipping a DDP backward would hang the others)."""
+
+    def __init__(self, cfg: TrainConfig, dist: Dist, device: torch.device, nets: Nets,
+                 mem_format: torch.memory_format, timer: PhaseTimer):
+        self.cfg, self.dist, self.device, self.nets = cfg, dist, device, nets
+        self.mem_format, self.timer = mem_format, timer
+        self.use_bf16 = cfg.run.precision == "bf16" and device.type == "cuda"
+        self.base_lr = {"G": cfg.optim.lr, "D": cfg.optim.d_lr or cfg.optim.lr}
+
+    def autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.use_bf16 else contextlib.nullcontext()
+
+    def set_lr(self, step: int, lr_scale: float) -> float:
+        """The closed-form cosine learning rate of ``step`` (times the rollback scale) into both optimisers."""
+        cfg = self.cfg
+        for opt, key in ((self.nets.optG, "G"), (self.nets.optD, "D")):
+            if opt is not None:
+                for grp in opt.param_groups:
+                    grp["lr"] = cosine_lr(step, cfg.run.steps, self.base_lr[key], cfg.optim.lr_min) * lr_scale
+        return cosine_lr(step, cfg.run.steps, self.base_lr["G"], cfg.optim.lr_min) * lr_scale
+
+    def inputs(self, batch: dict[str, torch.Tensor], step: int):
+        """(clean, real noisy, synthetic input) of this rank's slice of step ``step``'s global batch."""
+        mf = self.mem_format
+        clean = batch["clean"].to(self.device, non_blocking=True).contiguous(memory_format=mf)
+        real = batch["noisy"].to(self.device, non_blocking=True).contiguous(memory_format=mf)
+        with torch.no_grad():
+            syn = synth_batch(self.nets.synth, clean, self.cfg.run.seed, step, self.dist.rank * clean.shape[0])
+            syn = syn.contiguous(memory_format=mf)
+        return clean, real, syn
+
+    def d_input(self, x: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+        return x - clean if self.cfg.loss.d_input == "noise" else x
+
+    def ra_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor, which: str) -> torch.Tensor:
+        from pngan.losses import ra_d_loss, ra_g_loss
+
+        mean = self.cfg.loss.ra_mean
+        if self.dist.enabled:
+            return _ra_losses_global(self.dist, real_logits, fake_logits, which, mean)
+        loss = ra_d_loss if which == "d" else ra_g_loss
+        return loss(real_logits, fake_logits, mean)
+
+    def d_step(self, clean: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, terms: dict[str, float]) -> None:
+        """(i) G fixed (``fake`` detached): one optimiser step of D on L_D."""
+        n, dist, device = self.nets, self.dist, self.device
+        if n.Dm is None:
+            return
+        _set_grad(n.D, True)
+        with self.autocast():
+            rl = n.Dm(self.d_input(real, clean)).float()
+            fl = n.Dm(self.d_input(fake.detach(), clean)).float()
+            lossD = self.ra_loss(rl, fl, "d")
+        n.optD.zero_grad(set_to_none=True)
+        terms["loss_d"] = float(lossD.detach())
+        if not dist.any_flag(not math.isfinite(terms["loss_d"]), device):
+            lossD.backward()
+            if not dist.any_flag(not _finite_grads(n.D), device):
+                n.optD.step()  # D is updated before G's step (the paper's order)
+            else:
+                terms["loss_d"] = float("nan")
+        _set_grad(n.D, False)
+
+    def g_loss(self, clean: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, terms: dict[str, float]):
+        """Eq. 13: L_align + lambda_p * L_perceptual + lambda_ra * L_ra (D fixed)."""
+        from pngan.losses import alignment_l1, naive_l1, perceptual_loss
+
+        n, cfg = self.nets, self.cfg
+        with self.autocast():
+            if cfg.loss.alignment == "denoiser":
+                l_align = alignment_l1(n.Dn, fake.float(), real)
+            else:
+                l_align = naive_l1(fake.float(), real)
+            lossG = l_align
+            terms["loss_align"] = float(l_align.detach())
+            if n.perceptual is not None:
+                l_p = perceptual_loss(n.perceptual, fake.float(), real)
+                lossG = lossG + cfg.loss.lambda_p * l_p
+                terms["loss_perceptual"] = float(l_p.detach())
+            if n.D is not None:
+                # the plain module (not the DDP wrapper): D takes no gradient in G's step
+                with torch.no_grad():
+                    real_logits = n.D(self.d_input(real, clean)).float()
+                fake_logits = n.D(self.d_input(fake, clean)).float()
+                l_ra = self.ra_loss(real_logits, fake_logits, "g")
+                lossG = lossG + cfg.loss.lambda_ra * l_ra
+                terms["loss_adv"] = float(l_ra.detach())
+        return lossG
+
+    def g_step(self, clean: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, step: int,
+               terms: dict[str, float]) -> bool:
+        """(ii) D fixed: one optimiser step of G; False (no step) on a non-finite loss or gradient."""
+        n, dist, device = self.nets, self.dist, self.device
+        lossG = self.g_loss(clean, real, fake, terms)
+        if step == self.cfg.run.debug_nan_at_step:
+            lossG = lossG * float("nan")
+        terms["loss_g"] = float(lossG.detach())
+        n.optG.zero_grad(set_to_none=True)
+        bad = dist.any_flag(not all(math.isfinite(v) for v in terms.values()), device)
+        if not bad:
+            lossG.backward()
+            bad = not _finite_grads(n.G)
+        if dist.any_flag(bad, device):
+            return False
+        n.optG.step()
+        return True
+
+    def __call__(self, batch: dict[str, torch.Tensor], step: int, lr_scale: float) -> StepOutput:
+        t = self.timer
+        t.start()
+        clean, real, syn = self.inputs(batch, step)
+        t.tick("data")
+        lr_now = self.set_lr(step, lr_scale)
+        terms: dict[str, float] = {}
+        with self.autocast():
+            fake = self.nets.Gm(syn)
+        t.tick("g_forward")
+        self.d_step(clean, real, fake, terms)
+        t.tick("d_step")
+        ok = self.g_step(clean, real, fake, step, terms)
+        if ok:
+            t.tick("g_step")
+        return StepOutput(ok, terms, lr_now, clean, syn, fake, real)
+
+
+# ---------------------------------------------------------------------------------------------
+# The driver: setup, resume, logging, samples, checkpoints, divergence handling
+# ---------------------------------------------------------------------------------------------
+
+
+def _wrap_for_training(cfg: TrainConfig, dist: Dist, device: torch.device, G: nn.Module, D: nn.Module | None):
+    Gm, Dm = G, D
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        # broadcast_buffers=False: G and D hold no running statistics, only constant buffers (SMNet's
+        # blur-pool kernel, identical on every rank). DDP's per-forward buffer broadcast also fails
+        # on that kernel once it is channels_last (a (C,1,3,3) tensor whose strides look overlapping).
+        with warnings.catch_warnings():  # newer torch calls broadcast_buffers deprecated; still correct
+            warnings.simplefilter("ignore", FutureWarning)
+            Gm = DDP(G, device_ids=ids, broadcast_buffers=False)
+            Dm = DDP(D, device_ids=ids, broadcast_buffers=False) if D is not None else None
+    if cfg.run.compile:
+        Gm = torch.compile(Gm)
+        Dm = torch.compile(Dm) if Dm is not None else None
+    return Gm, Dm
+
+
+class _Checkpoints:
+    """Checkpoint writing (rank 0) and reading (every rank) of a PNGAN run."""
+
+    def __init__(self, run_dir: Path, cfg: TrainConfig, dist: Dist, nets: Nets, meta_common: dict[str, str]):
+        self.run_dir, self.cfg, self.dist, self.nets, self.meta_common = run_dir, cfg, dist, nets, meta_common
+
+    def save(self, step: int, lr_scale: float, rollbacks: int) -> Path | None:
+        n, path = self.nets, None
+        if self.dist.is_main:
+            # The learning-rate schedule is a pure function of the step (cosine_lr), so the step and
+            # the rollback scale are the whole scheduler state.
+            st = {"step": step, "optG": n.optG.state_dict(), "rng": ck.rng_state(),
+                  "lr_scale": lr_scale, "rollbacks": rollbacks}
+            if n.optD is not None:
+                st["optD"] = n.optD.state_dict()
+            meta = dict(self.meta_common, **{"pngan.step": str(step)})
+            nets = {"generator": n.G}
+            if n.D is not None:
+                nets["discriminator"] = n.D
+            path = ck.save_checkpoint(self.run_dir, step, nets, st, {"generator": meta, "discriminator": meta},
+                                      keep=self.cfg.run.keep_checkpoints, latest="generator")
+        self.dist.barrier()
+        return path
+
+    def restore(self, ckpt_dir: Path) -> dict[str, Any]:
+        n = self.nets
+        ck.load_weights_into(n.G, ckpt_dir / "generator.safetensors")
+        if n.D is not None:
+            ck.load_weights_into(n.D, ckpt_dir / "discriminator.safetensors")
+        st = ck.load_state(ckpt_dir)
+        n.optG.load_state_dict(st["optG"])
+        if n.optD is not None and "optD" in st:
+            n.optD.load_state_dict(st["optD"])
+        ck.set_rng_state(st.get("rng", {}))
+        return st
 
 
 def train_pngan(
@@ -187,32 +462,15 @@ def train_pngan(
     from pngan.config import config_hash, save_yaml
     from pngan.data.patches import PatchBatches, PatchSampler
     from pngan.data.specs import open_datasets
-    from pngan.losses import alignment_l1, naive_l1, perceptual_loss, ra_d_loss, ra_g_loss
     from pngan.seeding import derive_seed
     from pngan.train.runlog import StatsLog, save_strip
+    from pngan.train.session import start_run
 
-    dist: Dist = dist_init(cfg.run.device)
-    device = resolve_device(cfg.run.device, dist)
-    if cfg.run.threads > 0:
-        torch.set_num_threads(cfg.run.threads)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    run_dir = Path(out)
-    if cfg.data.batch_size % dist.world_size:
-        raise PnganError(f"data.batch_size={cfg.data.batch_size} (the global batch) is not divisible by the "
-                         f"{dist.world_size} processes")
-    prep_error = None
-    if dist.is_main:
-        try:
-            ck.prepare_run_dir(run_dir, resume)
-        except PnganError as e:
-            prep_error = e
-    # every rank stops on rank 0's run-folder error (instead of waiting forever at a barrier)
-    if dist.any_flag(prep_error is not None, device):
-        raise prep_error or PnganError("the run folder was refused by rank 0 (see its message)", run_dir)
-    if resume:
-        ck.clean_partial(run_dir) if dist.is_main else None
-
+    # --- setup ---
+    check_perceptual(cfg, vgg_weights)  # before the run folder is made
+    session = start_run(out, resume, device=cfg.run.device, threads=cfg.run.threads,
+                        global_batch=cfg.data.batch_size)
+    dist, device, run_dir = session.dist, session.device, session.run_dir
     imageset = open_datasets(list(data))
     if not (imageset.has_clean and imageset.has_noisy):
         raise PnganError(f"training needs noisy/clean pairs; {imageset.spec} has no "
@@ -225,61 +483,27 @@ def train_pngan(
     for net in (G, D, Dn, perceptual):
         if net is not None:
             net.to(memory_format=mem_format)
-    optG = torch.optim.Adam(G.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
-    optD = None
-    if D is not None:
-        optD = torch.optim.Adam(D.parameters(), lr=cfg.optim.d_lr or cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
+    betas = (cfg.optim.beta1, cfg.optim.beta2)
+    optG = torch.optim.Adam(G.parameters(), lr=cfg.optim.lr, betas=betas)
+    optD = torch.optim.Adam(D.parameters(), lr=cfg.optim.d_lr or cfg.optim.lr, betas=betas) if D is not None else None
+    nets = Nets(G, D, Dn, perceptual, synth, G, D, optG, optD)
     total = cfg.run.steps
-    base_lr = {"G": cfg.optim.lr, "D": cfg.optim.d_lr or cfg.optim.lr}
-
-    def state_dict(step: int) -> dict[str, Any]:
-        # The learning-rate schedule is a pure function of the step (cosine_lr), so the step and the
-        # rollback scale are the whole scheduler state.
-        st = {"step": step, "optG": optG.state_dict(), "rng": ck.rng_state(),
-              "lr_scale": lr_scale, "rollbacks": rollbacks}
-        if optD is not None:
-            st["optD"] = optD.state_dict()
-        return st
-
-    meta_common = {
+    ckpts = _Checkpoints(run_dir, cfg, dist, nets, {
         "pngan.config_hash": config_hash(cfg),
         "pngan.data": imageset.describe(),
         "pngan.synthetic": synth.describe(),
         "pngan.version": __version__,
-    }
+    })
 
-    def save(step: int) -> Path | None:
-        path = None
-        if dist.is_main:
-            meta = {k: v for k, v in meta_common.items()}
-            meta["pngan.step"] = str(step)
-            nets = {"generator": G}
-            if D is not None:
-                nets["discriminator"] = D
-            path = ck.save_checkpoint(run_dir, step, nets, state_dict(step), {"generator": meta, "discriminator": meta},
-                                      keep=cfg.run.keep_checkpoints, latest="generator")
-        dist.barrier()
-        return path
-
-    def restore(ckpt_dir: Path) -> int:
-        ck.load_weights_into(G, ckpt_dir / "generator.safetensors")
-        if D is not None:
-            ck.load_weights_into(D, ckpt_dir / "discriminator.safetensors")
-        st = ck.load_state(ckpt_dir)
-        optG.load_state_dict(st["optG"])
-        if optD is not None and "optD" in st:
-            optD.load_state_dict(st["optD"])
-        ck.set_rng_state(st.get("rng", {}))
-        return int(st["step"])
-
+    # --- resume ---
     lr_scale, rollbacks = 1.0, 0
     start = 0
     last_good: Path | None = None
     if resume:
         latest = ck.latest_checkpoint(run_dir)
         if latest is not None:
-            start = restore(latest[1])
-            st = ck.load_state(latest[1])
+            st = ckpts.restore(latest[1])
+            start = int(st["step"])
             lr_scale, rollbacks = float(st.get("lr_scale", 1.0)), int(st.get("rollbacks", 0))
             last_good = latest[1]
             if dist.is_main:
@@ -287,26 +511,9 @@ def train_pngan(
     if dist.is_main and not resume:
         save_yaml(cfg, run_dir / "config.yaml")
     stats = StatsLog(run_dir / "stats.jsonl", enabled=dist.is_main, truncate_after=start if resume else None)
-
-    Gm, Dm = G, D
-    if dist.enabled:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ids = [device.index] if device.type == "cuda" else None
-        # broadcast_buffers=False: G and D hold no running statistics, only constant buffers (SMNet's
-        # blur-pool kernel, identical on every rank). DDP's per-forward buffer broadcast also fails
-        # on that kernel once it is channels_last (a (C,1,3,3) tensor whose strides look overlapping).
-        with warnings.catch_warnings():  # newer torch calls broadcast_buffers deprecated; still correct
-            warnings.simplefilter("ignore", FutureWarning)
-            Gm = DDP(G, device_ids=ids, broadcast_buffers=False)
-            Dm = DDP(D, device_ids=ids, broadcast_buffers=False) if D is not None else None
-    if cfg.run.compile:
-        Gm = torch.compile(Gm)
-        Dm = torch.compile(Dm) if Dm is not None else None
-    use_bf16 = cfg.run.precision == "bf16" and device.type == "cuda"
-
-    def autocast():
-        return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
+    nets.Gm, nets.Dm = _wrap_for_training(cfg, dist, device, G, D)
+    timer = PhaseTimer(device, device.type != "cuda" or cfg.run.time_phases)
+    train_step = PnganStep(cfg, dist, device, nets, mem_format, timer)
 
     def batches(first: int):
         ds = PatchBatches(sampler, first, total - first, dist.rank, dist.world_size)
@@ -317,96 +524,23 @@ def train_pngan(
         from tqdm import tqdm
 
         bar = tqdm(total=total, initial=start, desc="pngan train", unit="step", dynamic_ncols=True)
+
+    # --- loop ---
     it = batches(start)
     step = start
     t_log, n_log = time.perf_counter(), 0
-    # Per-phase wall time (data + synthetic input, G forward, D step, G step), logged as sec_* in
-    # stats.jsonl. Exact on CPU; on CUDA only with run.time_phases (it synchronises the device).
-    timed = device.type != "cuda" or cfg.run.time_phases
-    phase = {"data": 0.0, "g_forward": 0.0, "d_step": 0.0, "g_step": 0.0}
-
-    def tick(name: str | None, t0: float) -> float:
-        if not timed:
-            return t0
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t1 = time.perf_counter()
-        if name is not None:
-            phase[name] += t1 - t0
-        return t1
     interrupted = False
     with _SigintFlag() as sigint:
         while step < total:
-            t_ph = tick(None, 0.0)
-            batch = next(it)
-            clean = batch["clean"].to(device, non_blocking=True).contiguous(memory_format=mem_format)
-            real = batch["noisy"].to(device, non_blocking=True).contiguous(memory_format=mem_format)
-            with torch.no_grad():
-                syn = synth_batch(synth, clean, cfg.run.seed, step, dist.rank * clean.shape[0])
-                syn = syn.contiguous(memory_format=mem_format)
-            t_ph = tick("data", t_ph)
-            lr_now = cosine_lr(step, total, base_lr["G"], cfg.optim.lr_min) * lr_scale
-            for opt, key in ((optG, "G"), (optD, "D")):
-                if opt is not None:
-                    for grp in opt.param_groups:
-                        grp["lr"] = cosine_lr(step, total, base_lr[key], cfg.optim.lr_min) * lr_scale
-            terms: dict[str, float] = {}
-            # (i) fix G, train D
-            with autocast():
-                fake = Gm(syn)
-            t_ph = tick("g_forward", t_ph)
-            d_in = (lambda x: x - clean) if cfg.loss.d_input == "noise" else (lambda x: x)
-            if Dm is not None:
-                _set_grad(D, True)
-                with autocast():
-                    rl, fl = Dm(d_in(real)).float(), Dm(d_in(fake.detach())).float()
-                    lossD = _ra_losses_global(dist, rl, fl, "d") if dist.enabled else ra_d_loss(rl, fl)
-                optD.zero_grad(set_to_none=True)
-                terms["loss_d"] = float(lossD.detach())
-                if not dist.any_flag(not math.isfinite(terms["loss_d"]), device):
-                    lossD.backward()
-                    if not dist.any_flag(not _finite_grads(D), device):
-                        optD.step()  # D is updated before G's step (the paper's order)
-                    else:
-                        terms["loss_d"] = float("nan")
-                _set_grad(D, False)
-            t_ph = tick("d_step", t_ph)
-            # (ii) fix D, train G
-            with autocast():
-                if cfg.loss.alignment == "denoiser":
-                    l_align = alignment_l1(Dn, fake.float(), real)
-                else:
-                    l_align = naive_l1(fake.float(), real)
-                lossG = l_align
-                terms["loss_align"] = float(l_align.detach())
-                if perceptual is not None:
-                    l_p = perceptual_loss(perceptual, fake.float(), real)
-                    lossG = lossG + cfg.loss.lambda_p * l_p
-                    terms["loss_perceptual"] = float(l_p.detach())
-                if D is not None:
-                    # the plain module (not the DDP wrapper): D takes no gradient in G's step
-                    with torch.no_grad():
-                        real_logits = D(d_in(real)).float()
-                    fake_logits = D(d_in(fake)).float()
-                    l_ra = (_ra_losses_global(dist, real_logits, fake_logits, "g") if dist.enabled
-                            else ra_g_loss(real_logits, fake_logits))
-                    lossG = lossG + cfg.loss.lambda_ra * l_ra
-                    terms["loss_adv"] = float(l_ra.detach())
-            if step == cfg.run.debug_nan_at_step:
-                lossG = lossG * float("nan")
-            terms["loss_g"] = float(lossG.detach())
-            optG.zero_grad(set_to_none=True)
-            bad = dist.any_flag(not all(math.isfinite(v) for v in terms.values()), device)
-            if not bad:
-                lossG.backward()
-                bad = not _finite_grads(G)
-            if dist.any_flag(bad, device):
+            res = train_step(next(it), step, lr_scale)
+            terms = res.terms
+            if not res.ok:
                 where = f"step {step}: non-finite loss or gradient ({', '.join(f'{k}={v:.4g}' for k, v in terms.items())})"
                 good = last_good or (ck.latest_checkpoint(run_dir) or (None, None))[1]
                 if cfg.run.on_nan == "rollback" and good is not None and rollbacks < cfg.run.max_rollbacks:
                     rollbacks += 1
                     lr_scale *= 0.5
-                    step = restore(good)
+                    step = int(ckpts.restore(good)["step"])
                     log.warning("%s; rolled back to %s with the learning rate scaled by %g", where, good, lr_scale)
                     if cfg.run.debug_nan_at_step >= 0:
                         cfg.run.debug_nan_at_step = -1
@@ -417,8 +551,6 @@ def train_pngan(
                     continue
                 raise DivergenceError(f"{where}; training stopped, weights not written; last good checkpoint: "
                                       f"{good if good is not None else 'none'}")
-            optG.step()
-            tick("g_step", t_ph)
             step += 1
             n_log += 1
             if bar is not None:
@@ -429,18 +561,19 @@ def train_pngan(
                     vals = dist.all_reduce_mean(torch.tensor(list(terms.values()), dtype=torch.float64, device=device))
                     terms = dict(zip(terms, vals.tolist()))
                 dt = time.perf_counter() - t_log
-                row = {"step": step, **terms, "lr": lr_now, "sec_per_step": dt / max(n_log, 1),
+                row = {"step": step, **terms, "lr": res.lr, "sec_per_step": dt / max(n_log, 1),
                        "images_per_sec": n_log * cfg.data.batch_size / max(dt, 1e-9)}
-                if timed:
-                    row.update({f"sec_{k}": v / max(n_log, 1) for k, v in phase.items()})
+                if timer.enabled:
+                    row.update(timer.averages(n_log))
                 stats.write(row)
-                phase.update(dict.fromkeys(phase, 0.0))
+                timer.reset()
                 t_log, n_log = time.perf_counter(), 0
             if dist.is_main and (step % cfg.run.sample_every == 0 or step == total):
-                save_strip(run_dir / "samples" / f"step_{step:08d}.png", [clean[0], syn[0], fake[0].detach(), real[0]])
+                save_strip(run_dir / "samples" / f"step_{step:08d}.png",
+                           [res.clean[0], res.syn[0], res.fake[0].detach(), res.real[0]])
             stop = dist.any_flag(sigint.hit, device) or (stop_after is not None and step >= stop_after)
             if step % cfg.run.ckpt_every == 0 or step == total or stop:
-                last_good = save(step)
+                last_good = ckpts.save(step, lr_scale, rollbacks)
             if stop:
                 interrupted = True
                 break

@@ -1,0 +1,91 @@
+"""pngan train options of issue 12: the relativistic average's extent (loss.ra_mean), the paper
+config's refusal to train without VGG weights, SMNet's downsampling choice."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pngan.cli import main
+from pngan.io.images import write_image
+from pngan.losses.gan import ra_d_loss, ra_g_loss
+from pngan.nets.loading import save_network
+from pngan.nets.registry import build
+
+
+def _literal(real, fake, mean, which):
+    """Eq. 5-6 written element by element in float64."""
+    r, f = real.double(), fake.double()
+    B, _, H, W = r.shape
+
+    def avg(t, b, y, x):
+        if mean == "batch":
+            return sum(float(t[k, 0, y, x]) for k in range(B)) / B
+        return float(t.sum()) / (B * H * W)
+
+    def log_sig(v):
+        return -torch.nn.functional.softplus(torch.tensor(-v, dtype=torch.float64))
+
+    ld = lg = 0.0
+    n = B * H * W
+    for b in range(B):
+        for y in range(H):
+            for x in range(W):
+                dr = float(r[b, 0, y, x]) - avg(f, b, y, x)  # D_Ra(x_r, x_f) logit
+                df = float(f[b, 0, y, x]) - avg(r, b, y, x)  # D_Ra(x_f, x_r) logit
+                ld += -(log_sig(dr) + log_sig(-df)) / n
+                lg += -(log_sig(df) + log_sig(-dr)) / n
+    return ld if which == "d" else lg
+
+
+@pytest.mark.parametrize("mean", ["batch", "batch_hw"])
+def test_relativistic_average_matches_the_literal_formula(mean):
+    from pngan.train.distributed import Dist
+    from pngan.train.loop import _ra_losses_global
+
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(3, 1, 4, 5, generator=g) * 2, torch.randn(3, 1, 4, 5, generator=g) * 2 + 1
+    d, gl = float(ra_d_loss(real, fake, mean)), float(ra_g_loss(real, fake, mean))
+    assert d == pytest.approx(float(_literal(real, fake, mean, "d")), abs=1e-5)
+    assert gl == pytest.approx(float(_literal(real, fake, mean, "g")), abs=1e-5)
+    # the multi-process formulation (global batch mean) gives the same loss on one process
+    assert float(_ra_losses_global(Dist(), real, fake, "d", mean)) == pytest.approx(d, abs=1e-6)
+    assert float(_ra_losses_global(Dist(), real, fake, "g", mean)) == pytest.approx(gl, abs=1e-6)
+    other = "batch_hw" if mean == "batch" else "batch"
+    assert abs(float(ra_d_loss(real, fake, other)) - d) > 1e-3  # the two readings really differ
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("opts")
+    g = torch.Generator().manual_seed(0)
+    for k in range(2):
+        clean = torch.rand(3, 24, 24, generator=g)
+        write_image(root / "p" / "clean" / f"i{k}.png", clean)
+        write_image(root / "p" / "noisy" / f"i{k}.png", (clean + 0.05 * torch.randn(3, 24, 24, generator=g)).clamp(0, 1))
+    torch.manual_seed(0)
+    dn = save_network(build("dncnn", channels=4, depth=2), root / "dn.safetensors")
+    return root, f"pairs:{root / 'p'}", f"dncnn:{dn}"
+
+
+TINY = ["generator.channels=4", "generator.groups=1", "generator.blocks=1", "loss.d_channels=4",
+        "data.patch_size=16", "data.batch_size=2", "run.steps=1", "run.threads=1"]
+
+
+def test_paper_config_refuses_to_train_without_vgg(tiny, capsys):
+    root, data, dn = tiny
+    args = ["train", "--data", data, "--denoiser", dn, "--config", "paper", "--quiet", *TINY]
+    assert main([*args, "--out", str(root / "a")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--vgg" in err and "loss.perceptual=off" in err and len(err.splitlines()) == 1
+    assert not (root / "a").exists()  # refused before the run folder is made
+    assert main([*args, "loss.perceptual=off", "--out", str(root / "b")]) == 0  # explicitly off: runs
+    assert main([*args[:6], "cpu-small", *args[7:], "--out", str(root / "c")]) == 0  # small preset: warns, runs
+
+
+def test_ra_mean_batch_hw_trains(tiny):
+    root, data, dn = tiny
+    assert main(["train", "--data", data, "--denoiser", dn, "--config", "cpu-small", "--quiet", *TINY,
+                 "loss.ra_mean=batch_hw", "--out", str(root / "hw")]) == 0
+    assert main(["train", "--data", data, "--denoiser", dn, "--config", "cpu-small", "--quiet", *TINY,
+                 "loss.ra_mean=pixel", "--out", str(root / "bad")]) == 2
