@@ -7,7 +7,12 @@ batch 8, random flips, loss weights lambda_p = 6e-3 (perceptual) and lambda_ra =
 
 ``cpu-small`` is the same method at a scale that trains in minutes on 2 CPU cores: SMNet C=32 with
 2 groups x 1 block, 48x48 patches, batch 8, 400 iterations, learning rate 1e-3 cosine-annealed to
-1e-6 (a short run needs a larger step), the same loss weights and the same discriminator.
+1e-6 (a short run needs a larger step), the same loss weights and the same discriminator. Two
+choices differ from the paper, because at this budget they decide whether the output is realistic
+at all (measured in docs/experiments.md): the generator's input is the ``calibrated`` setting
+fitted on the training pairs instead of setting 1 (from AWGN sigma 50, 400 steps give a blurred copy
+of the clean image with blotchy noise, 2.3x too strong), and the generator starts as the identity
+of its input (``generator.init=identity``: the tail conv starts at zero).
 """
 
 from __future__ import annotations
@@ -139,7 +144,10 @@ class TrainConfig:
 PRESETS: dict[str, dict] = {
     "paper": {},  # the dataclass defaults are the paper's values
     "cpu-small": {
-        "generator": {"channels": 32, "groups": 2, "blocks": 1},
+        "generator": {"channels": 32, "groups": 2, "blocks": 1, "init": "identity"},
+        # the generator's input: the calibrated setting fitted on the training pairs (docs/experiments.md:
+        # from setting 1 at this budget the generator returns a blurred copy with blotchy noise)
+        "synthetic": {"setting": "calibrated"},
         "loss": {"perceptual_missing": "warn"},
         "optim": {"lr": 1e-3},
         "data": {"patch_size": 48, "batch_size": 8},

@@ -21,6 +21,7 @@ whatever the batch size, the resume point or the number of processes (a function
 
 On-the-fly data (paper Table 2, denoisers trained on setting 1 / setting 2 / PNGAN data with the
 same schedule): a data spec ``synth:SETTING:SPEC`` (e.g. ``synth:awgn:clean:photos``,
+``synth:calib.json:clean:photos`` for a saved calibrated setting,
 ``synth:raw:sidd:DIR``) or ``gen:RUN:SPEC`` (a trained PNGAN generator, e.g.
 ``gen:runs/sidd:clean:photos``) takes the clean images of SPEC and draws fresh noise for every
 sample of every step from a random generator seeded by (seed, step, global sample index), clipped
@@ -56,7 +57,7 @@ def split_source_spec(spec: str) -> tuple[str | None, str | None, str]:
         example = "synth:awgn:clean:DIR" if kind == "synth" else "gen:runs/sidd:clean:DIR"
         raise PnganError(f"on-the-fly data spec must be {kind}:{'SETTING' if kind == 'synth' else 'RUN'}:SPEC "
                          f"(e.g. {example}), got '{spec}'")
-    if kind == "synth":
+    if kind == "synth" and not arg.lower().endswith(".json"):  # FILE.json: a saved calibrated setting
         from pngan.noise import canonical_setting
 
         arg = canonical_setting(arg)
@@ -213,10 +214,10 @@ PRESETS: dict[str, dict] = {
     # the image-domain alignment L1(Dn(fake), Dn(real)) a plain L1 between two noisy images, whose
     # minimiser is a blurred, denoised fake (docs/experiments.md). On a GPU the `paper` preset is used.
     "frozen-cpu": {
-        "net": {"kwargs": {"depth": 10, "channels": 48}},
+        "net": {"arch_kwargs": SMALL_NET_KWARGS},
         "optim": {"lr": 1e-3},
         "data": {"patch_size": 48, "batch_size": 8},
-        "run": {"steps": 1500, "log_every": 50, "ckpt_every": 250},
+        "run": {"steps": 800, "log_every": 50, "ckpt_every": 200},
     },
 }
 
@@ -290,7 +291,12 @@ def _open_sources(cfg: DenoiserTrainConfig, data: list[str]) -> list[PairSource]
                                cache_bytes=int(cfg.data.cache_gb * 2**30), keys=need)
         noise, label = None, None
         if kind == "synth":
-            noise = build_synthetic(arg)
+            if arg.lower().endswith(".json"):
+                from pngan.noise.calibrated import load_calibration
+
+                noise = load_calibration(arg)
+            else:
+                noise = build_synthetic(arg)
             label = f"synth:{json.dumps(noise.describe(), sort_keys=True)}"
         elif kind == "gen":
             from pngan.infer.api import NoiseGenerator
