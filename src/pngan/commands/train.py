@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pngan.validate import STEPS
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", action="append", required=True, metavar="SPEC",
@@ -19,8 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vgg", metavar="PATH", help="VGG16 weights (torchvision vgg16-397923af.pth layout) for the "
                    "perceptual loss; without it the perceptual term is off unless loss.perceptual=random")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder (created; must not exist unless --resume)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--steps", type=int, help="override run.steps")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint; "
+                   "refused if --data, --denoiser, --setting, --config or an override would change the run "
+                   "(run.steps and other run.* execution keys may change: see README)")
+    p.add_argument("--steps", type=STEPS, help="override run.steps (>= 1; safe to change on --resume)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. data.batch_size=16 run.seed=1")
 
@@ -39,15 +43,18 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"synthetic.setting={args.setting}")
     if args.steps is not None:
         overrides.append(f"run.steps={args.steps}")
-    if args.resume:
-        from pathlib import Path
+    from pngan.train import runid
+    from pngan.validate import check_device, check_role
 
-        cfg = load_train_config(str(Path(args.out) / "config.yaml"), overrides)
-    else:
-        preset = args.config or ("paper" if torch.cuda.is_available() else "cpu-small")
-        cfg = load_train_config(preset, overrides)
-    res = train_pngan(cfg, args.data, args.out, denoiser=args.denoiser, vgg_weights=args.vgg,
-                      resume=args.resume, progress=not args.quiet)
+    if args.denoiser:
+        check_role(args.denoiser, "denoiser", "--denoiser")
+    preset = "paper" if torch.cuda.is_available() else "cpu-small"
+    with runid.run_folder("train", args.out, args.data, {"denoiser": args.denoiser, "vgg": args.vgg},
+                          resume=args.resume, load=load_train_config, config=args.config, default_config=preset,
+                          overrides=overrides) as (cfg, nets):
+        check_device(cfg.run.device)
+        res = train_pngan(cfg, args.data, args.out, denoiser=nets["denoiser"], vgg_weights=nets["vgg"],
+                          resume=args.resume, progress=not args.quiet)
     import os
 
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 speaks

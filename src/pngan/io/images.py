@@ -252,7 +252,7 @@ def _png16_rgb(arr: np.ndarray) -> bytes:
     h, w, c = arr.shape
     raw = np.empty((h, 1 + w * c * 2), dtype=np.uint8)
     raw[:, 0] = 0  # filter: none
-    raw[:, 1:] = arr.astype(">u2").reshape(h, -1).view(np.uint8)
+    raw[:, 1:] = np.ascontiguousarray(arr.astype(">u2")).reshape(h, -1).view(np.uint8)
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)

@@ -128,7 +128,7 @@ def prepare_run_dir(out: str | Path, resume: bool) -> Path:
     if out.exists():
         if (out / "config.yaml").is_file():
             raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
-        if any(out.iterdir()):
+        if any(p.name != "run.json" for p in out.iterdir()):  # run.json: pngan.train.runid's record
             raise PnganError("output folder exists and is not empty (and is not a pngan run)", out)
     try:
         out.mkdir(parents=True, exist_ok=True)
