@@ -116,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
 
     tune_allocator()  # reuse freed activation memory (2x faster CPU inference here; PNGAN_TUNE_MALLOC=0 disables)
     signals.install()  # SIGTERM (batch schedulers) is handled like SIGINT
+    import warnings
+
+    # warnings as one line each ("pngan: warning: ..."), not Python's two-line source listing
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"pngan: warning: {msg}\n"
     try:
         rc = int(module.run(args) or 0)
         return signals.exit_status() if rc == 130 else rc

@@ -147,6 +147,40 @@ def writable_file(path: str | Path, what: str = "output file") -> Path:
     return p
 
 
+# ---------------------------------------------------------------- image tensors (Python API)
+class ImageInputError(PnganError, ValueError):
+    """A tensor given to the Python API breaks its contract (also a ValueError)."""
+
+
+def image_batch(x: Any, what: str = "clean images", lo: float = 0.0, hi: float = 1.0):
+    """The Python API's input contract, shared with the CLI's reader: a float tensor (or numpy array)
+    of shape (3, H, W) or (B, 3, H, W), B, H, W >= 1, finite, values in [lo, hi] (1e-3 tolerance).
+    Returns ``(tensor, batched)``; integer input (e.g. uint8 0-255) is refused, not guessed."""
+    import numpy as np
+    import torch
+
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, torch.Tensor):
+        raise ImageInputError(f"{what} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    if not (x.is_floating_point()):
+        hint = " (0-255 values? use x.float() / 255)" if x.dtype == torch.uint8 else ""
+        raise ImageInputError(f"{what} must hold floating-point values in [{lo:g}, {hi:g}], got dtype {x.dtype}{hint}")
+    batched = x.ndim == 4
+    if x.ndim not in (3, 4) or x.shape[-3] != 3:
+        raise ImageInputError(f"{what} must have shape (3, H, W) or (B, 3, H, W), got {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ImageInputError(f"{what} are empty: shape {tuple(x.shape)}")
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        raise ImageInputError(f"{what} hold {bad} NaN/Inf value(s)")
+    mn, mx = float(x.min()), float(x.max())
+    if mn < lo - 1e-3 or mx > hi + 1e-3:
+        hint = " (0-255 values? divide by 255)" if mx > 2 else ""
+        raise ImageInputError(f"{what} must lie in [{lo:g}, {hi:g}], got [{mn:.4g}, {mx:.4g}]{hint}")
+    return x, batched
+
+
 # ---------------------------------------------------------------- network roles
 def check_role(spec: str | Path, role: str, option: str) -> None:
     """Refuse ``spec`` (NAME:CHECKPOINT or a pngan safetensors file) if it holds a network of a role
@@ -236,7 +270,7 @@ def _check_ratio_split(cfg: Any) -> None:
     if not 1 <= n_gen <= b - 1:
         lo, hi = 0.5 / (b - 0.5), (b - 0.5) / 0.5
         raise PnganError(f"ratio {ratio:g} with batch size {b} would put {n_gen} generated and {b - n_gen} real "
-                         f"patches in a batch; with this batch size use a ratio in [{lo:.3g}, {hi:.3g}] "
+                         f"patches in a batch; with this batch size use a ratio strictly between {lo:.3g} and {hi:.3g} "
                          "(or a larger data.batch_size)")
 
 

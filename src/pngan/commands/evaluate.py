@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from pngan.validate import COUNT, SEED, tile_size
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="what", metavar="WHAT", required=True)
@@ -16,9 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--generator", metavar="RUN_OR_WEIGHTS", help="generate with a trained generator (run folder "
                      "or generator .safetensors), seeded per image like 'pngan generate'")
     src.add_argument("--setting", help="score a synthetic baseline instead: awgn (1) or raw (2)")
-    n.add_argument("--samples", type=int, default=1,
+    n.add_argument("--samples", type=COUNT, default=1,
                    help="generated samples per image with --generator/--setting (default 1)")
-    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("--seed", type=SEED, default=0)
     n.add_argument("--json", metavar="OUT", help="write per-image and mean metrics as JSON")
 
     d = sub.add_parser("denoiser", help="PSNR/SSIM of a denoiser on pairs (or a DND submission bundle)")
@@ -27,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--data", required=True, metavar="SPEC")
     d.add_argument("--json", metavar="OUT")
     d.add_argument("--save-images", metavar="DIR")
-    d.add_argument("--tile", type=int, default=512, help="tile size for large images (0: whole image)")
+    d.add_argument("--tile", type=tile_size, default=512, help="tile size for large images (0: whole image; else >= 16)")
     d.add_argument("--out", metavar="DIR", help="DND only: where the submission bundle goes (default dnd-submission)")
 
     g = sub.add_parser("pgap", help="PSNR gap: denoiser trained on real minus trained on generated pairs")
@@ -48,6 +50,18 @@ def _write_json(path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
+def _check_outputs(args) -> None:
+    """Every output path is checked before any work (an evaluation can take hours)."""
+    from pngan.validate import writable_dir, writable_file
+
+    if getattr(args, "json", None):
+        writable_file(args.json, "--json file")
+    if getattr(args, "save_images", None):
+        writable_dir(args.save_images, "--save-images folder")
+    if getattr(args, "out", None):
+        writable_dir(args.out, "--out folder")
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -55,9 +69,12 @@ def run(args: argparse.Namespace) -> int:
     from pngan.errors import PnganError
     from pngan.eval import denoise_eval as de
 
+    _check_outputs(args)
     if args.what == "noise":
-        if args.samples < 1:
-            raise PnganError("--samples must be at least 1")
+        if args.setting is not None:
+            from pngan.noise import canonical_setting
+
+            canonical_setting(args.setting)
         real = open_dataset(args.real)
         if args.generated is not None:
             res = de.evaluate_noise(real, generated=de.collect_generated(args.generated), progress=tqdm)
@@ -71,14 +88,20 @@ def run(args: argparse.Namespace) -> int:
             res["generated"] = args.generator or f"setting:{args.setting}"
         res["kind"] = "noise"
     elif args.what == "pgap":
-        res = de.pgap(args.real_train, args.generated_train, args.test, args.out, arch=args.arch,
-                      config=args.config, overrides=args.overrides, resume=args.resume, progress=True)
+        from pngan.io.lock import folder_lock
+
+        with folder_lock(args.out, "pgap folder"):
+            res = de.pgap(args.real_train, args.generated_train, args.test, args.out, arch=args.arch,
+                          config=args.config, overrides=args.overrides, resume=args.resume, progress=True)
     else:
         from pngan.nets.loading import load_network, parse_net_spec
+
+        from pngan.validate import check_role
 
         name, path = parse_net_spec(args.model)
         if not path.is_file():
             raise PnganError("model checkpoint not found", path)
+        check_role(args.model, "denoiser", "--model")
         net = load_network(name, path)
         net.eval()
         data = open_dataset(args.data)

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, metavar="SPEC_OR_DIR",
                         help="clean:DIR, any pair spec (its clean images are used), camera:builtin, or a plain DIR")
     parser.add_argument("--output", required=True, metavar="DIR", help="output folder (a pairs: set)")
-    parser.add_argument("--sigma", default=None,
+    parser.add_argument("--sigma", default=None, type=_sigma_arg,
                         help="awgn only: noise level on the 0-255 scale (default 50), or LO,HI for a per-image "
                         "uniform draw")
     parser.add_argument("--overwrite", action="store_true",
@@ -51,6 +51,16 @@ def _parse_sigma(text: str):
     if len(parts) == 2 and parts[0] > parts[1]:
         raise PnganError(f"--sigma LO,HI: LO must not exceed HI, got {text!r}")
     return parts[0] if len(parts) == 1 else (parts[0], parts[1])
+
+
+def _sigma_arg(text: str):
+    """argparse type: --sigma checked at parse time (finite, in [0, 1000], LO <= HI)."""
+    from pngan.errors import PnganError
+
+    try:
+        return _parse_sigma(text)
+    except PnganError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--sigma: ")) from None
 
 
 def _resolve_input(text: str) -> tuple[str, Path | None]:
@@ -98,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if args.sigma is not None:
         if setting != "awgn":
             raise PnganError("--sigma applies to --setting awgn only (setting 2 draws its own noise levels)")
-        kwargs["sigma"] = _parse_sigma(args.sigma)
+        kwargs["sigma"] = args.sigma if not isinstance(args.sigma, str) else _parse_sigma(args.sigma)
     module = build_synthetic(setting, **kwargs)
 
     spec, in_dir = _resolve_input(args.input)

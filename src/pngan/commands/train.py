@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is not None:
         overrides.append(f"run.steps={args.steps}")
     from pngan.train import runid
-    from pngan.validate import check_device, check_role
+    from pngan.validate import check_role
 
     if args.denoiser:
         check_role(args.denoiser, "denoiser", "--denoiser")
@@ -52,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
     with runid.run_folder("train", args.out, args.data, {"denoiser": args.denoiser, "vgg": args.vgg},
                           resume=args.resume, load=load_train_config, config=args.config, default_config=preset,
                           overrides=overrides) as (cfg, nets):
-        check_device(cfg.run.device)
         res = train_pngan(cfg, args.data, args.out, denoiser=nets["denoiser"], vgg_weights=nets["vgg"],
                           resume=args.resume, progress=not args.quiet)
     import os

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is not None:
         overrides.append(f"run.steps={args.steps}")
     from pngan.train import runid
-    from pngan.validate import check_device, check_role
+    from pngan.validate import check_role
 
     if args.init:
         check_role(args.init, "denoiser", "--init")
@@ -46,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
     with runid.run_folder("train-denoiser", args.out, args.data, {"init": args.init}, resume=args.resume,
                           load=load_denoiser_config, config=args.config, default_config=preset,
                           overrides=overrides) as (cfg, nets):
-        check_device(cfg.run.device)
         # --init is applied once, when the run starts; a resumed run continues from its own checkpoint
         res = train_denoiser(cfg, args.data, args.out, init=None if args.resume else nets["init"],
                              resume=args.resume, progress=not args.quiet)

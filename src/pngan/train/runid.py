@@ -144,7 +144,9 @@ def check_resume(run_dir: str | Path, old_cfg: Any, new_cfg: Any, new_ident: dic
             prev = (old.get("networks") or {}).get(name)
             if new is None:
                 continue
-            if prev is None or prev.get("sha256") != new.get("sha256") or prev.get("spec") != new.get("spec"):
+            same = prev is not None and (prev.get("sha256") == new.get("sha256") if prev.get("sha256") and
+                                         new.get("sha256") else prev.get("spec") == new.get("spec"))
+            if not same:  # the same file contents count as the same network, however the path is spelled
                 what = "file contents differ" if prev and prev.get("spec") == new.get("spec") else \
                     f"{prev['spec'] if prev else 'none'} -> {new['spec']}"
                 problems.append(f"--{name} ({what})")
@@ -186,7 +188,7 @@ def run_folder(kind: str, out: str | Path, data: list[str], networks: dict[str, 
     folder locked (:mod:`pngan.io.lock`) until the block ends. A new run's config is loaded before
     anything is created, so a bad config leaves no folder behind."""
     from pngan.io import lock
-    from pngan.validate import writable_dir
+    from pngan.validate import check_device, writable_dir
 
     out = Path(out)
     main = lock.is_main_process()
@@ -200,6 +202,7 @@ def run_folder(kind: str, out: str | Path, data: list[str], networks: dict[str, 
         writable_dir(out, "run folder")
         if (out / "config.yaml").is_file():
             raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
+    check_device(new_cfg.run.device)  # CUDA asked for on a machine without it: refused before anything is made
     if main:
         lock.acquire(out, "run folder")
     try:
