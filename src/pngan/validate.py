@@ -73,7 +73,7 @@ def float_range(lo: float | None = None, hi: float | None = None, lo_open: bool 
     return parse
 
 
-MIN_TILE = 16  # a tile must be larger than the generator's total downsampling (SMNet: 4) with room to spare
+MIN_TILE = 8  # tiles are whole multiples of the generator's downsampling (SMNet: 4); smaller ones only crawl
 
 
 def tile_size(text: str) -> int:

@@ -37,14 +37,14 @@ OPTIONS = [
     (["generate"], "--samples", ["--generator", NOWHERE, "--input", f"clean:{NOWHERE}"], _int_in(1, 10**6), "--samples"),
     (["generate"], "--seed", ["--generator", NOWHERE, "--input", f"clean:{NOWHERE}"], _int_in(0, 2**63 - 1), "--seed"),
     (["generate"], "--tile", ["--generator", NOWHERE, "--input", f"clean:{NOWHERE}"],
-     lambda v: isinstance(v, int) and (v == 0 or 16 <= v <= 65536), "--tile"),
+     lambda v: isinstance(v, int) and (v == 0 or 8 <= v <= 65536), "--tile"),
     (["generate"], "--overlap", ["--generator", NOWHERE, "--input", f"clean:{NOWHERE}"], _int_in(0, 4096), "--overlap"),
     (["synth"], "--sigma", ["--setting", "awgn", "--input", NOWHERE], _float_in(0, 1000), "--sigma"),
     (["synth"], "--seed", ["--setting", "awgn", "--input", NOWHERE], _int_in(0, 2**63 - 1), "--seed"),
     (["evaluate", "noise"], "--samples", ["--real", f"pairs:{NOWHERE}", "--setting", "awgn"], _int_in(1, 10**6), "--samples"),
     (["evaluate", "noise"], "--seed", ["--real", f"pairs:{NOWHERE}", "--setting", "awgn"], _int_in(0, 2**63 - 1), "--seed"),
     (["evaluate", "denoiser"], "--tile", ["--model", NOWHERE, "--data", f"pairs:{NOWHERE}"],
-     lambda v: isinstance(v, int) and (v == 0 or 16 <= v <= 65536), "--tile"),
+     lambda v: isinstance(v, int) and (v == 0 or 8 <= v <= 65536), "--tile"),
     (["report"], "--max-images", [NOWHERE + ".json"], _int_in(1, 10**6), "--max-images"),
     (["report"], "--seed", [NOWHERE + ".json"], _int_in(0, 2**63 - 1), "--seed"),
     (["demo"], "--steps", ["--data", f"pairs:{NOWHERE}"], _int_in(1, 10**9), "--steps"),
@@ -54,7 +54,7 @@ OPTIONS = [
 OUT_OPTION = {"train": "--out", "train-denoiser": "--out", "generate": "--output", "synth": "--output",
               "report": "--out", "demo": "--out"}
 
-BOUNDARY = [0, -1, 1, 15, 16, -(2**63), 2**63, 10**30, 0.5, -0.0, 1e-300, 1e300,
+BOUNDARY = [0, -1, 1, 7, 8, -(2**63), 2**63, 10**30, 0.5, -0.0, 1e-300, 1e300,
             float("nan"), float("inf"), float("-inf"), "1e400", "-nan", "0x10", "", "abc", "1,2,3", "5,1"]
 values = st.one_of(st.sampled_from(BOUNDARY), st.integers(-(10**20), 10**20),
                    st.floats(allow_nan=True, allow_infinity=True))

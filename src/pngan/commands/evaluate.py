@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--data", required=True, metavar="SPEC")
     d.add_argument("--json", metavar="OUT")
     d.add_argument("--save-images", metavar="DIR")
-    d.add_argument("--tile", type=tile_size, default=512, help="tile size for large images (0: whole image; else >= 16)")
+    d.add_argument("--tile", type=tile_size, default=512, help="tile size for large images (0: whole image; else >= 8)")
     d.add_argument("--out", metavar="DIR", help="DND only: where the submission bundle goes (default dnd-submission)")
 
     g = sub.add_parser("pgap", help="PSNR gap: denoiser trained on real minus trained on generated pairs")
@@ -75,15 +75,16 @@ def run(args: argparse.Namespace) -> int:
             from pngan.noise import canonical_setting
 
             canonical_setting(args.setting)
+        fn = None  # the generator (or setting) is checked before the data are read
+        if args.generator is not None:
+            fn = de.generator_sampler(args.generator, seed=args.seed)
+        elif args.setting is not None:
+            fn = de.synthetic_sampler(args.setting, seed=args.seed)
         real = open_dataset(args.real)
         if args.generated is not None:
             res = de.evaluate_noise(real, generated=de.collect_generated(args.generated), progress=tqdm)
             res["generated"] = args.generated
         else:
-            if args.generator is not None:
-                fn = de.generator_sampler(args.generator, seed=args.seed)
-            else:
-                fn = de.synthetic_sampler(args.setting, seed=args.seed)
             res = de.evaluate_noise(real, sample_fn=fn, samples=args.samples, progress=tqdm)
             res["generated"] = args.generator or f"setting:{args.setting}"
         res["kind"] = "noise"

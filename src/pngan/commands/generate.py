@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=COUNT, default=1, help="noisy samples per clean image (default 1)")
     p.add_argument("--seed", type=SEED, default=0, help="run seed; each (image, sample) derives its own")
     p.add_argument("--tile", type=tile_size, default=512,
-                   help="tile size for large images (default 512; 0: whole image; else >= 16)")
+                   help="tile size for large images (default 512; 0: whole image; else >= 8)")
     p.add_argument("--overlap", type=OVERLAP, default=32, help="tile halo in pixels (default 32)")
     p.add_argument("--fast-tiles", action="store_true",
                    help="pool channel attention per tile (one pass, approximate) instead of exact whole-image statistics")
