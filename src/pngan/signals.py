@@ -42,3 +42,12 @@ def install() -> None:
 
 def exit_status(default: int = 130) -> int:
     return 128 + _received if _received in (signal.SIGINT, signal.SIGTERM) else default
+
+
+def worker_ignores_stop_signals(_worker_id: int = 0) -> None:
+    """DataLoader ``worker_init_fn``: workers ignore SIGINT/SIGTERM (a scheduler signals the whole
+    process group); the main process checkpoints, then shuts its workers down itself. Without this a
+    worker killed by SIGTERM makes the main process fail with "DataLoader worker ... killed"."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(sig, signal.SIG_IGN)

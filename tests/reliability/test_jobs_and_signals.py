@@ -260,3 +260,26 @@ def test_folder_lock_refuses_a_second_process_and_dies_with_it(files, capsys, tm
         holder.kill()
         holder.wait()
     assert main(args) == 0  # a dead holder's lock is gone (flock dies with the process)
+
+
+def test_sigterm_to_the_whole_process_group_with_data_workers(files, tmp_path):
+    """SLURM's scancel signals every process of the job, DataLoader workers included: the workers
+    ignore it and the trainer still checkpoints (train-denoiser here, with one worker process)."""
+    root, *_ = files
+    run = tmp_path / "dn"
+    p = subprocess.Popen([sys.executable, "-m", "pngan", "train-denoiser", "--arch", "dncnn", "--data",
+                          f"pairs:{root / 'pairs'}", "--out", str(run), "--config", "cpu-small", "--quiet",
+                          "net.kwargs={depth: 3, channels: 4}", "data.patch_size=16", "data.batch_size=2",
+                          "run.threads=1", "data.num_workers=1", "run.steps=100000", "run.ckpt_every=100000",
+                          "run.log_every=1"],
+                         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for(run / "stats.jsonl", p)
+        time.sleep(0.5)
+        os.killpg(p.pid, signal.SIGTERM)
+        out = p.communicate(timeout=60)[0].decode()
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 143, out[-3000:]
+    assert len(list_checkpoints(run)) == 1 and "checkpoint written" in out
