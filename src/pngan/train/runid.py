@@ -203,24 +203,31 @@ def run_folder(kind: str, out: str | Path, data: list[str], networks: dict[str, 
         if (out / "config.yaml").is_file():
             raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
     check_device(new_cfg.run.device)  # CUDA asked for on a machine without it: refused before anything is made
-    if main:
-        lock.acquire(out, "run folder")
+    if not main:  # torchrun: rank 0 checks, records and locks the folder (train_pngan syncs the ranks on it)
+        if resume:
+            networks = {k: v if v else recorded_network(out, k) for k, v in networks.items()}
+        yield new_cfg, networks
+        return
+    lock.acquire(out, "run folder")
     try:
         if resume:
             old_cfg = load(str(out / "config.yaml"), None)
             ident = identity(kind, data, networks)
             changes = check_resume(out, old_cfg, new_cfg, ident)
+            from pngan.train.checkpoint import latest_checkpoint
+
+            done = latest_checkpoint(out)
+            if done is not None and new_cfg.run.steps < done[0]:
+                raise PnganError(f"--resume with run.steps={new_cfg.run.steps}, but the run is already at step "
+                                 f"{done[0]}; give at least that many steps", out)
             networks = {k: v if v else recorded_network(out, k) for k, v in networks.items()}
-            if main:
-                record_resume(out, changes, new_cfg)
+            record_resume(out, changes, new_cfg)
         else:
             if (out / "config.yaml").is_file():  # another process created it meanwhile
                 raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
             if any(p.name != RUN_FILE for p in out.iterdir()):
                 raise PnganError("output folder exists and is not empty (and is not a pngan run)", out)
-            if main:
-                record_new(out, identity(kind, data, networks))
+            record_new(out, identity(kind, data, networks))
         yield new_cfg, networks
     finally:
-        if main:
-            lock.release(out)
+        lock.release(out)
