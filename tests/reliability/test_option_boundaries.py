@@ -8,6 +8,7 @@ passes validation ends quickly at the missing input (also a one-line exit 2)."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from pngan.cli import main
 
 NOWHERE = "/nonexistent-pngan-input"
+_fresh = itertools.count()  # a new output folder for every example
 
 
 def _int_in(lo, hi):
@@ -92,7 +94,7 @@ def test_numeric_options_at_boundaries(case, value, capsys, outdir):
     text = str(value)
     argv = [*words, *required, f"{opt}={text}"]
     if words[0] in OUT_OPTION:
-        argv += [OUT_OPTION[words[0]], str(outdir / f"o{abs(hash(text)) % 10**8}")]
+        argv += [OUT_OPTION[words[0]], str(outdir / f"o{next(_fresh)}")]
     rc, err, dt = _run(capsys, argv)
     assert rc == 2, (argv, err)
     assert len(err) == 1 and "error:" in err[0] and "Traceback" not in err[0], (argv, err)
@@ -138,7 +140,7 @@ def test_numeric_config_keys_at_boundaries(case, value, capsys, outdir):
     cmd, key = case
     text = str(value)
     required = ["--data", f"pairs:{NOWHERE}"] + (["--arch", "dncnn"] if cmd == "train-denoiser" else [])
-    out = outdir / f"cfg{abs(hash((key, text))) % 10**8}"
+    out = outdir / f"cfg{next(_fresh)}"
     argv = [cmd, *required, "--out", str(out), "--config", "cpu-small", f"{key}={text}"]
     rc, err, dt = _run(capsys, argv)
     assert rc == 2, (argv, err)
