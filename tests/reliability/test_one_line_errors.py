@@ -66,3 +66,15 @@ def test_one_line_error(f, capsys, argv, needle):
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert rc == 2 and len(err) == 1 and needle in err[0], (argv, err)
     assert not (f / "o5").exists() and not (f / "o7").exists()  # a refused config makes no run folder
+
+
+def test_pgap_resume_of_another_job_is_refused(f, capsys):
+    out = f / "pgap"
+    base = ["evaluate", "pgap", "--real-train", f"pairs:{f}/pairs", "--generated-train", f"pairs:{f}/pairs",
+            "--out", str(out)]
+    assert main(base + ["--test", f"pairs:{f}/pairs"]) == 2  # the (empty) data stop it, after the job is recorded
+    assert (out / "job.json").is_file()
+    capsys.readouterr()
+    assert main(base + ["--test", f"pairs:{f}/other", "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "another job" in err[0] and "test:" in err[0], err

@@ -89,11 +89,27 @@ def run(args: argparse.Namespace) -> int:
             res["generated"] = args.generator or f"setting:{args.setting}"
         res["kind"] = "noise"
     elif args.what == "pgap":
-        from pngan.io.lock import folder_lock
+        from pathlib import Path
 
-        with folder_lock(args.out, "pgap folder"):
+        from pngan.io import outdir
+        from pngan.train.runid import normalize_spec
+
+        # one PSNR-gap job per --out: --resume continues only the same data, test set, arch and config
+        job = {"command": "pgap", "real_train": [normalize_spec(x) for x in args.real_train],
+               "generated_train": [normalize_spec(x) for x in args.generated_train],
+               "test": normalize_spec(args.test), "arch": args.arch, "config": args.config,
+               "overrides": list(args.overrides)}
+        out = Path(args.out)
+        if args.resume and out.is_dir() and not (out / outdir.JOB_FILE).exists():  # a folder of an older pngan
+            from pngan.io.atomic import atomic_write_text
+
+            atomic_write_text(out / outdir.JOB_FILE, json.dumps(job, indent=1, sort_keys=True) + "\n")
+        outdir.claim(out, job)
+        try:
             res = de.pgap(args.real_train, args.generated_train, args.test, args.out, arch=args.arch,
                           config=args.config, overrides=args.overrides, resume=args.resume, progress=True)
+        finally:
+            outdir.release(out)
     else:
         from pngan.nets.loading import load_network, parse_net_spec
 

@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.denoiser:
         check_role(args.denoiser, "denoiser", "--denoiser")
+    if args.vgg:
+        check_role(args.vgg, "features", "--vgg")
     preset = "paper" if torch.cuda.is_available() else "cpu-small"
     with runid.run_folder("train", args.out, args.data, {"denoiser": args.denoiser, "vgg": args.vgg},
                           resume=args.resume, load=load_train_config, config=args.config, default_config=preset,
