@@ -44,6 +44,13 @@ def _synthetic_pairs(setting: str, clean_spec: str, out: Path, seed: int) -> str
     return f"pairs:{out}"
 
 
+def _finished(res):
+    """A stage stopped by SIGINT/SIGTERM (it wrote its checkpoint) stops the demo too."""
+    if getattr(res, "interrupted", False):
+        raise KeyboardInterrupt
+    return res
+
+
 def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = None, config: str | None = None,
              overrides: list[str] | None = None, steps: int | None = None, denoiser_steps: int | None = None,
              seed: int = 0, progress: bool = True) -> dict:
@@ -82,8 +89,8 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     t = time.perf_counter()
     if denoiser is None:
         log.info("training the frozen real denoiser (DnCNN, cpu-small) on the real training pairs")
-        train_denoiser(load_denoiser_config("cpu-small", dn_overrides), [train_spec], out / "real-denoiser",
-                       progress=progress)
+        _finished(train_denoiser(load_denoiser_config("cpu-small", dn_overrides), [train_spec], out / "real-denoiser",
+                       progress=progress))
         denoiser = str(out / "real-denoiser" / "denoiser.safetensors")
     lap("frozen denoiser", t)
     # 3. PNGAN
@@ -91,7 +98,7 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     preset = config or ("paper" if torch.cuda.is_available() else "cpu-small")
     ov = list(overrides or []) + [f"run.seed={seed}"] + ([f"run.steps={steps}"] if steps else [])
     cfg = load_train_config(preset, ov)
-    train_pngan(cfg, [train_spec], out / "pngan", denoiser=denoiser, progress=progress)
+    _finished(train_pngan(cfg, [train_spec], out / "pngan", denoiser=denoiser, progress=progress))
     lap("PNGAN training", t)
     # 4. generated pairs from the training clean images
     t = time.perf_counter()
@@ -105,7 +112,8 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     results: dict = {"data": base, "train": train_set.describe(), "test": test_set.describe(), "config": preset}
     dn_eval = {}
     for tag, spec in (("setting1", s1_spec), ("pngan", f"pairs:{out / 'pairs-pngan'}")):
-        train_denoiser(load_denoiser_config("cpu-small", dn_overrides), [spec], out / f"denoiser-{tag}", progress=progress)
+        _finished(train_denoiser(load_denoiser_config("cpu-small", dn_overrides), [spec], out / f"denoiser-{tag}",
+                                 progress=progress))
         net, _ = load_saved_network(out / f"denoiser-{tag}" / "denoiser.safetensors")
         dn_eval[tag] = evaluate_denoiser(net.eval(), test_set)["mean"]
     results["denoiser"] = dn_eval

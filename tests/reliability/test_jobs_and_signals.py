@@ -283,3 +283,19 @@ def test_sigterm_to_the_whole_process_group_with_data_workers(files, tmp_path):
             os.killpg(p.pid, signal.SIGKILL)
     assert p.returncode == 143, out[-3000:]
     assert len(list_checkpoints(run)) == 1 and "checkpoint written" in out
+
+
+def test_sigterm_stops_the_whole_demo(tmp_path):
+    """A signal during one stage of 'pngan demo' stops the demo (exit 143), not only that stage."""
+    out = tmp_path / "demo"
+    p = _popen(["demo", "--out", str(out), "--quiet", "--denoiser-steps", "100000", "--steps", "100000"])
+    try:
+        _wait_for(out / "real-denoiser" / "stats.jsonl", p, timeout=120)
+        p.send_signal(signal.SIGTERM)
+        text = p.communicate(timeout=60)[0].decode()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 143, text[-2000:]
+    assert len(list_checkpoints(out / "real-denoiser")) == 1
+    assert not (out / "pngan").exists()  # the next stage never started
