@@ -44,10 +44,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="train-denoiser config overrides")
 
 
+def _finite_json(obj):
+    """Strict JSON: a non-finite metric (e.g. the PSNR of identical images) is written as the string
+    "inf" / "-inf" / "nan" instead of the non-standard Infinity / NaN tokens."""
+    import math
+
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {k: _finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_json(v) for v in obj]
+    return obj
+
+
 def _write_json(path, obj) -> None:
     from pngan.io.atomic import atomic_write_text
 
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(_finite_json(obj), indent=2, allow_nan=False) + "\n")
 
 
 def _check_outputs(args) -> None:
