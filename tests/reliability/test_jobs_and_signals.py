@@ -299,3 +299,20 @@ def test_sigterm_stops_the_whole_demo(tmp_path):
     assert p.returncode == 143, text[-2000:]
     assert len(list_checkpoints(out / "real-denoiser")) == 1
     assert not (out / "pngan").exists()  # the next stage never started
+
+
+def test_resume_of_a_run_without_run_json_adopts_its_identity(files, capsys, tmp_path):
+    """A run folder from an older pngan (no run.json): the config is still compared; the first resume
+    records the data and networks it was given, and later resumes are checked against them."""
+    root, dn, _, _ = files
+    run = tmp_path / "old"
+    data = f"pairs:{root / 'pairs'}"
+    assert main(["train", "--data", data, "--denoiser", str(dn), "--out", str(run), *TINY, "run.steps=2"]) == 0
+    (run / "run.json").unlink()
+    err = _err(capsys, ["train", "--data", data, "--out", str(run), "--resume", "--quiet", "optim.lr=0.5"])
+    assert "optim.lr" in err[-1]
+    assert main(["train", "--data", data, "--denoiser", str(dn), "--out", str(run), "--resume", "--quiet",
+                 "--steps", "3"]) == 0
+    assert json.loads((run / "run.json").read_text())["identity"]["data"] == [f"pairs:{(root / 'pairs').resolve()}@all"]
+    err = _err(capsys, ["train", "--data", f"pairs:{root / 'pairs2'}", "--out", str(run), "--resume", "--quiet"])
+    assert "--data" in err[-1]

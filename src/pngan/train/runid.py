@@ -221,6 +221,9 @@ def run_folder(kind: str, out: str | Path, data: list[str], networks: dict[str, 
                 raise PnganError(f"--resume with run.steps={new_cfg.run.steps}, but the run is already at step "
                                  f"{done[0]}; give at least that many steps", out)
             networks = {k: v if v else recorded_network(out, k) for k, v in networks.items()}
+            rec = read(out)
+            if rec is None or rec.get("identity") is None:  # an older run: adopt this invocation's identity
+                write(out, {"identity": ident, "created": None, "resumes": (rec or {}).get("resumes", [])})
             record_resume(out, changes, new_cfg)
         else:
             if (out / "config.yaml").is_file():  # another process created it meanwhile
