@@ -316,3 +316,25 @@ def test_resume_of_a_run_without_run_json_adopts_its_identity(files, capsys, tmp
     assert json.loads((run / "run.json").read_text())["identity"]["data"] == [f"pairs:{(root / 'pairs').resolve()}@all"]
     err = _err(capsys, ["train", "--data", f"pairs:{root / 'pairs2'}", "--out", str(run), "--resume", "--quiet"])
     assert "--data" in err[-1]
+
+
+def test_generate_redoes_images_whose_input_changed(files, capsys, tmp_path):
+    """Same job, same input folder, but one input image was replaced: its clean copy and noisy
+    samples are redone (manifest source_sha256), the others are kept."""
+    root, _, gen, _ = files
+    src = tmp_path / "in"
+    src.mkdir()
+    g = torch.Generator().manual_seed(5)
+    for k in range(3):
+        write_image(src / f"c{k}.png", torch.rand(3, 24, 28, generator=g))
+    out = tmp_path / "out"
+    args = ["generate", "--generator", str(gen), "--input", f"clean:{src}", "--output", str(out), "--quiet"]
+    assert main(args) == 0
+    before = _digest(out)
+    write_image(src / "c1.png", torch.rand(3, 24, 28, generator=g))
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "wrote 1 noisy images (2 already there)" in capsys.readouterr().out
+    after = _digest(out)
+    changed = {k for k in before if k in after and before[k] != after[k]} - {"manifest.jsonl"}
+    assert changed == {"clean/c1.png", "noisy/c1_0.png"}, changed

@@ -5,7 +5,8 @@ set — and ``OUT/manifest.jsonl`` (one line per noisy file: source, sample, see
 setting's per-image parameters). Sample k of image X uses its own generator seeded with
 ``derive_seed(seed, X, k)``, so files do not depend on batch size, tiling or process count.
 Files are written atomically; each manifest line records the SHA-256 of its noisy file (``sha256``)
-and of the clean file (``clean_sha256``) and the generator's hash (``generator``). A re-run (of
+and of the clean file (``clean_sha256``), of the input file (``source_sha256``, file-backed inputs)
+and the generator's hash (``generator``). A re-run (of
 the same job: ``pngan generate`` checks ``OUT/job.json``, see :mod:`pngan.io.outdir`) keeps only
 files whose hash matches their line and writes the rest; under torchrun each rank takes the images
 ``i % world_size == rank`` and rank 0 merges the per-rank manifest parts. Manifest lines that are
@@ -121,13 +122,20 @@ def generate(
         return bool(rec) and f.is_file() and rec.get("sha256") is not None and rec.get("sha256") == _sha256(f)
 
     clean_hash: dict[str, str | None] = {}
+    source_hash: dict[str, str | None] = {}
+    entries = getattr(images, "entries", None)  # file-backed sets: the input file of each clean image
+
+    def input_hash(i: int) -> str | None:
+        p = getattr(entries[i], "clean", None) if entries is not None else None
+        return _sha256(Path(p)) if p is not None else None
 
     def record(name: str, k: int, params: dict) -> None:
         line = json.dumps({"noisy": f"noisy/{name}_{k}.png", "clean": f"clean/{name}.png", "source": name,
                            "sample": k, "seed": derive_seed(seed, name, k), "run_seed": seed,
                            "params": _json_safe(params), "generator": generator_id,
                            "sha256": _sha256(out / "noisy" / f"{name}_{k}.png"),
-                           "clean_sha256": clean_hash.get(name)}, sort_keys=True)
+                           "clean_sha256": clean_hash.get(name), "source_sha256": source_hash.get(name)},
+                          sort_keys=True)
         with open(part, "a") as f:  # one line per finished file, at once: a kill loses at most one
             f.write(line + "\n")
             f.flush()
@@ -144,6 +152,11 @@ def generate(
         prev_clean = [r.get("clean_sha256") for (n, _), r in recorded.items() if n == name and r.get("clean_sha256")]
         have = _sha256(clean_path) if clean_path.is_file() else None
         clean_ok = have is not None and (not prev_clean or have in prev_clean)
+        source_hash[name] = input_hash(i)
+        prev_src = {r.get("source_sha256") for (n, _), r in recorded.items() if n == name and r.get("source_sha256")}
+        if source_hash[name] is not None and prev_src and source_hash[name] not in prev_src:
+            # the input image changed since these files were made: its clean copy and every sample are redone
+            todo, clean_ok, prev_clean = list(range(samples)), False, []
         if not todo and clean_ok:
             skipped += samples
             if bar is not None:
