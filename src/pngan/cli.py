@@ -63,8 +63,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``pngan CMD: error: MESSAGE (see 'pngan CMD --help')``, exit 2."""
+
+    def error(self, message: str):  # noqa: D102
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pngan",
         description="Learn a camera's real noise from noisy/clean pairs and generate realistic "
         "noisy/clean training pairs (PNGAN, Cai et al., NeurIPS 2021).",
@@ -98,22 +105,39 @@ def main(argv: list[str] | None = None) -> int:
         sub_action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         module = importlib.import_module(COMMANDS[cmd][0])
         module.add_arguments(sub_action.choices[cmd])
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)  # every option's range is checked here (pngan.validate)
+    except SystemExit as e:  # a one-line usage error: exit 2 (--help and --version still exit)
+        if not e.code:
+            raise
+        return e.code if isinstance(e.code, int) else 2
     if not getattr(args, "_module", None):
         parser.print_help()
         return 1
     module = importlib.import_module(args._module)
     from pngan.perf import tune_allocator
 
+    from pngan import signals
+
     tune_allocator()  # reuse freed activation memory (2x faster CPU inference here; PNGAN_TUNE_MALLOC=0 disables)
+    signals.install()  # SIGTERM (batch schedulers) is handled like SIGINT
+    import warnings
+
+    # warnings as one line each ("pngan: warning: ..."), not Python's two-line source listing
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"pngan: warning: {msg}\n"
     try:
-        return int(module.run(args) or 0)
+        rc = int(module.run(args) or 0)
+        return signals.exit_status() if rc == 130 else rc
     except PnganError as e:
         print(f"pngan: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("pngan: interrupted", file=sys.stderr)
-        return 130
+        print("pngan: interrupted" if signals.received() != 15 else "pngan: terminated (SIGTERM)", file=sys.stderr)
+        return signals.exit_status()
+    except OSError as e:  # disk full, read-only file system, permission denied: one line, exit 1
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"pngan: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -177,17 +177,25 @@ def load_config(
                 names = ", ".join(sorted(presets)) or "none"
                 raise PnganError(f"no such config file or preset (presets: {names})", path)
             try:
-                data = yaml.safe_load(path.read_text())
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except UnicodeDecodeError as e:
+                raise PnganError(f"not a UTF-8 text file (byte {e.start}: {e.reason})", path) from None
             except yaml.YAMLError as e:
                 raise PnganError(f"not valid YAML: {str(e).splitlines()[0]}", path) from None
+            except OSError as e:
+                raise PnganError(f"cannot read config file ({e.strerror})", path) from None
             base_name = (data or {}).pop("base", None) if isinstance(data, dict) else None
             if base_name is not None:
-                if base_name not in presets:
-                    raise PnganError(f"unknown base preset '{base_name}'", path)
+                if not isinstance(base_name, str) or base_name not in presets:
+                    names = ", ".join(sorted(presets)) or "none"
+                    raise PnganError(f"unknown base preset {base_name!r} (presets: {names})", path)
                 cfg = from_dict(cls, presets[base_name], f"preset '{base_name}'", base=cfg)
             cfg = from_dict(cls, data or {}, str(path), base=cfg)
     if overrides:
         cfg = from_dict(cls, parse_overrides(overrides), "command-line override", base=cfg)
+    from pngan.validate import validate_config
+
+    validate_config(cfg)  # ranges of every field (pngan.validate.CONFIG_RULES), finite floats, devices
     return cfg
 
 

@@ -31,6 +31,13 @@ from pngan.errors import PnganError
 log = logging.getLogger("pngan")
 
 
+def _finished(res):
+    """A stage stopped by SIGINT/SIGTERM (it wrote its checkpoint) stops the demo too."""
+    if getattr(res, "interrupted", False):
+        raise KeyboardInterrupt
+    return res
+
+
 def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = None, config: str | None = None,
              overrides: list[str] | None = None, steps: int | None = None, denoiser_steps: int | None = None,
              seed: int = 0, progress: bool = True) -> dict:
@@ -72,8 +79,8 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     if denoiser is None:
         preset = "paper" if gpu else "frozen-cpu"
         log.info("training the frozen real denoiser (DnCNN, %s) on the real training pairs", preset)
-        train_denoiser(load_denoiser_config(preset, [f"run.seed={seed}"]), [train_spec], out / "real-denoiser",
-                       progress=progress)
+        _finished(train_denoiser(load_denoiser_config(preset, [f"run.seed={seed}"]), [train_spec],
+                                 out / "real-denoiser", progress=progress))
         denoiser = str(out / "real-denoiser" / "denoiser.safetensors")
         dn_net, _ = load_saved_network(denoiser)
     else:
@@ -96,7 +103,7 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     if cfg.loss.perceptual == "imagenet" and cfg.loss.lambda_p > 0:  # the demo has no VGG16 weights
         cfg.loss.perceptual = "off"
     results["config"] = preset
-    train_pngan(cfg, [train_spec], out / "pngan", denoiser=denoiser, progress=progress)
+    _finished(train_pngan(cfg, [train_spec], out / "pngan", denoiser=denoiser, progress=progress))
     lap("PNGAN training", t)
     # generated held-out pairs, for the report's crops
     t = time.perf_counter()
@@ -110,8 +117,8 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
                "pngan": f"gen:{out / 'pngan'}:{train_spec}", "real": train_spec}
     dn_eval = {}
     for tag, spec in sources.items():
-        train_denoiser(load_denoiser_config("cpu-small", dn_overrides), [spec], out / f"denoiser-{tag}",
-                       progress=progress)
+        _finished(train_denoiser(load_denoiser_config("cpu-small", dn_overrides), [spec], out / f"denoiser-{tag}",
+                                 progress=progress))
         net, _ = load_saved_network(out / f"denoiser-{tag}" / "denoiser.safetensors")
         dn_eval[tag] = evaluate_denoiser(net.eval(), test_set)["mean"]
     results["denoiser"] = dn_eval

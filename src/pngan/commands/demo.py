@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pngan.validate import SEED, STEPS
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="pngan-demo", help="output folder (default ./pngan-demo; must be new or empty)")
@@ -11,9 +13,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(split by scene into train and held-out test)")
     p.add_argument("--denoiser", metavar="NAME:CKPT", help="frozen real denoiser (default: train a small DnCNN here)")
     p.add_argument("--config", metavar="PRESET|FILE", help="PNGAN config (default cpu-small on CPU, paper on GPU)")
-    p.add_argument("--steps", type=int, help="PNGAN training steps (default: the config's)")
-    p.add_argument("--denoiser-steps", type=int, help="steps of each small denoiser (default: cpu-small's 300)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=STEPS, help="PNGAN training steps (default: the config's)")
+    p.add_argument("--denoiser-steps", type=STEPS, help="steps of each small denoiser (default: cpu-small's 300)")
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="PNGAN config overrides")
 
@@ -23,8 +25,16 @@ def run(args: argparse.Namespace) -> int:
 
     from pngan.demo import run_demo, summary_table
 
+    from pngan.io.lock import folder_lock
+    from pngan.validate import check_role, writable_dir
+
     logging.basicConfig(level=logging.INFO, format="pngan: %(message)s")
-    res = run_demo(args.out, data=args.data, denoiser=args.denoiser, config=args.config, overrides=args.overrides,
-                   steps=args.steps, denoiser_steps=args.denoiser_steps, seed=args.seed, progress=not args.quiet)
+    writable_dir(args.out, "demo folder")
+    if args.denoiser:
+        check_role(args.denoiser, "denoiser", "--denoiser")
+    with folder_lock(args.out, "demo folder"):
+        res = run_demo(args.out, data=args.data, denoiser=args.denoiser, config=args.config, overrides=args.overrides,
+                       steps=args.steps, denoiser_steps=args.denoiser_steps, seed=args.seed,
+                       progress=not args.quiet)
     print(summary_table(res))
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from pngan.validate import COUNT, SEED, tile_size
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="what", metavar="WHAT", required=True)
@@ -19,11 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "--fit pairs) or calibrated:FILE.json")
     n.add_argument("--fit", metavar="SPEC", help="with --setting calibrated: the real training pairs to fit it on "
                    "(e.g. polyu:DIR@train; never the --real pairs you score on)")
-    n.add_argument("--samples", type=int, default=None, metavar="L",
+    n.add_argument("--samples", type=COUNT, default=None, metavar="L",
                    help="generated samples per image, L: AKLD is averaged over them (DANet's protocol uses 50: "
                    "--samples 50). With --generator/--setting default 1 (CPU-friendly); with --generated the first "
                    "L samples X_0..X_{L-1} of each image (default: all found)")
-    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("--seed", type=SEED, default=0)
     n.add_argument("--json", metavar="OUT", help="write per-image and mean metrics as JSON")
 
     d = sub.add_parser("denoiser", help="PSNR/SSIM of a denoiser on pairs (or a DND submission bundle)")
@@ -36,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "rgb (mean over R, G, B); the JSON holds both as ssim_y / ssim_rgb")
     d.add_argument("--json", metavar="OUT")
     d.add_argument("--save-images", metavar="DIR")
-    d.add_argument("--tile", type=int, default=512, help="tile size for large images (0: whole image)")
+    d.add_argument("--tile", type=tile_size, default=512, help="tile size for large images (0: whole image; else >= 8)")
     d.add_argument("--out", metavar="DIR", help="DND only: where the submission bundle goes (default dnd-submission)")
 
     g = sub.add_parser("pgap", help="PSNR gap: denoiser trained on real minus trained on generated pairs")
@@ -51,10 +53,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="train-denoiser config overrides")
 
 
+def _finite_json(obj):
+    """Strict JSON: a non-finite metric (e.g. the PSNR of identical images) is written as the string
+    "inf" / "-inf" / "nan" instead of the non-standard Infinity / NaN tokens."""
+    import math
+
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {k: _finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_json(v) for v in obj]
+    return obj
+
+
 def _write_json(path, obj) -> None:
     from pngan.io.atomic import atomic_write_text
 
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(_finite_json(obj), indent=2, allow_nan=False) + "\n")
+
+
+def _check_outputs(args) -> None:
+    """Every output path is checked before any work (an evaluation can take hours)."""
+    from pngan.validate import writable_dir, writable_file
+
+    if getattr(args, "json", None):
+        writable_file(args.json, "--json file")
+    if getattr(args, "save_images", None):
+        writable_dir(args.save_images, "--save-images folder")
+    if getattr(args, "out", None):
+        writable_dir(args.out, "--out folder")
 
 
 def _print_noise(res: dict) -> None:
@@ -85,32 +113,58 @@ def run(args: argparse.Namespace) -> int:
     from pngan.errors import PnganError
     from pngan.eval import denoise_eval as de
 
+    _check_outputs(args)
     if args.what == "noise":
-        if args.samples is not None and args.samples < 1:
-            raise PnganError("--samples must be at least 1")
+        if args.setting is not None:
+            from pngan.noise import canonical_setting
+
+            canonical_setting(args.setting.split(':', 1)[0])
+        fn = None  # the generator (or setting) is checked before the data are read
+        if args.generator is not None:
+            fn = de.generator_sampler(args.generator, seed=args.seed)
+        elif args.setting is not None:
+            fn = de.synthetic_sampler(args.setting, seed=args.seed, fit=args.fit)
         real = open_dataset(args.real)
         if args.generated is not None:
             res = de.evaluate_noise(real, generated=de.collect_generated(args.generated), samples=args.samples,
                                     progress=tqdm)
             res["generated"] = args.generated
         else:
-            if args.generator is not None:
-                fn = de.generator_sampler(args.generator, seed=args.seed)
-            else:
-                fn = de.synthetic_sampler(args.setting, seed=args.seed, fit=args.fit)
             res = de.evaluate_noise(real, sample_fn=fn, samples=args.samples or 1, progress=tqdm)
             res["generated"] = args.generator or f"setting:{args.setting}"
         res["kind"] = "noise"
         _print_noise(res)
     elif args.what == "pgap":
-        res = de.pgap(args.real_train, args.generated_train, args.test, args.out, arch=args.arch,
-                      config=args.config, overrides=args.overrides, resume=args.resume, progress=True)
+        from pathlib import Path
+
+        from pngan.io import outdir
+        from pngan.train.runid import normalize_spec
+
+        # one PSNR-gap job per --out: --resume continues only the same data, test set, arch and config
+        job = {"command": "pgap", "real_train": [normalize_spec(x) for x in args.real_train],
+               "generated_train": [normalize_spec(x) for x in args.generated_train],
+               "test": normalize_spec(args.test), "arch": args.arch, "config": args.config,
+               "overrides": list(args.overrides)}
+        out = Path(args.out)
+        if args.resume and out.is_dir() and not (out / outdir.JOB_FILE).exists():  # a folder of an older pngan
+            from pngan.io.atomic import atomic_write_text
+
+            atomic_write_text(out / outdir.JOB_FILE, json.dumps(job, indent=1, sort_keys=True) + "\n")
+        outdir.claim(out, job)
+        try:
+            res = de.pgap(args.real_train, args.generated_train, args.test, args.out, arch=args.arch,
+                          config=args.config, overrides=args.overrides, resume=args.resume, progress=True)
+        finally:
+            outdir.release(out)
     else:
         from pngan.nets.loading import load_network, parse_net_spec
+
+        from pngan.validate import check_role
 
         name, path = parse_net_spec(args.model)
         if not path.is_file():
             raise PnganError("model checkpoint not found", path)
+        check_role(args.model, "denoiser", "--model")
         net = load_network(name, path)
         net.eval()
         sets = []

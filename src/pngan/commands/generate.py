@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import argparse
 
+from pngan.validate import COUNT, OVERLAP, SEED, device_name, tile_size
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generator", required=True, metavar="RUN_OR_WEIGHTS",
                    help="a pngan train run folder, or its generator .safetensors file")
     p.add_argument("--input", required=True, metavar="SPEC",
                    help="clean images: clean:DIR (a plain DIR means clean:DIR), or any pair set (its clean images)")
-    p.add_argument("--output", required=True, metavar="DIR", help="output folder (a pairs: data set); re-running completes it")
-    p.add_argument("--samples", type=int, default=1, help="noisy samples per clean image (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="run seed; each (image, sample) derives its own")
-    p.add_argument("--tile", type=int, default=512, help="tile size for large images (default 512)")
-    p.add_argument("--overlap", type=int, default=32, help="tile halo in pixels (default 32)")
+    p.add_argument("--output", required=True, metavar="DIR", help="output folder (a pairs: data set); re-running the same job completes it, "
+                   "another job (generator, input, seed, tiling) is refused")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace what an earlier job wrote in --output (noisy/, clean/, manifest.jsonl)")
+    p.add_argument("--samples", type=COUNT, default=1, help="noisy samples per clean image (default 1)")
+    p.add_argument("--seed", type=SEED, default=0, help="run seed; each (image, sample) derives its own")
+    p.add_argument("--tile", type=tile_size, default=512,
+                   help="tile size for large images (default 512; 0: whole image; else >= 8)")
+    p.add_argument("--overlap", type=OVERLAP, default=32, help="tile halo in pixels (default 32)")
     p.add_argument("--fast-tiles", action="store_true",
                    help="pool channel attention per tile (one pass, approximate) instead of exact whole-image statistics")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16: autocast (for GPUs; output written as 8/16-bit images either way; default fp32)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -31,19 +37,46 @@ def run(args: argparse.Namespace) -> int:
     from pngan.infer.generate import generate
     from pngan.train.distributed import init, resolve_device, shutdown
 
-    if args.samples < 1:
-        raise PnganError("--samples must be at least 1")
+    from pngan.data.specs import parse_spec
+    from pngan.infer.api import resolve_generator_path
+    from pngan.infer.generate import check_output
+    from pngan.io import outdir
+    from pngan.train.runid import file_sha256, normalize_spec
+    from pngan.validate import check_device
+
+    check_device(args.device)
     spec = args.input if ":" in args.input and not Path(args.input).exists() else f"clean:{args.input}"
+    fmt, in_path, _ = parse_spec(spec)
+    check_output(Path(args.output), None if fmt == "camera" else Path(in_path))  # before anything is written
+    gen_file = resolve_generator_path(args.generator)
+    gen = NoiseGenerator.load(gen_file, device="cpu", tile=args.tile, overlap=args.overlap,
+                              exact_tiles=not args.fast_tiles, precision=args.precision)
+    job = {"command": "generate", "generator_sha256": file_sha256(gen_file), "input": normalize_spec(spec),
+           "seed": args.seed, "fast_tiles": args.fast_tiles, "precision": args.precision,
+           "tiling": [args.tile, args.overlap] if args.fast_tiles else None,
+           "samples": args.samples, "_safe": ["samples"]}
     dist = init(args.device)
     device = resolve_device(args.device, dist)
     if device.type == "cuda":
         import torch
 
         torch.backends.cudnn.benchmark = True  # tiles share one shape, so the tuned algorithm is reused
-    gen = NoiseGenerator.load(args.generator, device=device, tile=args.tile, overlap=args.overlap,
-                              exact_tiles=not args.fast_tiles, precision=args.precision)
-    res = generate(gen, spec, args.output, samples=args.samples, seed=args.seed, rank=dist.rank,
-                   world_size=dist.world_size, progress=not args.quiet, barrier=dist.barrier)
+    gen = gen.to(device)
+    refused = None
+    if dist.is_main:  # rank 0 claims (locks, checks, records) the output folder for every rank
+        try:
+            outdir.claim(args.output, job, overwrite=args.overwrite)
+        except PnganError as e:
+            refused = e
+    if dist.enabled and dist.any_flag(refused is not None, device) or refused is not None:
+        raise refused or PnganError("the output folder was refused by rank 0 (see its message)", args.output)
+    try:
+        res = generate(gen, spec, args.output, samples=args.samples, seed=args.seed, rank=dist.rank,
+                       world_size=dist.world_size, progress=not args.quiet, barrier=dist.barrier,
+                       generator_id=job["generator_sha256"][:16])
+    finally:
+        if dist.is_main:
+            outdir.release(args.output)
     if dist.enabled:  # each rank counted its own images: report the totals
         import torch
         import torch.distributed as td

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pngan.validate import COUNT, SEED
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="*", metavar="RUN_OR_JSON",
@@ -11,14 +13,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (index.html + PNG figures)")
     parser.add_argument("--real", metavar="SPEC", help="real pairs for crops, histograms, noise level function, spectra")
     parser.add_argument("--generated", metavar="DIR_OR_SPEC", help="generated noisy images for --real's clean images")
-    parser.add_argument("--max-images", type=int, default=4, help="images used for the noise figures (default 4)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic-setting columns")
+    parser.add_argument("--max-images", type=COUNT, default=4, help="images used for the noise figures (default 4)")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of the synthetic-setting columns")
 
 
 def run(args: argparse.Namespace) -> int:
     from pngan.errors import PnganError
     from pngan.eval.report import write_report
 
+    from pngan.validate import writable_dir
+
+    writable_dir(args.out, "report folder")  # before any figure is drawn
     if args.generated and not args.real:
         raise PnganError("--generated needs --real (the pairs whose clean images were used)")
     index = write_report(args.inputs, args.out, real=args.real, generated=args.generated,

@@ -15,6 +15,8 @@ import json
 import os
 from pathlib import Path
 
+from pngan.validate import SEED
+
 FORMATS = {"png": (".png", 8), "png16": (".png", 16), "tif": (".tif", 16)}
 
 
@@ -26,13 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, metavar="SPEC_OR_DIR",
                         help="clean:DIR, any pair spec (its clean images are used), camera:builtin, or a plain DIR")
     parser.add_argument("--output", required=True, metavar="DIR", help="output folder (a pairs: set)")
-    parser.add_argument("--sigma", default=None,
+    parser.add_argument("--sigma", default=None, type=_sigma_arg,
                         help="awgn only: noise level on the 0-255 scale (default 50), or LO,HI for a per-image "
                         "uniform draw")
     parser.add_argument("--cycleisp", default=None, metavar="RGB2RAW.pth,RAW2RGB.pth,CCM.pth",
                         help="raw only: run the paper's exact setting 2 with CycleISP's released ISP networks "
                         "(rgb2raw_joint.pth, raw2rgb_joint.pth, ccm_joint.pth) instead of the analytic pipeline")
-    parser.add_argument("--seed", type=int, default=0, help="run seed; image X uses derive_seed(seed, X) (default 0)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace what an earlier job wrote in --output (noisy/, clean/, manifest.jsonl); without "
+                        "it a folder holding another job or foreign files is refused")
+    parser.add_argument("--seed", type=SEED, default=0, help="run seed; image X uses derive_seed(seed, X) (default 0)")
     parser.add_argument("--format", choices=sorted(FORMATS), default="png",
                         help="png (8-bit, default), png16 or tif (16-bit)")
 
@@ -44,11 +49,24 @@ def _parse_sigma(text: str):
         parts = [float(p) for p in str(text).split(",")]
     except ValueError:
         raise PnganError(f"--sigma: expected a number or LO,HI, got {text!r}") from None
-    if len(parts) == 1:
-        return parts[0]
-    if len(parts) == 2:
-        return (parts[0], parts[1])
-    raise PnganError(f"--sigma: expected a number or LO,HI, got {text!r}")
+    if len(parts) not in (1, 2):
+        raise PnganError(f"--sigma: expected a number or LO,HI, got {text!r}")
+    for v in parts:  # on the 0-255 scale; inf/NaN would saturate every pixel
+        if not (0.0 <= v <= 1000.0):
+            raise PnganError(f"--sigma: each value must be a finite number in [0, 1000] (0-255 scale), got {text!r}")
+    if len(parts) == 2 and parts[0] > parts[1]:
+        raise PnganError(f"--sigma LO,HI: LO must not exceed HI, got {text!r}")
+    return parts[0] if len(parts) == 1 else (parts[0], parts[1])
+
+
+def _sigma_arg(text: str):
+    """argparse type: --sigma checked at parse time (finite, in [0, 1000], LO <= HI)."""
+    from pngan.errors import PnganError
+
+    try:
+        return _parse_sigma(text)
+    except PnganError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--sigma: ")) from None
 
 
 def _resolve_input(text: str) -> tuple[str, Path | None]:
@@ -103,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     if args.sigma is not None:
         if setting != "awgn":
             raise PnganError("--sigma applies to --setting awgn only (setting 2 draws its own noise levels)")
-        kwargs["sigma"] = _parse_sigma(args.sigma)
+        kwargs["sigma"] = args.sigma if not isinstance(args.sigma, str) else _parse_sigma(args.sigma)
     if args.cycleisp is not None:
         if setting != "raw":
             raise PnganError("--cycleisp applies to --setting raw only")
@@ -121,6 +139,28 @@ def run(args: argparse.Namespace) -> int:
         for sub in ("noisy", "clean"):
             if _inside(in_dir, out / sub):
                 raise PnganError(f"--input {in_dir} lies inside the output's {sub}/ folder, which would be overwritten")
+    from pngan.io import outdir
+    from pngan.train.runid import normalize_spec
+
+    job = {"command": "synth", "setting": setting, "sigma": kwargs.get("sigma"), "input": normalize_spec(spec),
+           "seed": args.seed, "format": args.format}
+    outdir.claim(out, job, overwrite=args.overwrite)  # lock; refuse another job's or foreign files
+    try:
+        return _synth(args, spec, out, module, setting)
+    finally:
+        outdir.release(out)
+
+
+def _synth(args, spec, out, module, setting) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from pngan.data.specs import open_dataset
+    from pngan.errors import PnganError
+    from pngan.io.atomic import atomic_write_text
+    from pngan.io.images import write_image
+    from pngan.seeding import derive_seed
+
     data = open_dataset(spec)
     if not data.has_clean:
         raise PnganError(f"--input {args.input}: this data set has no clean images to add noise to")

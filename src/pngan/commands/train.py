@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pngan.validate import STEPS
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", action="append", required=True, metavar="SPEC",
@@ -23,8 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vgg", metavar="PATH", help="VGG16 weights (torchvision vgg16-397923af.pth layout) for the "
                    "perceptual loss; without it the perceptual term is off unless loss.perceptual=random")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder (created; must not exist unless --resume)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--steps", type=int, help="override run.steps")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint; "
+                   "refused if --data, --denoiser, --setting, --config or an override would change the run "
+                   "(run.steps and other run.* execution keys may change: see README)")
+    p.add_argument("--steps", type=STEPS, help="override run.steps (>= 1; safe to change on --resume)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. data.batch_size=16 run.seed=1")
 
@@ -91,23 +95,30 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"run.steps={args.steps}")
     from pathlib import Path
 
+    from pngan.train import runid
+    from pngan.validate import check_role
+
+    if args.denoiser:
+        check_role(args.denoiser, "denoiser", "--denoiser")
+    if args.vgg:
+        check_role(args.vgg, "features", "--vgg")
+    preset = "paper" if torch.cuda.is_available() else "cpu-small"
+    out = Path(args.out)
     # --resume of a run stopped while its frozen denoiser was training: PNGAN itself starts fresh
-    resume = args.resume and (Path(args.out) / "config.yaml").is_file()
-    if args.resume and not resume and args.denoiser is not None:
-        raise PnganError("--resume given but this is not a pngan run folder (no config.yaml)", Path(args.out))
-    if resume:
-        cfg = load_train_config(str(Path(args.out) / "config.yaml"), overrides)
-    else:
-        preset = args.config or ("paper" if torch.cuda.is_available() else "cpu-small")
-        cfg = load_train_config(preset, overrides)
+    resume = args.resume and (out / "config.yaml").is_file()
     denoiser = args.denoiser
-    if denoiser is None and cfg.loss.alignment == "denoiser":
-        denoiser = frozen_denoiser(args, cfg)
-        if denoiser is None:
-            print("pngan: interrupted while training the frozen denoiser; checkpoint written; continue with --resume")
-            return 130
-    res = train_pngan(cfg, args.data, args.out, denoiser=denoiser, vgg_weights=args.vgg,
-                      resume=resume, progress=not args.quiet)
+    if denoiser is None and not resume:
+        cfg0 = load_train_config(args.config or preset, overrides)
+        if cfg0.loss.alignment == "denoiser":
+            denoiser = frozen_denoiser(args, cfg0)
+            if denoiser is None:
+                print("pngan: interrupted while training the frozen denoiser; checkpoint written; continue with --resume")
+                return 130
+    with runid.run_folder("train", args.out, args.data, {"denoiser": denoiser, "vgg": args.vgg},
+                          resume=resume, load=load_train_config, config=args.config, default_config=preset,
+                          overrides=overrides) as (cfg, nets):
+        res = train_pngan(cfg, args.data, args.out, denoiser=nets["denoiser"], vgg_weights=nets["vgg"],
+                          resume=resume, progress=not args.quiet)
     import os
 
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 speaks

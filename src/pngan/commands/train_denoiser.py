@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pngan.validate import STEPS, float_range
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", required=True, help="denoiser network: dncnn, ridnet, mirnet, mprnet (see 'pngan info')")
@@ -11,7 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="noisy/clean pairs, FORMAT:PATH (repeatable), or synth:SETTING:SPEC for the clean images of "
                         "SPEC with fresh synthetic noise every step (SETTING awgn = setting 1, raw = setting 2; paper "
                         "Table 2). With --ratio the FIRST --data is the generated set and the others the real sets")
-    p.add_argument("--ratio", type=float, metavar="RHO",
+    p.add_argument("--ratio", type=float_range(0.0, 1e6), metavar="RHO",
                    help="generated:real samples = rho:1 exactly over training (paper Table 4; 0 = real only)")
     p.add_argument("--init", metavar="CHECKPOINT", help="fine-tune from this checkpoint (NAME:PATH or pngan "
                    "safetensors); uses optim.finetune_lr (paper: 1e-6)")
@@ -19,15 +21,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, metavar="PRESET|FILE.yaml",
                    help="paper (default on GPU) or cpu-small (default on CPU), or a YAML file")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--steps", type=int, help="override run.steps")
+    p.add_argument("--steps", type=STEPS, help="override run.steps (>= 1; safe to change on --resume)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. data.batch_size=16")
 
 
 def run(args: argparse.Namespace) -> int:
     import logging
-    from pathlib import Path
-
     import torch
 
     from pngan.train.denoiser import load_denoiser_config, train_denoiser
@@ -38,12 +38,18 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"data.ratio={args.ratio}")
     if args.steps is not None:
         overrides.append(f"run.steps={args.steps}")
-    if args.resume:
-        cfg = load_denoiser_config(str(Path(args.out) / "config.yaml"), overrides)
-    else:
-        preset = args.config or ("paper" if torch.cuda.is_available() else "cpu-small")
-        cfg = load_denoiser_config(preset, overrides)
-    res = train_denoiser(cfg, args.data, args.out, init=args.init, resume=args.resume, progress=not args.quiet)
+    from pngan.train import runid
+    from pngan.validate import check_role
+
+    if args.init:
+        check_role(args.init, "denoiser", "--init")
+    preset = "paper" if torch.cuda.is_available() else "cpu-small"
+    with runid.run_folder("train-denoiser", args.out, args.data, {"init": args.init}, resume=args.resume,
+                          load=load_denoiser_config, config=args.config, default_config=preset,
+                          overrides=overrides) as (cfg, nets):
+        # --init is applied once, when the run starts; a resumed run continues from its own checkpoint
+        res = train_denoiser(cfg, args.data, args.out, init=None if args.resume else nets["init"],
+                             resume=args.resume, progress=not args.quiet)
     import os
 
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 speaks

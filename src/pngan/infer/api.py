@@ -4,6 +4,12 @@
     gen = NoiseGenerator.load("runs/sidd")                 # run folder or .safetensors file
     noisy = gen(clean, generator=torch.Generator().manual_seed(0))   # clean: (B, 3, H, W) in [0, 1]
 
+Contract (the same as the CLI's, checked at the boundary by ``pngan.validate.image_batch``): input
+is a float tensor or numpy array of shape (3, H, W) or (B, 3, H, W), finite, in [0, 1]; integer
+(e.g. uint8 0-255), NaN/Inf, out-of-range or empty input raises ``ImageInputError`` (a
+``PnganError`` and ``ValueError``). Output is clamped to [0, 1] (what an image file can hold, as
+``pngan generate`` writes it), float32 computation, returned in the input's float dtype.
+
     from pngan.infer.api import GeneratedPairs
     ds = GeneratedPairs("clean:photos", gen, patch_size=128, seed=0)  # on-the-fly (noisy, clean) pairs
 """
@@ -39,6 +45,12 @@ class NoiseGenerator(nn.Module):
         super().__init__()
         if precision not in ("fp32", "bf16"):
             raise PnganError(f"precision must be fp32 or bf16, got '{precision}'")
+        from pngan.validate import MIN_TILE
+
+        if isinstance(tile, bool) or not isinstance(tile, int) or (tile != 0 and not MIN_TILE <= tile <= 1 << 16):
+            raise PnganError(f"tile must be 0 (no tiling) or an integer in [{MIN_TILE}, 65536], got {tile!r}")
+        if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap <= 4096:
+            raise PnganError(f"overlap (the tile halo) must be an integer in [0, 4096], got {overlap!r}")
         self.precision = precision  # bf16: autocast (on CUDA: tensor cores; on CPU: slow without AMX)
         # channels_last: 1.4x faster convolutions on CPU (oneDNN) and tensor-core friendly on CUDA
         self.net, self.synthetic = net.eval().to(memory_format=torch.channels_last), synthetic
@@ -51,7 +63,12 @@ class NoiseGenerator(nn.Module):
         from pngan.nets.registry import role_of
         from pngan.noise import build_synthetic
 
+        from pngan.nets.loading import read_metadata
+
         f = resolve_generator_path(path)
+        if "pngan.network" not in read_metadata(f):
+            raise PnganError("not a pngan generator (the file has no pngan metadata): give a 'pngan train' run "
+                             "folder or the generator.safetensors it wrote", f)
         net, meta = load_saved_network(f)
         if role_of(meta["pngan.network"]) != "generator":
             raise PnganError(f"holds a '{meta['pngan.network']}' network, not a generator", f)
@@ -69,20 +86,32 @@ class NoiseGenerator(nn.Module):
     def realistic(self, synthetic_noisy: torch.Tensor) -> torch.Tensor:
         """Apply the generator (tiled for large images) to already-synthesised noisy images."""
         from pngan.infer.tiling import tiled_forward
+        from pngan.validate import ImageInputError
 
+        if not isinstance(synthetic_noisy, torch.Tensor) or not synthetic_noisy.is_floating_point() \
+                or synthetic_noisy.ndim != 4 or synthetic_noisy.numel() == 0:
+            raise ImageInputError("realistic() takes a non-empty float (B, 3, H, W) tensor")
+        if not bool(torch.isfinite(synthetic_noisy).all()):
+            raise ImageInputError("synthetic noisy images hold NaN/Inf values")
         x = synthetic_noisy.to(self.device)  # tiles are made channels_last one at a time (no full-size copy)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            y = tiled_forward(self.net, x, self.tile, self.overlap, exact=self.exact_tiles)
+            tile = self.tile or max(x.shape[-2:])  # 0: the whole image in one pass
+            y = tiled_forward(self.net, x, tile, self.overlap, exact=self.exact_tiles)
         return y.to(x.dtype)
 
     @torch.inference_mode()
-    def forward(self, clean: torch.Tensor, generator: torch.Generator | None = None,
-                return_synthetic: bool = False):
-        if clean.ndim == 3:
-            return self.forward(clean[None], generator, return_synthetic)[0] if not return_synthetic else \
-                tuple(t[0] for t in self.forward(clean[None], generator, True))
-        syn = self.synthetic(clean.to(self.device), generator=generator)
-        fake = self.realistic(syn)
+    def forward(self, clean, generator: torch.Generator | None = None, return_synthetic: bool = False):
+        """Realistic noisy images for ``clean`` (see the module docstring for the contract)."""
+        from pngan.validate import image_batch
+
+        x, batched = image_batch(clean)
+        dtype = x.dtype
+        x = x if batched else x[None]
+        syn = self.synthetic(x.to(self.device, torch.float32), generator=generator)
+        fake = self.realistic(syn).clamp_(0, 1)
+        fake, syn = fake.to(dtype), syn.to(dtype)
+        if not batched:
+            fake, syn = fake[0], syn[0]
         return (fake, syn) if return_synthetic else fake
 
 

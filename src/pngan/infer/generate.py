@@ -4,8 +4,13 @@ Output ``OUT/noisy/X_k.png`` (k = 0..samples-1) and ``OUT/clean/X.png`` — itse
 set — and ``OUT/manifest.jsonl`` (one line per noisy file: source, sample, seed, the synthetic
 setting's per-image parameters). Sample k of image X uses its own generator seeded with
 ``derive_seed(seed, X, k)``, so files do not depend on batch size, tiling or process count.
-Files are written atomically; a re-run writes only what is missing; under torchrun each rank takes
-the images ``i % world_size == rank`` and rank 0 merges the per-rank manifest parts.
+Files are written atomically; each manifest line records the SHA-256 of its noisy file (``sha256``)
+and of the clean file (``clean_sha256``), of the input file (``source_sha256``, file-backed inputs)
+and the generator's hash (``generator``). A re-run (of
+the same job: ``pngan generate`` checks ``OUT/job.json``, see :mod:`pngan.io.outdir`) keeps only
+files whose hash matches their line and writes the rest; under torchrun each rank takes the images
+``i % world_size == rank`` and rank 0 merges the per-rank manifest parts. Manifest lines that are
+not pngan records are dropped with one warning.
 """
 
 from __future__ import annotations
@@ -37,6 +42,32 @@ def check_output(out: Path, input_root: Path | None) -> None:
         raise PnganError(f"cannot write to the output folder ({e.strerror})", out) from None
 
 
+def _sha256(path: Path) -> str | None:
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _records(src: Path, bad: list) -> list[dict]:
+    """Valid pngan records of a manifest file; other lines (foreign, truncated by a kill) are counted in ``bad``."""
+    out = []
+    for n, line in enumerate(src.read_text(errors="replace").splitlines(), 1):
+        try:
+            rec = json.loads(line)
+            if not (isinstance(rec, dict) and isinstance(rec.get("source"), str) and isinstance(rec.get("noisy"), str)
+                    and isinstance(rec.get("sample"), int) and rec["noisy"].startswith("noisy/")):
+                raise ValueError
+        except ValueError:
+            if line.strip():
+                bad.append(f"{src.name}:{n}")
+            continue
+        out.append(rec)
+    return out
+
+
 def _json_safe(v):
     return json.loads(json.dumps(v, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
@@ -51,6 +82,7 @@ def generate(
     world_size: int = 1,
     progress: bool = True,
     barrier=None,
+    generator_id: str | None = None,
 ) -> dict:
     """Write the pairs; returns counts ``{"written", "skipped", "images"}``."""
     from pngan.data.specs import open_dataset, parse_spec
@@ -70,22 +102,40 @@ def generate(
     mine = [i for i in range(len(images)) if i % world_size == rank]
     names = images.names
     written = skipped = 0
-    # Manifest lines already on disk (a previous, possibly killed, run): files written before a kill
-    # whose line was lost get it back below, recomputed from the same per-image seed.
-    recorded: set[tuple[str, int]] = set()
+    # Manifest lines already on disk (a previous, possibly killed, run of the same job): a file counts as
+    # done only if its line's SHA-256 matches it; anything else (line lost to a kill, file changed) is redone.
+    recorded: dict[tuple[str, int], dict] = {}
+    bad: list[str] = []
     for src in [out / "manifest.jsonl", *sorted(out.glob(".manifest.rank*.jsonl"))]:
         if src.is_file():
-            for line in src.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                    recorded.add((rec["source"], int(rec["sample"])))
-                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                    continue
+            for rec in _records(src, bad):
+                recorded[(rec["source"], rec["sample"])] = rec
+    if bad and rank == 0:
+        import warnings
+
+        warnings.warn(f"{out}: {len(bad)} manifest line(s) are not pngan records and are dropped "
+                      f"(first: {bad[0]})", stacklevel=2)
+
+    def verified(name: str, k: int) -> bool:
+        rec = recorded.get((name, k))
+        f = out / "noisy" / f"{name}_{k}.png"
+        return bool(rec) and f.is_file() and rec.get("sha256") is not None and rec.get("sha256") == _sha256(f)
+
+    clean_hash: dict[str, str | None] = {}
+    source_hash: dict[str, str | None] = {}
+    entries = getattr(images, "entries", None)  # file-backed sets: the input file of each clean image
+
+    def input_hash(i: int) -> str | None:
+        p = getattr(entries[i], "clean", None) if entries is not None else None
+        return _sha256(Path(p)) if p is not None else None
 
     def record(name: str, k: int, params: dict) -> None:
         line = json.dumps({"noisy": f"noisy/{name}_{k}.png", "clean": f"clean/{name}.png", "source": name,
                            "sample": k, "seed": derive_seed(seed, name, k), "run_seed": seed,
-                           "params": _json_safe(params)}, sort_keys=True)
+                           "params": _json_safe(params), "generator": generator_id,
+                           "sha256": _sha256(out / "noisy" / f"{name}_{k}.png"),
+                           "clean_sha256": clean_hash.get(name), "source_sha256": source_hash.get(name)},
+                          sort_keys=True)
         with open(part, "a") as f:  # one line per finished file, at once: a kill loses at most one
             f.write(line + "\n")
             f.flush()
@@ -97,25 +147,33 @@ def generate(
         bar = tqdm(total=len(mine) * samples, desc="pngan generate", unit="img", dynamic_ncols=True)
     for i in mine:
         name = names[i]
-        todo = [k for k in range(samples) if not (out / "noisy" / f"{name}_{k}.png").is_file()]
-        missing_lines = [k for k in range(samples) if k not in todo and (name, k) not in recorded]
+        todo = [k for k in range(samples) if not verified(name, k)]
         clean_path = out / "clean" / f"{name}.png"
-        if not todo and not missing_lines and clean_path.is_file():
+        prev_clean = [r.get("clean_sha256") for (n, _), r in recorded.items() if n == name and r.get("clean_sha256")]
+        have = _sha256(clean_path) if clean_path.is_file() else None
+        clean_ok = have is not None and (not prev_clean or have in prev_clean)
+        source_hash[name] = input_hash(i)
+        prev_src = {r.get("source_sha256") for (n, _), r in recorded.items() if n == name and r.get("source_sha256")}
+        if source_hash[name] is not None and prev_src and source_hash[name] not in prev_src:
+            # the input image changed since these files were made: its clean copy and every sample are redone
+            todo, clean_ok, prev_clean = list(range(samples)), False, []
+        if not todo and clean_ok:
             skipped += samples
             if bar is not None:
                 bar.update(samples)
             continue
         clean = images[i].clean
-        if not clean_path.is_file():
+        if not clean_ok:
             write_image(clean_path, clean)
+            have = _sha256(clean_path)
+            if have not in prev_clean:  # noisy files made from another clean image: redo them all
+                todo = list(range(samples))
+        clean_hash[name] = have
         for k in range(samples):
             target = out / "noisy" / f"{name}_{k}.png"
             g = make_generator(seed, name, k)
             if k not in todo:
                 skipped += 1
-                if k in missing_lines:  # the synthetic draw alone gives the params (no generator pass)
-                    _, params = gen.synthetic(clean[None].to(gen.device), generator=g, return_params=True)
-                    record(name, k, params[0])
             else:
                 syn, params = gen.synthetic(clean[None].to(gen.device), generator=g, return_params=True)
                 if k == samples - 1:
@@ -138,11 +196,7 @@ def generate(
         sources = [old] + sorted(out.glob(".manifest.rank*.jsonl"))
         for src in sources:
             if src.is_file():
-                for line in src.read_text().splitlines():
-                    try:
-                        rec = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue
+                for rec in _records(src, []):
                     if (out / rec["noisy"]).is_file():
                         merged[(rec["source"], rec["sample"])] = json.dumps(rec, sort_keys=True)
         atomic_write_text(old, "".join(merged[k] + "\n" for k in sorted(merged)))

@@ -56,27 +56,48 @@ def _to_float(arr: np.ndarray, path: Path) -> np.ndarray:
     raise PnganError(f"unsupported pixel type {arr.dtype}", path)
 
 
+_noted: set[tuple[str, str]] = set()
+
+
+def _note(kind: str, path: Path, message: str) -> None:
+    """Say what was dropped or reinterpreted once per kind and folder (not once per file)."""
+    key = (kind, str(Path(path).parent))
+    if key not in _noted:
+        _noted.add(key)
+        warnings.warn(f"{path}: {message} (said once for this folder; its other files are read the same way)",
+                      stacklevel=4)
+
+
 def _channels(arr: np.ndarray, path: Path) -> np.ndarray:
     if arr.ndim == 2:
         return np.repeat(arr[:, :, None], 3, axis=2)
     if arr.ndim == 3 and arr.shape[2] == 1:
         return np.repeat(arr, 3, axis=2)
     if arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha
-        warnings.warn(f"{path}: alpha channel dropped", stacklevel=3)
+        _note("alpha", path, "alpha channel dropped")
         return np.repeat(arr[:, :, :1], 3, axis=2)
     if arr.ndim == 3 and arr.shape[2] == 3:
         return arr
     if arr.ndim == 3 and arr.shape[2] == 4:
-        warnings.warn(f"{path}: alpha channel dropped", stacklevel=3)
+        _note("alpha", path, "alpha channel dropped")
         return arr[:, :, :3]
     raise PnganError(f"unsupported image shape {arr.shape} (expected HxW, HxWx1, HxWx3 or HxWx4)", path)
+
+
+_TIFF_DIRECT = (1, 2)  # photometric MINISBLACK, RGB: tifffile's array is the image; others go through Pillow
 
 
 def _read_tiff(path: Path) -> np.ndarray:
     import tifffile
 
     try:
+        with tifffile.TiffFile(str(path)) as tf:
+            photometric = int(tf.pages[0].photometric)
+        if photometric not in _TIFF_DIRECT:  # CMYK, YCbCr, CIELAB, palette, min-is-white: Pillow converts
+            return _read_pillow(path)
         arr = tifffile.imread(str(path))
+    except PnganError:
+        raise
     except Exception as e:  # tifffile raises many kinds
         raise PnganError(f"cannot read TIFF: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", path) from None
     arr = np.asarray(arr)
@@ -108,6 +129,44 @@ def _read_png16(path: Path) -> np.ndarray:
     return arr.reshape(h, w, planes) if planes > 1 else arr.reshape(h, w)
 
 
+_GREY16 = ("I;16", "I;16L", "I;16B", "I;16N")
+_ALPHA = ("LA", "La", "PA", "RGBA", "RGBa")
+_REINTERPRETED = ("CMYK", "YCbCr", "LAB", "HSV")
+
+
+def pillow_to_array(im, path: Path | str = "<image>") -> np.ndarray:
+    """Any Pillow mode -> an array ``_to_float``/``_channels`` take: grey (HxW) or RGB (HxWx3).
+
+    1, L, P, RGB, RGBX: exact (palette looked up, padding dropped). 16-bit grey (I;16*) and 32-bit
+    integer (I) hold 0..65535 (divided by 65535 later); F holds floats (must lie in [0, 1]). Alpha
+    modes (LA, La, PA, RGBA, RGBa, P with transparency) lose their alpha (premultiplied modes are
+    un-premultiplied first) and CMYK, YCbCr, LAB, HSV are converted with Pillow's conversion to RGB;
+    both are said once per folder (a warning)."""
+    path = Path(path)
+    mode = im.mode
+    if mode in _GREY16:
+        return np.asarray(im).astype(np.uint16)
+    if mode in ("I", "F", "L", "RGB"):
+        return np.asarray(im)
+    if mode == "1":
+        return np.asarray(im.convert("L"))
+    if mode == "RGBX":
+        return np.asarray(im.convert("RGB"))
+    if mode == "P" and "transparency" not in im.info:
+        return np.asarray(im.convert("RGB"))
+    if mode in _ALPHA or mode == "P":
+        _note("alpha", path, f"alpha channel dropped (mode {mode})")
+        if mode == "La":
+            im = im.convert("LA")
+        return np.asarray(im.convert("RGB"))
+    _note(f"mode-{mode}", path, f"{mode} image converted to RGB (Pillow's conversion)"
+          + ("" if mode in _REINTERPRETED else "; colours may be approximate"))
+    try:
+        return np.asarray(im.convert("RGB"))
+    except ValueError as e:
+        raise PnganError(f"unsupported image mode {mode} ({e})", path) from None
+
+
 def _read_pillow(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
@@ -118,16 +177,7 @@ def _read_pillow(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
-            mode = im.mode
-            if mode == "P":
-                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-            elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
-                im = im.convert("RGB")
-            elif mode == "I;16B" or mode == "I;16L" or mode == "I;16":
-                return np.asarray(im).astype(np.uint16)
-            elif mode == "1":
-                im = im.convert("L")
-            return np.asarray(im)
+            return pillow_to_array(im, path)
     except UnidentifiedImageError:
         raise PnganError("not a readable image (unknown or corrupt format)", path) from None
     except (OSError, SyntaxError, ValueError) as e:
@@ -252,7 +302,7 @@ def _png16_rgb(arr: np.ndarray) -> bytes:
     h, w, c = arr.shape
     raw = np.empty((h, 1 + w * c * 2), dtype=np.uint8)
     raw[:, 0] = 0  # filter: none
-    raw[:, 1:] = arr.astype(">u2").reshape(h, -1).view(np.uint8)
+    raw[:, 1:] = np.ascontiguousarray(arr.astype(">u2")).reshape(h, -1).view(np.uint8)
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)

@@ -131,8 +131,8 @@ def prepare_run_dir(out: str | Path, resume: bool) -> Path:
     if out.exists():
         if (out / "config.yaml").is_file():
             raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
-        # a run folder may already hold the frozen denoiser that `pngan train` trained for it
-        if any(p.name != FROZEN_DENOISER_DIR for p in out.iterdir()):
+        # run.json: pngan.train.runid's record; frozen-denoiser: the denoiser `pngan train` trained for this run
+        if any(p.name not in ("run.json", FROZEN_DENOISER_DIR) for p in out.iterdir()):
             raise PnganError("output folder exists and is not empty (and is not a pngan run)", out)
     try:
         out.mkdir(parents=True, exist_ok=True)

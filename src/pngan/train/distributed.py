@@ -110,10 +110,13 @@ def resolve_device(device: str, dist: Dist) -> torch.device:
 def batch_loader(batches: torch.utils.data.Dataset, requested_workers: int, device: torch.device, world_size: int):
     """An iterator over ``batches`` (a Dataset whose items are whole batches), prepared by
     ``data_workers(...)`` worker processes into pinned memory on CUDA: what both trainers use."""
+    from pngan.signals import worker_ignores_stop_signals
+
     workers = data_workers(requested_workers, device, world_size)
     return iter(torch.utils.data.DataLoader(
         batches, batch_size=None, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda",
-        persistent_workers=False, prefetch_factor=4 if workers > 0 else None))
+        persistent_workers=False, prefetch_factor=4 if workers > 0 else None,
+        worker_init_fn=worker_ignores_stop_signals if workers > 0 else None))
 
 
 def data_workers(requested: int, device: torch.device, world_size: int) -> int:

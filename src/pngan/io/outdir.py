@@ -1,0 +1,102 @@
+"""Output folders of ``pngan generate`` / ``pngan synth``: one job per folder, locked, never clobbered.
+
+``claim(out, job, overwrite)`` locks ``out`` (:mod:`pngan.io.lock`, held until :func:`release` or
+the process ends) and compares ``job`` (what defines the output: command, generator hash, input,
+seed, settings) with ``OUT/job.json`` from an earlier run:
+
+* a new or empty folder: ``job.json`` is written and the job starts;
+* the same job: it continues (``generate`` verifies the files already there against the SHA-256
+  recorded in its manifest and redoes any that do not match);
+* another job, or a folder holding files pngan did not record (e.g. a copy of a real ``pairs:``
+  folder): refused with a one-line error naming the differences, unless ``overwrite`` is given,
+  which first deletes what pngan writes there (``noisy/``, ``clean/``, ``manifest.jsonl``,
+  ``job.json``) and nothing else.
+
+Keys listed in ``job["_safe"]`` (e.g. ``samples``) may differ between runs of one job; they are
+informational and updated.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pngan.errors import PnganError
+
+JOB_FILE = "job.json"
+OWNED = ("noisy", "clean", "manifest.jsonl", JOB_FILE)
+
+
+def _fmt(v: Any) -> str:
+    s = json.dumps(v) if not isinstance(v, str) else v
+    return s if len(s) <= 80 else s[:38] + "..." + s[-38:]
+
+
+def read_job(out: Path) -> dict | None:
+    p = out / JOB_FILE
+    if not p.is_file():
+        return None
+    try:
+        job = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise PnganError(f"unreadable job record ({e}); pass --overwrite to start this folder afresh", p) from None
+    if not isinstance(job, dict):
+        raise PnganError("not a pngan job record; pass --overwrite to start this folder afresh", p)
+    return job
+
+
+def _remove_owned(out: Path) -> None:
+    for name in OWNED:
+        p = out / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+    for p in out.glob(".manifest.rank*.jsonl"):
+        p.unlink()
+
+
+def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: bool = True) -> dict | None:
+    """Lock ``out`` and make sure it holds nothing but this job's output; returns the earlier job record
+    (None for a new folder). See the module docstring."""
+    from pngan.io import lock as lk
+    from pngan.io.atomic import atomic_write_text
+    from pngan.validate import writable_dir
+
+    out = Path(out)
+    writable_dir(out, "output folder")
+    if lock:
+        lk.acquire(out, "output folder")
+    try:
+        old = read_job(out)
+        safe = set(job.get("_safe", ()))
+        if old is not None:
+            diffs = [f"{k}: {_fmt(old.get(k))} -> {_fmt(job.get(k))}" for k in sorted(set(old) | set(job))
+                     if k != "_safe" and k not in safe and old.get(k) != job.get(k)]
+            if diffs and not overwrite:
+                raise PnganError("output folder holds the output of another job (" + "; ".join(diffs[:4])
+                                 + "); choose another folder, or pass --overwrite to replace it", out)
+        else:
+            foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) if out.is_dir() else []
+            if foreign and not overwrite:
+                raise PnganError(f"output folder is not empty and holds no pngan job record (it has "
+                                 f"{', '.join(foreign[:4])}{'...' if len(foreign) > 4 else ''}); choose an empty or "
+                                 "new folder, or pass --overwrite to replace noisy/, clean/ and manifest.jsonl", out)
+        if overwrite:
+            _remove_owned(out)
+            old = None
+        atomic_write_text(out / JOB_FILE, json.dumps({k: v for k, v in job.items() if k != "_safe"},
+                                                       indent=1, sort_keys=True) + "\n")
+        return old
+    except BaseException:
+        if lock:
+            lk.release(out)
+        raise
+
+
+def release(out: str | Path) -> None:
+    from pngan.io import lock as lk
+
+    lk.release(out)

@@ -1,0 +1,238 @@
+"""What defines a training run, recorded in ``RUN/run.json`` and compared on ``--resume``.
+
+A run is defined by its data (the ``--data`` specs, paths resolved), its frozen networks
+(``--denoiser``, ``--vgg``, ``--init``: paths resolved, plus a SHA-256 of each file) and its config
+(``RUN/config.yaml``). ``--resume`` may change only the keys in :data:`SAFE_ON_RESUME` (they change
+how long or how the run executes, not what it learns from); any other difference is refused with a
+message naming each key, old -> new. Accepted changes are written to ``config.yaml`` (so the file
+always agrees with the weights' metadata from then on) and appended to ``run.json``'s ``resumes``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from pngan.errors import PnganError
+
+RUN_FILE = "run.json"
+log = logging.getLogger("pngan")
+
+# Config keys that may change on --resume (both trainers). run.steps: the cosine schedule is
+# re-evaluated for the new total from the resumed step on.
+SAFE_ON_RESUME = frozenset({
+    "run.steps", "run.log_every", "run.sample_every", "run.ckpt_every", "run.keep_checkpoints",
+    "run.device", "run.threads", "run.time_phases", "run.compile", "run.on_nan", "run.max_rollbacks",
+    "run.debug_nan_at_step", "data.num_workers", "data.cache_gb",
+})
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def normalize_spec(spec: str) -> str:
+    """``pairs:./a/../b`` -> ``pairs:/abs/b@all`` (the same data however it was typed)."""
+    from pngan.data.specs import parse_spec
+
+    fmt, path, split = parse_spec(spec)
+    if fmt != "camera":
+        path = str(Path(path).expanduser().resolve())
+    return f"{fmt}:{path}@{split}"
+
+
+def network_identity(spec: str | None) -> dict | None:
+    """{"spec": NAME:ABSPATH, "sha256": ...} of a NAME:CHECKPOINT / file argument (None: not given)."""
+    if not spec:
+        return None
+    from pngan.nets.loading import parse_net_spec
+
+    name, path = parse_net_spec(spec)
+    p = Path(path).expanduser()
+    ident = {"spec": f"{name + ':' if name else ''}{p.resolve()}"}
+    if p.is_file():
+        ident["sha256"] = file_sha256(p)
+    return ident
+
+
+def identity(kind: str, data: list[str], networks: dict[str, str | None]) -> dict[str, Any]:
+    return {"kind": kind, "data": [normalize_spec(s) for s in data],
+            "networks": {k: network_identity(v) for k, v in networks.items()}}
+
+
+def read(run_dir: str | Path) -> dict | None:
+    p = Path(run_dir) / RUN_FILE
+    if not p.is_file():
+        return None
+    try:
+        rec = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise PnganError(f"unreadable run record ({e})", p) from None
+    if not isinstance(rec, dict) or "identity" not in rec:
+        raise PnganError("not a pngan run record", p)
+    return rec
+
+
+def write(run_dir: str | Path, rec: dict) -> None:
+    from pngan.io.atomic import atomic_write_text
+
+    atomic_write_text(Path(run_dir) / RUN_FILE, json.dumps(rec, indent=1, sort_keys=True) + "\n")
+
+
+def record_new(run_dir: str | Path, ident: dict) -> None:
+    """Write ``run.json`` for a new run (before training starts)."""
+    write(run_dir, {"identity": ident, "created": _now(), "resumes": []})
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(d, dict) and not (prefix.endswith("kwargs.") or prefix == "net.kwargs."):
+        for k, v in d.items():
+            if isinstance(v, dict) and not k.endswith("kwargs"):
+                out.update(_flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_changes(old_cfg: Any, new_cfg: Any) -> dict[str, tuple[Any, Any]]:
+    from pngan.config import to_dict
+
+    a, b = _flat(to_dict(old_cfg)), _flat(to_dict(new_cfg))
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def _fmt(v: Any) -> str:
+    return json.dumps(v) if not isinstance(v, str) else v
+
+
+def check_resume(run_dir: str | Path, old_cfg: Any, new_cfg: Any, new_ident: dict) -> dict[str, tuple[Any, Any]]:
+    """Refuse a resume that changes what defines the run; return the (safe) config changes.
+
+    ``new_ident`` networks given as None (option not repeated on resume) are taken as unchanged."""
+    rec = read(run_dir)
+    problems: list[str] = []
+    changes = config_changes(old_cfg, new_cfg)
+    for k, (a, b) in changes.items():
+        if k not in SAFE_ON_RESUME:
+            problems.append(f"{k} {_fmt(a)} -> {_fmt(b)}")
+    if rec is not None and rec.get("identity") is None:
+        rec = None
+    if rec is None:
+        log.warning("%s has no %s (written by an older pngan): the data and frozen networks of this run "
+                    "cannot be compared; only its config is checked", run_dir, RUN_FILE)
+    else:
+        old = rec["identity"]
+        if old.get("kind") != new_ident["kind"]:
+            raise PnganError(f"this is a '{old.get('kind')}' run folder, not a '{new_ident['kind']}' one", run_dir)
+        if old.get("data") != new_ident["data"]:
+            problems.append(f"--data {' '.join(old.get('data') or [])} -> {' '.join(new_ident['data'])}")
+        for name, new in new_ident["networks"].items():
+            prev = (old.get("networks") or {}).get(name)
+            if new is None:
+                continue
+            same = prev is not None and (prev.get("sha256") == new.get("sha256") if prev.get("sha256") and
+                                         new.get("sha256") else prev.get("spec") == new.get("spec"))
+            if not same:  # the same file contents count as the same network, however the path is spelled
+                what = "file contents differ" if prev and prev.get("spec") == new.get("spec") else \
+                    f"{prev['spec'] if prev else 'none'} -> {new['spec']}"
+                problems.append(f"--{name} ({what})")
+    if problems:
+        raise PnganError("--resume would change what defines this run: " + "; ".join(problems)
+                         + ". Start a new run (another --out) instead; safe to change on resume: "
+                         + ", ".join(sorted(SAFE_ON_RESUME)), run_dir)
+    return changes
+
+
+def recorded_network(run_dir: str | Path, name: str) -> str | None:
+    """The NAME:PATH spec a run was started with for ``--name`` (to reuse on --resume), or None."""
+    rec = read(run_dir)
+    net = ((rec or {}).get("identity", {}).get("networks") or {}).get(name)
+    return net["spec"] if net else None
+
+
+def record_resume(run_dir: str | Path, changes: dict[str, tuple[Any, Any]], new_cfg: Any) -> None:
+    """Write accepted changes to config.yaml and run.json (rank 0 only)."""
+    if not changes:
+        return
+    from pngan.config import save_yaml
+
+    save_yaml(new_cfg, Path(run_dir) / "config.yaml")
+    rec = read(run_dir) or {"identity": None, "created": None, "resumes": []}  # identity None: older run
+    rec.setdefault("resumes", []).append({"time": _now(), "changes": {k: [a, b] for k, (a, b) in changes.items()}})
+    write(run_dir, rec)
+    log.info("resume with changed %s (recorded in %s)", ", ".join(f"{k} {_fmt(a)} -> {_fmt(b)}"
+             for k, (a, b) in changes.items()), Path(run_dir) / RUN_FILE)
+
+
+@contextlib.contextmanager
+def run_folder(kind: str, out: str | Path, data: list[str], networks: dict[str, str | None], *, resume: bool,
+               load: Callable[[str | None, list[str] | None], Any], config: str | None, default_config: str,
+               overrides: list[str]) -> Iterator[tuple[Any, dict[str, str | None]]]:
+    """Resolve the config, lock the run folder and check / record what defines the run.
+
+    Yields ``(cfg, networks)`` (networks not repeated on --resume are taken from run.json) with the
+    folder locked (:mod:`pngan.io.lock`) until the block ends. A new run's config is loaded before
+    anything is created, so a bad config leaves no folder behind."""
+    from pngan.io import lock
+    from pngan.validate import check_device, writable_dir
+
+    out = Path(out)
+    main = lock.is_main_process()
+    if resume:
+        if not (out / "config.yaml").is_file():
+            why = "does not exist" if not out.exists() else "has no config.yaml (it never started training)"
+            raise PnganError(f"--resume: not a pngan run folder: it {why}; start the run without --resume", out)
+        new_cfg = load(config or str(out / "config.yaml"), overrides)
+    else:
+        new_cfg = load(config or default_config, overrides)
+        writable_dir(out, "run folder")
+        if (out / "config.yaml").is_file():
+            raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
+    check_device(new_cfg.run.device)  # CUDA asked for on a machine without it: refused before anything is made
+    if not main:  # torchrun: rank 0 checks, records and locks the folder (train_pngan syncs the ranks on it)
+        if resume:
+            networks = {k: v if v else recorded_network(out, k) for k, v in networks.items()}
+        yield new_cfg, networks
+        return
+    lock.acquire(out, "run folder")
+    try:
+        if resume:
+            old_cfg = load(str(out / "config.yaml"), None)
+            ident = identity(kind, data, networks)
+            changes = check_resume(out, old_cfg, new_cfg, ident)
+            from pngan.train.checkpoint import latest_checkpoint
+
+            done = latest_checkpoint(out)
+            if done is not None and new_cfg.run.steps < done[0]:
+                raise PnganError(f"--resume with run.steps={new_cfg.run.steps}, but the run is already at step "
+                                 f"{done[0]}; give at least that many steps", out)
+            networks = {k: v if v else recorded_network(out, k) for k, v in networks.items()}
+            rec = read(out)
+            if rec is None or rec.get("identity") is None:  # an older run: adopt this invocation's identity
+                write(out, {"identity": ident, "created": None, "resumes": (rec or {}).get("resumes", [])})
+            record_resume(out, changes, new_cfg)
+        else:
+            if (out / "config.yaml").is_file():  # another process created it meanwhile
+                raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
+            from pngan.train.checkpoint import FROZEN_DENOISER_DIR
+
+            if any(p.name not in (RUN_FILE, FROZEN_DENOISER_DIR) for p in out.iterdir()):
+                raise PnganError("output folder exists and is not empty (and is not a pngan run)", out)
+            record_new(out, identity(kind, data, networks))
+        yield new_cfg, networks
+    finally:
+        lock.release(out)
