@@ -67,7 +67,7 @@ def test_table3_trains_and_evaluates_every_row(tiny, tmp_path):
     names = [r["row"] for r in res["rows"]]
     assert names == ["Baseline 1", "+D_R", "+D", "+VGG", "Baseline 2", "+Multi-scale", "+SID", "+FCA"]
     for r in res["rows"]:
-        assert all(isinstance(r[k], float) for k in ("kld_noiseflow", "akld", "mmd", "psnr", "ssim")), r
+        assert all(isinstance(r[k], float) for k in ("kld_noiseflow", "akld", "mmd", "psnr", "ssim_y")), r
     rows = {r["row"]: r for r in res["rows"]}
     assert "same run as +VGG" in rows["+FCA"]["note"]  # identical configs train once
     # what each row trained (the saved config of its run)
@@ -97,7 +97,7 @@ def test_rho_sweep_writes_table4(tiny, tmp_path):
                  "net.kwargs={depth: 2, channels: 4}", "data.patch_size=16", "data.batch_size=2"]) == 0
     res = json.loads((out / "table4_rho.json").read_text())
     assert [r["rho"] for r in res["rows"]] == [0.0, 0.5, 1.0]
-    assert all(r["psnr"] > 0 and 0 < r["ssim"] <= 1 for r in res["rows"])
+    assert all(r["psnr"] > 0 and 0 < r["ssim_y"] <= 1 for r in res["rows"])
     assert "| 0.5 |" in (out / "table4_rho.md").read_text()
     with pytest.raises(SystemExit):  # --generated is required
         main(["ablation", "rho", "--data", train, "--test", test, "--out", str(tmp_path / "x"), "--quiet"])

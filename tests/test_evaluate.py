@@ -199,7 +199,9 @@ def test_evaluate_noise_samples_l_in_json_and_printed(tmp_path, capsys):
     assert main(["evaluate", "noise", "--real", f"pairs:{real}", "--generated", str(gen), "--json", str(o4)]) == 0
     r3, r4 = json.loads(o3.read_text()), json.loads(o4.read_text())
     assert r3["samples"] == 3 and r4["samples"] == 4
-    assert set(r3["mean"]) == {"kld_noiseflow", "kld_flowsrgb", "kld_naflow", "akld", "mmd"}
+    from pngan.eval.noise_structure import STRUCTURE_KEYS
+
+    assert set(r3["mean"]) == {"kld_noiseflow", "kld_flowsrgb", "kld_naflow", "akld", "mmd", *STRUCTURE_KEYS}
     assert r4["mean"]["akld"] > r3["mean"]["akld"]  # the noisier X_10 only counts with L = 4
     assert main(["evaluate", "noise", "--real", f"pairs:{real}", "--generated", str(gen), "--samples", "5"]) == 2
     assert "only 4 generated sample(s)" in capsys.readouterr().err

@@ -237,7 +237,7 @@ CONFIG_RULES: dict[str, Rule] = {
     "DataConfig.num_workers": Rule(0, 256, allow=(-1,)), "DataConfig.cache_gb": Rule(0.0, 1e6),
     "DenoiserDataConfig.patch_size": Rule(8, 8192), "DenoiserDataConfig.batch_size": Rule(1, 65536),
     "DenoiserDataConfig.num_workers": Rule(0, 256, allow=(-1,)), "DenoiserDataConfig.cache_gb": Rule(0.0, 1e6),
-    "DenoiserDataConfig.ratio": _POS_F,
+    "DenoiserDataConfig.ratio": _NONNEG_F,  # 0: real data only (paper Table 4's rho; exact, see train/denoiser.py)
     # run
     "RunConfig.steps": Rule(1, 10**12), "RunConfig.log_every": _POS, "RunConfig.sample_every": _POS,
     "RunConfig.ckpt_every": _POS, "RunConfig.keep_checkpoints": _POS, "RunConfig.threads": Rule(0, 4096),
@@ -252,30 +252,13 @@ CONFIG_RULES: dict[str, Rule] = {
 _DEVICE_FIELDS = {"device"}
 
 
-def _check_ratio_split(cfg: Any) -> None:
-    """train-denoiser: a ratio whose generated:real split would be clamped to 1 or B-1 is refused."""
-    data = getattr(cfg, "data", None)
-    ratio = getattr(data, "ratio", None)
-    if ratio is None:
-        return
-    b = data.batch_size
-    if b < 2:
-        raise PnganError(f"data.ratio needs data.batch_size >= 2 (one generated and one real patch), got {b}")
-    n_gen = int(round(b * ratio / (1.0 + ratio)))
-    if not 1 <= n_gen <= b - 1:
-        lo, hi = 0.5 / (b - 0.5), (b - 0.5) / 0.5
-        raise PnganError(f"ratio {ratio:g} with batch size {b} would put {n_gen} generated and {b - n_gen} real "
-                         f"patches in a batch; with this batch size use a ratio strictly between {lo:.3g} and {hi:.3g} "
-                         "(or a larger data.batch_size)")
-
-
 def _check_sigma_range(cfg: Any) -> None:
     syn = getattr(cfg, "synthetic", None)
     if syn is not None and getattr(syn, "sigma_max", None) is not None and syn.sigma_max < syn.sigma:
         raise PnganError(f"synthetic.sigma_max ({syn.sigma_max}) is below synthetic.sigma ({syn.sigma})")
 
 
-CROSS_CHECKS: list[Callable[[Any], None]] = [_check_ratio_split, _check_sigma_range]
+CROSS_CHECKS: list[Callable[[Any], None]] = [_check_sigma_range]
 
 
 def validate_config(cfg: Any, prefix: str = "") -> None:

@@ -153,7 +153,7 @@ def test_resume_refuses_changed_runs(files, capsys, tmp_path):
     assert main(base) == 0
     cfg_before = (run / "config.yaml").read_text()
     res = ["train", "--data", data, "--out", str(run), "--resume", "--quiet"]
-    for extra, needle in ((["--setting", "raw"], "synthetic.setting awgn -> raw"),
+    for extra, needle in ((["--setting", "raw"], "synthetic.setting calibrated -> raw"),
                           (["optim.lr=0.5"], "optim.lr"), (["--config", "paper"], "generator.channels"),
                           (["data.patch_size=24"], "data.patch_size 16 -> 24")):
         err = _err(capsys, res + extra)

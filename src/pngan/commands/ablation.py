@@ -45,30 +45,34 @@ METRICS = ("kld_noiseflow", "kld_naflow", "akld", "mmd")
 
 
 def _common_arguments(p: argparse.ArgumentParser) -> None:
+    from pngan.validate import SEED, STEPS
+
     p.add_argument("--data", action="append", required=True, metavar="SPEC",
                    help="real noisy/clean training pairs (repeatable)")
     p.add_argument("--test", required=True, metavar="SPEC", help="held-out real noisy/clean pairs for the evaluation")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (tables + one run folder per row)")
     p.add_argument("--config", default=None, metavar="PRESET|FILE.yaml",
                    help="config of every row: cpu-small (default on CPU) or paper (default on GPU)")
-    p.add_argument("--steps", type=int, help="training steps of every row (overrides run.steps)")
-    p.add_argument("--seed", type=int, default=0, help="run.seed of every row and the evaluation's sample seed")
+    p.add_argument("--steps", type=STEPS, help="training steps of every row (overrides run.steps)")
+    p.add_argument("--seed", type=SEED, default=0, help="run.seed of every row and the evaluation's sample seed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides applied to every row")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="table", metavar="TABLE", required=True)
+    from pngan.validate import COUNT, STEPS
+
     g = sub.add_parser("table3", help="loss and generator ablation (paper Table 3): one PNGAN run per row")
     _common_arguments(g)
     g.add_argument("--denoiser", metavar="NAME:CHECKPOINT", help="frozen real denoiser of the image-domain alignment")
     g.add_argument("--vgg", metavar="PATH", help="VGG16 weights for the perceptual loss (+VGG row and generator rows)")
     g.add_argument("--rows", metavar="NAME,...", help="only these rows (names as in the table, e.g. 'Baseline 1,+D')")
-    g.add_argument("--samples", type=int, default=1, help="generated samples per held-out clean image (default 1)")
+    g.add_argument("--samples", type=COUNT, default=1, help="generated samples per held-out clean image (default 1)")
     g.add_argument("--psnr-arch", metavar="ARCH", help="also train this denoiser (e.g. dncnn) on each row's generator "
                    "(on-the-fly gen: data from the --data clean images) and report its PSNR/SSIM on --test, as the "
                    "paper's Table 3 does")
-    g.add_argument("--psnr-steps", type=int, help="training steps of those denoisers (default: the preset's)")
+    g.add_argument("--psnr-steps", type=STEPS, help="training steps of those denoisers (default: the preset's)")
     r = sub.add_parser("rho", help="generated:real mixing ratio sweep (paper Table 4): one train-denoiser run per rho")
     _common_arguments(r)
     r.add_argument("--generated", metavar="SPEC", required=True,
@@ -180,7 +184,7 @@ def _table3(args, preset: str, common: list[str], out: Path) -> dict:
             entry.update(_row_psnr(args, preset, load_train_config(preset, overrides), run, test))
         by_config[key] = entry
         results.append(entry)
-    cols = [*METRICS, *(("psnr", "ssim") if args.psnr_arch else ())]
+    cols = [*METRICS, *(("psnr", "ssim_y") if args.psnr_arch else ())]
     md = _markdown(
         "PNGAN ablation (paper Table 3)", ["row", *cols, "note"],
         [[r["row"], *[_fmt(r.get(k)) for k in cols], r["note"]] for r in results],
@@ -211,7 +215,7 @@ def _row_psnr(args, preset: str, gcfg, run: Path, test) -> dict:
     _train_row(load_denoiser_config, train, ov, preset, dn_run)
     net, _ = load_saved_network(dn_run / "denoiser.safetensors")
     res = evaluate_denoiser(net, test)
-    return {"psnr": res["mean"]["psnr"], "ssim": res["mean"]["ssim"], "denoiser_run": str(dn_run)}
+    return {"psnr": res["mean"]["psnr"], "ssim_y": res["mean"]["ssim_y"], "denoiser_run": str(dn_run)}
 
 
 def _rho(args, preset: str, common: list[str], out: Path) -> dict:
@@ -240,11 +244,11 @@ def _rho(args, preset: str, common: list[str], out: Path) -> dict:
         _train_row(load_denoiser_config, train, overrides, preset, run)
         net, _ = load_saved_network(run / "denoiser.safetensors")
         res = evaluate_denoiser(net, test)
-        results.append({"rho": rho, "run": str(run), "psnr": res["mean"]["psnr"], "ssim": res["mean"]["ssim"],
+        results.append({"rho": rho, "run": str(run), "psnr": res["mean"]["psnr"], "ssim_y": res["mean"]["ssim_y"],
                         "psnr_input": res["mean"]["psnr_input"], "count": res["count"]})
     md = _markdown(
         "Generated:real ratio rho (paper Table 4)", ["rho", "PSNR", "SSIM"],
-        [[f"{r['rho']:g}", f"{r['psnr']:.2f}", f"{r['ssim']:.4f}"] for r in results],
+        [[f"{r['rho']:g}", f"{r['psnr']:.2f}", f"{r['ssim_y']:.4f}"] for r in results],
         [f"{args.arch}, config {preset} {' '.join(common)}, {'fine-tuned from ' + args.init if args.init else 'from scratch'}; "
          f"generated: {args.generated}; real: {' '.join(args.data)}; held-out: {args.test}"])
     return {"table": "rho", "arch": args.arch, "config": preset, "overrides": common, "generated": args.generated,

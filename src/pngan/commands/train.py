@@ -57,8 +57,6 @@ def frozen_denoiser(args: argparse.Namespace, cfg) -> str | None:
         return str(weights)
     if (dn_dir / "done").is_file():
         return str(weights)
-    if args.resume and not (out / "config.yaml").is_file() and not (dn_dir / "config.yaml").is_file():
-        raise PnganError("--resume: this folder holds no pngan run (no config.yaml)", out)
     if not args.resume and (out / "config.yaml").is_file():
         raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
     if args.resume and (out / "config.yaml").is_file() and not (dn_dir / "done").is_file():
@@ -96,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from pngan.train import runid
-    from pngan.validate import check_role
+    from pngan.train.checkpoint import FROZEN_DENOISER_DIR
+    from pngan.train.loop import check_perceptual
+    from pngan.validate import check_device, check_role, writable_dir
 
     if args.denoiser:
         check_role(args.denoiser, "denoiser", "--denoiser")
@@ -106,10 +106,16 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     # --resume of a run stopped while its frozen denoiser was training: PNGAN itself starts fresh
     resume = args.resume and (out / "config.yaml").is_file()
+    if args.resume and not resume and not (out / FROZEN_DENOISER_DIR / "config.yaml").is_file():
+        why = "does not exist" if not out.exists() else "has no config.yaml (it never started training)"
+        raise PnganError(f"--resume: not a pngan run folder: it {why}; start the run without --resume", out)
     denoiser = args.denoiser
-    if denoiser is None and not resume:
+    if not resume:  # a new run: everything that can be refused is refused before anything is made
         cfg0 = load_train_config(args.config or preset, overrides)
-        if cfg0.loss.alignment == "denoiser":
+        check_perceptual(cfg0, args.vgg)
+        check_device(cfg0.run.device)
+        writable_dir(out, "run folder")
+        if denoiser is None and cfg0.loss.alignment == "denoiser":
             denoiser = frozen_denoiser(args, cfg0)
             if denoiser is None:
                 print("pngan: interrupted while training the frozen denoiser; checkpoint written; continue with --resume")

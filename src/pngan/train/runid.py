@@ -41,8 +41,16 @@ def file_sha256(path: str | Path) -> str:
 
 
 def normalize_spec(spec: str) -> str:
-    """``pairs:./a/../b`` -> ``pairs:/abs/b@all`` (the same data however it was typed)."""
+    """``pairs:./a/../b`` -> ``pairs:/abs/b@all`` (the same data however it was typed); on-the-fly
+    sources ``synth:SETTING:SPEC`` / ``gen:RUN:SPEC`` keep their prefix with SPEC normalised."""
     from pngan.data.specs import parse_spec
+    from pngan.train.denoiser import split_source_spec
+
+    kind, arg, inner = split_source_spec(spec)
+    if kind is not None:
+        if kind == "gen" or str(arg).lower().endswith(".json"):
+            arg = str(Path(arg).expanduser().resolve())
+        return f"{kind}:{arg}:{normalize_spec(inner)}"
 
     fmt, path, split = parse_spec(spec)
     if fmt != "camera":
