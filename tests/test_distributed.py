@@ -29,7 +29,10 @@ pytestmark = [
 
 TINY = ["--config", "cpu-small", "--quiet", "generator.channels=4", "generator.groups=1", "generator.blocks=1",
         "loss.d_channels=4", "data.patch_size=16", "data.batch_size=4", "run.steps=4", "run.threads=1",
-        "run.log_every=1", "run.ckpt_every=2", "run.keep_checkpoints=3", "run.sample_every=100"]
+        "run.log_every=1", "run.ckpt_every=2", "run.keep_checkpoints=3", "run.sample_every=100",
+        # the paper's input and initialisation, for which the tolerance analysis below was made (with
+        # cpu-small's identity init more of D's elements get pure-rounding-noise gradients at step 0)
+        "synthetic.setting=awgn", "generator.init=default"]
 
 # Tolerance for "2 processes == 1 process" on the weights after 4 Adam steps. The two runs optimise
 # the same loss on the same global batch of 4 (the relativistic batch mean is global, DDP averages

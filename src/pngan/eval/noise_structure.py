@@ -40,20 +40,11 @@ import torch
 import torch.nn.functional as F
 
 from pngan.errors import PnganError
+from pngan.eval.noise_metrics import _as_batch as _batch
 
 SPECTRUM_BINS = 16
 LOWFREQ_CUTOFF = 0.125  # cycles/pixel
 _LAPLACE = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
-
-
-def _batch(x) -> torch.Tensor:
-    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
-    t = t.detach().to(torch.float64).cpu()
-    if t.dim() == 3:
-        t = t.unsqueeze(0)
-    if t.dim() != 4:
-        raise PnganError(f"expected an image (C,H,W) or batch (B,C,H,W), got shape {tuple(t.shape)}")
-    return t
 
 
 def quantize8(x: torch.Tensor) -> torch.Tensor:
