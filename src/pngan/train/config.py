@@ -85,6 +85,7 @@ class LossConfig:
     alignment: Literal["denoiser", "naive"] = "denoiser"  # Eq. 2, or Baseline 1's L1(fake, real)
     lambda_p: float = 6e-3  # multiplies the perceptual loss (Eq. 13)
     lambda_ra: float = 8e-4  # multiplies the generator's relativistic adversarial loss (Eq. 13)
+    lambda_align: float = 1.0  # multiplies the image-domain alignment L1 (Eq. 13: weight 1)
     perceptual: Literal["imagenet", "random", "off"] = "imagenet"
     # imagenet perceptual loss without --vgg weights: error (the paper's setting cannot run without
     # them) or warn and train without the perceptual term (small presets)

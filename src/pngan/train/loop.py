@@ -331,7 +331,7 @@ class PnganStep:
                 l_align = alignment_l1(n.Dn, fake.float(), real)
             else:
                 l_align = naive_l1(fake.float(), real)
-            lossG = l_align
+            lossG = cfg.loss.lambda_align * l_align
             terms["loss_align"] = float(l_align.detach())
             if n.perceptual is not None:
                 l_p = perceptual_loss(n.perceptual, fake.float(), real)
