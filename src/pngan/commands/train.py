@@ -59,9 +59,7 @@ def frozen_denoiser(args: argparse.Namespace, cfg) -> str | None:
         return str(weights)
     if not args.resume and (out / "config.yaml").is_file():
         raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
-    if args.resume and (out / "config.yaml").is_file() and not (dn_dir / "done").is_file():
-        raise PnganError("--resume: this run was trained with a --denoiser given on the command line; give it again", out)
-    if not args.resume and out.exists() and any(p.name != ck.FROZEN_DENOISER_DIR for p in out.iterdir()):
+    if not args.resume and out.exists() and any(p.name not in ck.RUN_FOLDER_EXTRAS for p in out.iterdir()):
         raise PnganError("output folder exists and is not empty (and is not a pngan run)", out)
     preset = args.denoiser_config or ("paper" if torch.cuda.is_available() else "frozen-cpu")
     again = (dn_dir / "config.yaml").is_file()

@@ -52,18 +52,21 @@ def quantize8(x: torch.Tensor) -> torch.Tensor:
     return torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0
 
 
-def radial_spectrum(noise, bins: int = SPECTRUM_BINS) -> np.ndarray:
-    """Radially averaged power spectrum of ``noise`` ((C,H,W) or (B,C,H,W), any units), averaged
-    over channels and batch: ``bins`` values for equal rings of [0, 0.5] cycles/pixel."""
+def _periodogram(noise) -> tuple[torch.Tensor, torch.Tensor]:
+    """(power (H, W) averaged over batch and channels, mean removed; radial frequency (H, W) in
+    cycles/pixel) of ``noise`` ((C,H,W) or (B,C,H,W))."""
     n = _batch(noise)
     n = n - n.mean(dim=(-2, -1), keepdim=True)
     h, w = n.shape[-2:]
     if min(h, w) < 8:
         raise PnganError(f"image too small for a noise spectrum (needs 8 pixels a side): {(h, w)}")
-    p = torch.fft.fft2(n).abs().pow(2).mean(dim=(0, 1)) / (h * w)  # (H, W)
-    fy = torch.fft.fftfreq(h, dtype=torch.float64)[:, None]
-    fx = torch.fft.fftfreq(w, dtype=torch.float64)[None, :]
-    r = torch.sqrt(fy**2 + fx**2)
+    p = torch.fft.fft2(n).abs().pow(2).mean(dim=(0, 1)) / (h * w)
+    r = torch.sqrt(torch.fft.fftfreq(h, dtype=torch.float64)[:, None] ** 2
+                   + torch.fft.fftfreq(w, dtype=torch.float64)[None, :] ** 2)
+    return p, r
+
+
+def _rings(p: torch.Tensor, r: torch.Tensor, bins: int) -> np.ndarray:
     idx = torch.floor(r / 0.5 * bins).long()
     keep = idx < bins
     sums = torch.zeros(bins, dtype=torch.float64).index_add_(0, idx[keep], p[keep])
@@ -71,27 +74,32 @@ def radial_spectrum(noise, bins: int = SPECTRUM_BINS) -> np.ndarray:
     return (sums / counts.clamp(min=1)).numpy()
 
 
-def lowfreq_share(noise, cutoff: float = LOWFREQ_CUTOFF) -> float:
-    """Share of the noise power (mean removed) below ``cutoff`` cycles/pixel."""
-    n = _batch(noise)
-    n = n - n.mean(dim=(-2, -1), keepdim=True)
-    h, w = n.shape[-2:]
-    p = torch.fft.fft2(n).abs().pow(2).sum(dim=(0, 1))
-    r = torch.sqrt(torch.fft.fftfreq(h, dtype=torch.float64)[:, None] ** 2
-                   + torch.fft.fftfreq(w, dtype=torch.float64)[None, :] ** 2)
+def _share_below(p: torch.Tensor, r: torch.Tensor, cutoff: float) -> float:
     total = float(p.sum())
     return float(p[r < cutoff].sum()) / total if total > 0 else 0.0
 
 
+def radial_spectrum(noise, bins: int = SPECTRUM_BINS) -> np.ndarray:
+    """Radially averaged power spectrum of ``noise`` ((C,H,W) or (B,C,H,W), any units), averaged
+    over channels and batch: ``bins`` values for equal rings of [0, 0.5] cycles/pixel."""
+    return _rings(*_periodogram(noise), bins)
+
+
+def lowfreq_share(noise, cutoff: float = LOWFREQ_CUTOFF) -> float:
+    """Share of the noise power (mean removed) below ``cutoff`` cycles/pixel."""
+    return _share_below(*_periodogram(noise), cutoff)
+
+
 def spectrum_compare(real_noise, gen_noise, bins: int = SPECTRUM_BINS) -> dict:
     """``spectrum_level_db`` and ``spectrum_shape`` of generated against real noise (see module)."""
-    pr, pg = radial_spectrum(real_noise, bins), radial_spectrum(gen_noise, bins)
+    return _compare(_periodogram(real_noise), _periodogram(gen_noise), bins)
+
+
+def _compare(real_pg, gen_pg, bins: int) -> dict:
     tiny = 1e-30
-    r, g = _batch(real_noise), _batch(gen_noise)
-    vr = float((r - r.mean(dim=(-2, -1), keepdim=True)).pow(2).mean())
-    vg = float((g - g.mean(dim=(-2, -1), keepdim=True)).pow(2).mean())
-    level = 10.0 * math.log10((vg + tiny) / (vr + tiny))
-    lr = np.log((pg + tiny) / (pr + tiny))
+    # Parseval: the mean of the periodogram is the variance (mean removed) -> the level
+    level = 10.0 * math.log10((float(gen_pg[0].mean()) + tiny) / (float(real_pg[0].mean()) + tiny))
+    lr = np.log((_rings(*gen_pg, bins) + tiny) / (_rings(*real_pg, bins) + tiny))
     shape = float(np.sqrt(np.mean((lr - lr.mean()) ** 2)))
     return {"spectrum_level_db": float(level), "spectrum_shape": shape}
 
@@ -141,15 +149,16 @@ def structure_metrics(real_noisy, clean, gen_samples) -> dict:
     real_noise = rn - c
     gen_noise = torch.cat([g - c for g in gens], 0)
     c_all = c.expand(len(gens), -1, -1, -1)
+    real_pg, gen_pg = _periodogram(real_noise), _periodogram(gen_noise)
     std_r = float(real_noise.std()) * 255.0
     std_g = float(gen_noise.std()) * 255.0
     out = {
         "std_real": std_r,
         "std_gen": std_g,
         "std_ratio": std_g / std_r if std_r > 0 else float("inf"),
-        **spectrum_compare(real_noise, gen_noise),
-        "lowfreq_real": lowfreq_share(real_noise),
-        "lowfreq_gen": lowfreq_share(gen_noise),
+        **_compare(real_pg, gen_pg, SPECTRUM_BINS),
+        "lowfreq_real": _share_below(*real_pg, LOWFREQ_CUTOFF),
+        "lowfreq_gen": _share_below(*gen_pg, LOWFREQ_CUTOFF),
         "leakage_real": content_leakage(real_noise, c),
         "leakage_gen": content_leakage(gen_noise, c_all),
         "chan_corr_real": channel_correlation(real_noise),

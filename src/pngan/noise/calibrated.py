@@ -183,7 +183,7 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
         k /= np.sqrt((k**2).sum())
         kernel = k.tolist()
         mix = np.linalg.cholesky(corr + 1e-6 * np.eye(3)).tolist()
-    return CalibratedNoise(a, b, kernel, mix, fitted_on=imageset.describe() if hasattr(imageset, "describe") else "")
+    return CalibratedNoise(a, b, kernel, mix, fitted_on=imageset.describe())
 
 
 def load_calibration(path: str | Path) -> CalibratedNoise:

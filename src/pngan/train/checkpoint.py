@@ -119,6 +119,8 @@ def load_weights_into(net: nn.Module, path: Path) -> None:
 
 
 FROZEN_DENOISER_DIR = "frozen-denoiser"  # RUN/frozen-denoiser: the denoiser `pngan train` trained for this run
+# what a new run folder may already hold: run.json (pngan.train.runid's record) and its frozen denoiser
+RUN_FOLDER_EXTRAS = ("run.json", FROZEN_DENOISER_DIR)
 
 
 def prepare_run_dir(out: str | Path, resume: bool) -> Path:
@@ -132,7 +134,7 @@ def prepare_run_dir(out: str | Path, resume: bool) -> Path:
         if (out / "config.yaml").is_file():
             raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
         # run.json: pngan.train.runid's record; frozen-denoiser: the denoiser `pngan train` trained for this run
-        if any(p.name not in ("run.json", FROZEN_DENOISER_DIR) for p in out.iterdir()):
+        if any(p.name not in RUN_FOLDER_EXTRAS for p in out.iterdir()):
             raise PnganError("output folder exists and is not empty (and is not a pngan run)", out)
     try:
         out.mkdir(parents=True, exist_ok=True)

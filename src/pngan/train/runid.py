@@ -236,9 +236,9 @@ def run_folder(kind: str, out: str | Path, data: list[str], networks: dict[str, 
         else:
             if (out / "config.yaml").is_file():  # another process created it meanwhile
                 raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
-            from pngan.train.checkpoint import FROZEN_DENOISER_DIR
+            from pngan.train.checkpoint import RUN_FOLDER_EXTRAS
 
-            if any(p.name not in (RUN_FILE, FROZEN_DENOISER_DIR) for p in out.iterdir()):
+            if any(p.name not in RUN_FOLDER_EXTRAS for p in out.iterdir()):
                 raise PnganError("output folder exists and is not empty (and is not a pngan run)", out)
             record_new(out, identity(kind, data, networks))
         yield new_cfg, networks
