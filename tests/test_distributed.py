@@ -218,6 +218,8 @@ def test_rank0_run_folder_error_stops_every_rank(setup):
     r = subprocess.run(cmd, cwd=root, env=_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "run folder exists: pass --resume" in r.stderr
-    # rank 1 stopped too: with rank 0's message, or (the folder checks of pngan.train.runid run on every
-    # rank before any work) with the same error of its own
-    assert "refused by rank 0" in r.stderr or r.stderr.count("pngan: error:") >= 2
+    # rank 1 stopped too: subprocess.run returned (torchrun waits for every worker) within the timeout.
+    # Since pngan.train.runid's folder checks run on every rank before any work, rank 1 either prints
+    # the same error itself or is stopped by torchrun when rank 0 fails first -- a race, so which of the
+    # two happened is not asserted (asserting rank 1's own message failed 1 run in 4 in CI).
+    assert r.stderr.count("pngan: error:") >= 1
