@@ -72,3 +72,43 @@ def test_report_errors(tmp_path, capsys):
     bad.write_text("{}")
     assert main(["report", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "not a pngan metric JSON" in capsys.readouterr().err
+
+
+def test_report_calibrated_column_and_noise_rows(tmp_path, monkeypatch):
+    """--calibration adds the fitted baseline beside settings 1 and 2 (crops, curves), and every
+    image row of the crops is followed by its noise x4 row (image - clean, centred at 0.5)."""
+    from pngan.data.specs import open_dataset
+    from pngan.eval import plots
+    from pngan.noise.calibrated import fit_calibrated, save_calibration
+
+    g = torch.Generator().manual_seed(5)
+    for i in range(2):
+        clean = torch.rand(3, 48, 48, generator=g) * 0.6 + 0.2
+        write_image(tmp_path / "real" / "clean" / f"im{i}.png", clean)
+        write_image(tmp_path / "real" / "noisy" / f"im{i}.png", (clean + 0.04 * torch.randn(clean.shape, generator=g)).clamp(0, 1))
+    save_calibration(fit_calibrated(open_dataset(f"pairs:{tmp_path / 'real'}"), correlated=False), tmp_path / "c.json")
+    seen = {}
+    real_crops, real_spectra = plots.plot_crops, plots.plot_spectra
+
+    def crops(path, rows):
+        seen["rows"] = rows
+        return real_crops(path, rows)
+
+    def spectra(path, curves):
+        seen["curves"] = list(curves)
+        return real_spectra(path, curves)
+
+    monkeypatch.setattr(plots, "plot_crops", crops)
+    monkeypatch.setattr(plots, "plot_spectra", spectra)
+    assert main(["report", "--out", str(tmp_path / "rep"), "--real", f"pairs:{tmp_path / 'real'}",
+                 "--calibration", str(tmp_path / "c.json")]) == 0
+    rows = seen["rows"]
+    assert [r[0] for r in rows] == ["im0", "im0: noise x4", "im1", "im1: noise x4"]
+    assert list(rows[0][1]) == ["clean", "setting 1 (AWGN)", "setting 2 (RAW)", "calibrated (fitted)", "real"]
+    assert "calibrated (fitted)" in seen["curves"]
+    # the noise row of the clean column is flat 0.5; the calibrated noise has about the real level
+    assert np.allclose(rows[1][1]["clean"], 0.5)
+    cal_std = float(np.std(rows[1][1]["calibrated (fitted)"] - 0.5)) / 4
+    real_std = float(np.std(rows[1][1]["real"] - 0.5)) / 4
+    assert 0.7 < cal_std / real_std < 1.4
+    assert main(["report", "--out", str(tmp_path / "rep2"), "--calibration", str(tmp_path / "c.json")]) == 2

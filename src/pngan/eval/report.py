@@ -3,7 +3,8 @@
 Inputs are run folders (``stats.jsonl`` -> training curves, latest ``samples/`` strip, config) and
 metric JSON files written by ``pngan evaluate`` (tables). With ``real`` (a pairs spec) and
 ``generated`` (folder/spec of generated noisy images for the same clean images) it also draws
-side-by-side crops (clean, setting 1, setting 2, generated, real), per-channel noise histograms,
+side-by-side crops (clean, setting 1, setting 2, any given baselines, generated, real; each
+with its noise x4 below), per-channel noise histograms,
 the noise level function and noise power spectra for real / generated / both synthetic settings.
 """
 
@@ -81,7 +82,8 @@ def _run_section(run: Path, out: Path, idx: int) -> str:
     return "\n".join(parts)
 
 
-def _noise_section(real_spec: str, generated: str | None, out: Path, max_images: int, crop: int, seed: int) -> str:
+def _noise_section(real_spec: str, generated: str | None, out: Path, max_images: int, crop: int, seed: int,
+                   baselines: dict | None = None) -> str:
     from pngan.data.specs import open_dataset
     from pngan.eval import noise_stats as ns
     from pngan.eval.denoise_eval import collect_generated, match_generated, synthetic_sampler
@@ -93,6 +95,9 @@ def _noise_section(real_spec: str, generated: str | None, out: Path, max_images:
     gen = collect_generated(generated) if generated else None
     s1, s2 = synthetic_sampler("awgn", seed), synthetic_sampler("raw", seed)
     sets: dict[str, list] = {"real": [], "setting 1 (AWGN)": [], "setting 2 (RAW)": []}
+    extra = {name: synthetic_sampler(setting, seed) for name, setting in (baselines or {}).items()}
+    for name in extra:
+        sets[name] = []
     if gen is not None:
         sets["generated"] = []
     rows = []
@@ -104,6 +109,11 @@ def _noise_section(real_spec: str, generated: str | None, out: Path, max_images:
         sets["setting 1 (AWGN)"].append((a, s.clean))
         sets["setting 2 (RAW)"].append((b, s.clean))
         cols = {"clean": s.clean, "setting 1 (AWGN)": a, "setting 2 (RAW)": b}
+        for name, fn in extra.items():
+            with torch.inference_mode():
+                c = fn(s.clean, s.name, 0).clamp(0, 1)
+            sets[name].append((c, s.clean))
+            cols[name] = c
         if gen is not None:
             g = match_generated(s.name, gen)
             if not g:
@@ -114,6 +124,9 @@ def _noise_section(real_spec: str, generated: str | None, out: Path, max_images:
         h, w = s.clean.shape[1:]
         y0, x0 = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
         rows.append((s.name, {k: v[:, y0:y0 + crop, x0:x0 + crop].permute(1, 2, 0).numpy() for k, v in cols.items()}))
+        # below each image row: the same crops' noise (image - clean) x4 + 0.5, where blur shows as edges
+        rows.append((f"{s.name}: noise x4", {k: ((v - s.clean) * 4 + 0.5)[:, y0:y0 + crop, x0:x0 + crop]
+                                             .permute(1, 2, 0).numpy() for k, v in cols.items()}))
     figs = [plot_crops(out / "crops.png", rows)]
     figs.append(plot_histograms(out / "noise_histograms.png", {k: ns.noise_histograms(v) for k, v in sets.items()}))
     figs.append(plot_nlf(out / "noise_level_function.png", {k: ns.noise_level_function(v) for k, v in sets.items()}))
@@ -123,8 +136,11 @@ def _noise_section(real_spec: str, generated: str | None, out: Path, max_images:
 
 
 def write_report(inputs: list[str | Path], out: str | Path, *, real: str | None = None,
-                 generated: str | None = None, max_images: int = 4, crop: int = 96, seed: int = 0) -> Path:
-    """Write ``out/index.html`` and its PNG figures; returns the index path."""
+                 generated: str | None = None, max_images: int = 4, crop: int = 96, seed: int = 0,
+                 baselines: dict | None = None) -> Path:
+    """Write ``out/index.html`` and its PNG figures; returns the index path. ``baselines`` (label ->
+    synthetic setting, e.g. ``{"calibrated": CalibratedNoise}``) adds columns and curves beside
+    settings 1 and 2 in the noise figures."""
     from pngan.io.atomic import atomic_write_text
 
     if not inputs and real is None:
@@ -144,7 +160,7 @@ def write_report(inputs: list[str | Path], out: str | Path, *, real: str | None 
         else:
             raise PnganError("no such run folder or JSON file", p)
     if real is not None:
-        sections.append(_noise_section(real, generated, out, max_images, crop, seed))
+        sections.append(_noise_section(real, generated, out, max_images, crop, seed, baselines))
     style = ("body{font-family:sans-serif;max-width:1400px;margin:auto}table{border-collapse:collapse;margin:8px 0}"
              "td,th{border:1px solid #aaa;padding:3px 8px;font-size:13px}img{max-width:100%;display:block;margin:8px 0}")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>pngan report</title><style>{style}</style>"

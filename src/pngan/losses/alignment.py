@@ -8,6 +8,8 @@ under ``torch.no_grad``; gradients flow through Dn to ``fake`` only.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -17,11 +19,37 @@ def _denoise(net, x):
     return fn(x) if fn is not None else net(x)
 
 
-def alignment_l1(denoiser, fake: torch.Tensor, real: torch.Tensor, real_denoised: torch.Tensor | None = None) -> torch.Tensor:
+def gaussian_lowpass(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur (std ``sigma`` pixels, kernel 2*ceil(3 sigma)+1, reflect padding);
+    ``sigma == 0`` returns ``x``."""
+    if sigma <= 0:
+        return x
+    r = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-r, r + 1, dtype=torch.float32, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = (k / k.sum()).to(x.dtype)
+    c = x.shape[1]
+    pad_r = min(r, x.shape[-1] - 1, x.shape[-2] - 1)
+    if pad_r < r:  # reflect padding needs r < size: fall back to replicate for tiny inputs
+        y = F.pad(x, (r, r, r, r), mode="replicate")
+    else:
+        y = F.pad(x, (r, r, r, r), mode="reflect")
+    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def alignment_l1(denoiser, fake: torch.Tensor, real: torch.Tensor, real_denoised: torch.Tensor | None = None,
+                 lowpass: float = 0.0) -> torch.Tensor:
+    """|| Dn(fake) - Dn(real) ||_1 (Eq. 2). ``lowpass`` > 0 (not in the paper; ``loss.align_lowpass``)
+    compares Gaussian-blurred denoised images: a weak Dn leaves residual noise in both, independent
+    between fake and real, and a pointwise L1 between independent noise is smallest when the fake's
+    residual is zero, i.e. it rewards weaker, smoother fake noise (measured: docs/experiments.md).
+    Blurring both sides keeps the content (low-frequency) anchoring and removes most of that bias."""
     if real_denoised is None:
         with torch.no_grad():
             real_denoised = _denoise(denoiser, real)
-    return F.l1_loss(_denoise(denoiser, fake), real_denoised.detach())
+    return F.l1_loss(gaussian_lowpass(_denoise(denoiser, fake), lowpass),
+                     gaussian_lowpass(real_denoised.detach(), lowpass))
 
 
 def naive_l1(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

@@ -328,7 +328,7 @@ class PnganStep:
         n, cfg = self.nets, self.cfg
         with self.autocast():
             if cfg.loss.alignment == "denoiser":
-                l_align = alignment_l1(n.Dn, fake.float(), real)
+                l_align = alignment_l1(n.Dn, fake.float(), real, lowpass=cfg.loss.align_lowpass)
             else:
                 l_align = naive_l1(fake.float(), real)
             lossG = cfg.loss.lambda_align * l_align
