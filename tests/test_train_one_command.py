@@ -8,22 +8,17 @@ import json
 import pytest
 import torch
 
-from pngan.cli import main
-from pngan.io.images import write_image
+from helpers import TINY_NETS, write_pairs
 
-TINY = ["generator.channels=4", "generator.groups=1", "generator.blocks=1", "loss.d_channels=4",
-        "data.patch_size=16", "data.batch_size=2", "run.log_every=1", "run.sample_every=100",
+from pngan.cli import main
+
+TINY = [*TINY_NETS, "run.log_every=1", "run.sample_every=100",
         "run.ckpt_every=2", "run.threads=1", "run.channels_last=false"]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pairs")
-    g = torch.Generator().manual_seed(0)
-    for k in range(3):
-        clean = torch.rand(3, 24, 28, generator=g)
-        write_image(root / "clean" / f"i{k}.png", clean)
-        write_image(root / "noisy" / f"i{k}.png", (clean + 0.05 * torch.randn(3, 24, 28, generator=g)).clamp(0, 1))
+    root = write_pairs(tmp_path_factory.mktemp("pairs"), 3, 24, 28)
     dn_cfg = root.parent / "dn.yaml"
     dn_cfg.write_text("base: cpu-small\nnet:\n  kwargs: {depth: 3, channels: 4}\ndata: {patch_size: 16, batch_size: 2}\n"
                       "run: {steps: 3, log_every: 1, ckpt_every: 2, threads: 1}\n")

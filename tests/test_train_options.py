@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers import TINY_NETS, write_pairs
+
 from pngan.cli import main
-from pngan.io.images import write_image
 from pngan.losses.gan import ra_d_loss, ra_g_loss
 from pngan.nets.loading import save_network
 from pngan.nets.registry import build
@@ -58,18 +59,13 @@ def test_relativistic_average_matches_the_literal_formula(mean):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("opts")
-    g = torch.Generator().manual_seed(0)
-    for k in range(2):
-        clean = torch.rand(3, 24, 24, generator=g)
-        write_image(root / "p" / "clean" / f"i{k}.png", clean)
-        write_image(root / "p" / "noisy" / f"i{k}.png", (clean + 0.05 * torch.randn(3, 24, 24, generator=g)).clamp(0, 1))
+    write_pairs(root / "p", 2, 24, 24)
     torch.manual_seed(0)
     dn = save_network(build("dncnn", channels=4, depth=2), root / "dn.safetensors")
     return root, f"pairs:{root / 'p'}", f"dncnn:{dn}"
 
 
-TINY = ["generator.channels=4", "generator.groups=1", "generator.blocks=1", "loss.d_channels=4",
-        "data.patch_size=16", "data.batch_size=2", "run.steps=1", "run.threads=1"]
+TINY = [*TINY_NETS, "run.steps=1", "run.threads=1"]
 
 
 def test_paper_config_refuses_to_train_without_vgg(tiny, capsys):

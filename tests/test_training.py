@@ -13,30 +13,23 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import TINY_NETS, write_pairs
+
 from pngan.errors import DivergenceError, PnganError
-from pngan.io.images import write_image
 from pngan.nets.loading import read_state_dict, save_network
 from pngan.nets.registry import build
 from pngan.train.checkpoint import list_checkpoints
 from pngan.train.config import load_train_config
 from pngan.train.loop import train_pngan
 
-TINY = ["generator.channels=4", "generator.groups=1", "generator.blocks=1", "loss.d_channels=4",
-        "data.patch_size=16", "data.batch_size=2", "run.log_every=1", "run.sample_every=100",
+TINY = [*TINY_NETS, "run.log_every=1", "run.sample_every=100",
         "run.ckpt_every=3", "run.threads=1", "run.channels_last=false"]
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
-    data = root / "pairs"
-    for sub in ("noisy", "clean"):
-        (data / sub).mkdir(parents=True)
-    g = torch.Generator().manual_seed(0)
-    for k in range(3):
-        clean = torch.rand(3, 24, 28, generator=g)
-        write_image(data / "clean" / f"i{k}.png", clean)
-        write_image(data / "noisy" / f"i{k}.png", (clean + 0.05 * torch.randn(3, 24, 28, generator=g)).clamp(0, 1))
+    data = write_pairs(root / "pairs", 3, 24, 28)
     torch.manual_seed(0)
     dn = save_network(build("dncnn", channels=4, depth=3), root / "dn.safetensors")
     return root, f"pairs:{data}", f"dncnn:{dn}"

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import write_images
+
 from pngan.cli import main
 from pngan.io.images import write_image
 from pngan.nets.loading import save_network
@@ -224,9 +226,7 @@ def test_sigterm_during_generate_exits_143(files, tmp_path):
     root, _, gen, _ = files
     src = tmp_path / "many"
     src.mkdir()
-    g = torch.Generator().manual_seed(1)
-    for k in range(30):
-        write_image(src / f"m{k:02d}.png", torch.rand(3, 48, 64, generator=g))
+    write_images(src, [f"m{k:02d}" for k in range(30)], 48, 64, torch.Generator().manual_seed(1))
     out = tmp_path / "out"
     args = ["generate", "--generator", str(gen), "--input", f"clean:{src}", "--output", str(out), "--quiet"]
     p = _popen(args)
@@ -325,8 +325,7 @@ def test_generate_redoes_images_whose_input_changed(files, capsys, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     g = torch.Generator().manual_seed(5)
-    for k in range(3):
-        write_image(src / f"c{k}.png", torch.rand(3, 24, 28, generator=g))
+    write_images(src, [f"c{k}" for k in range(3)], 24, 28, g)
     out = tmp_path / "out"
     args = ["generate", "--generator", str(gen), "--input", f"clean:{src}", "--output", str(out), "--quiet"]
     assert main(args) == 0

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from pngan.infer.api import resolve_generator_path
     from pngan.infer.generate import check_output
     from pngan.io import outdir
-    from pngan.train.runid import file_sha256, normalize_spec
+    from pngan.io.records import file_sha256
+    from pngan.train.runid import normalize_spec
     from pngan.validate import check_device
 
     check_device(args.device)

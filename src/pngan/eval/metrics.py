@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from pngan.errors import PnganError
+from pngan.filters import gaussian_kernel1d
 
 SSIM_SIGMA = 1.5
 SSIM_RADIUS = int(3.5 * SSIM_SIGMA + 0.5)  # scipy's gaussian_filter truncate=3.5 -> 5
@@ -46,12 +47,6 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     return out[0] if single else out
 
 
-def _gauss_kernel(dtype, device) -> torch.Tensor:
-    r = torch.arange(-SSIM_RADIUS, SSIM_RADIUS + 1, dtype=dtype, device=device)
-    k = torch.exp(-0.5 * (r / SSIM_SIGMA) ** 2)
-    return k / k.sum()
-
-
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Structural similarity per image (mean over the cropped SSIM map and channels)."""
     x, y, single = _prep(x, y)
@@ -59,7 +54,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     win = 2 * SSIM_RADIUS + 1
     if h < win or w < win:
         raise PnganError(f"ssim: images must be at least {win}x{win} pixels, got {h}x{w}")
-    k = _gauss_kernel(x.dtype, x.device)
+    k = gaussian_kernel1d(SSIM_RADIUS, SSIM_SIGMA, x.dtype, x.device)
     kh = k.view(1, 1, win, 1).expand(c, 1, win, 1)
     kw = k.view(1, 1, 1, win).expand(c, 1, 1, win)
 

@@ -123,10 +123,13 @@ def _noise_section(real_spec: str, generated: str | None, out: Path, max_images:
         cols["real"] = s.noisy
         h, w = s.clean.shape[1:]
         y0, x0 = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
-        rows.append((s.name, {k: v[:, y0:y0 + crop, x0:x0 + crop].permute(1, 2, 0).numpy() for k, v in cols.items()}))
+
+        def cut(v):
+            return v[:, y0:y0 + crop, x0:x0 + crop].permute(1, 2, 0).numpy()
+
+        rows.append((s.name, {k: cut(v) for k, v in cols.items()}))
         # below each image row: the same crops' noise (image - clean) x4 + 0.5, where blur shows as edges
-        rows.append((f"{s.name}: noise x4", {k: ((v - s.clean) * 4 + 0.5)[:, y0:y0 + crop, x0:x0 + crop]
-                                             .permute(1, 2, 0).numpy() for k, v in cols.items()}))
+        rows.append((f"{s.name}: noise x4", {k: cut((v - s.clean) * 4 + 0.5) for k, v in cols.items()}))
     figs = [plot_crops(out / "crops.png", rows)]
     figs.append(plot_histograms(out / "noise_histograms.png", {k: ns.noise_histograms(v) for k, v in sets.items()}))
     figs.append(plot_nlf(out / "noise_level_function.png", {k: ns.noise_level_function(v) for k, v in sets.items()}))

@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 from pngan.errors import PnganError
+from pngan.io.records import file_sha256
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -43,10 +44,8 @@ def check_output(out: Path, input_root: Path | None) -> None:
 
 
 def _sha256(path: Path) -> str | None:
-    import hashlib
-
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return file_sha256(path)
     except OSError:
         return None
 

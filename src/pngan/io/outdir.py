@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pngan.errors import PnganError
+from pngan.io.records import read_json_record
 
 JOB_FILE = "job.json"
 OWNED = ("noisy", "clean", "manifest.jsonl", JOB_FILE)
@@ -35,16 +36,7 @@ def _fmt(v: Any) -> str:
 
 
 def read_job(out: Path) -> dict | None:
-    p = out / JOB_FILE
-    if not p.is_file():
-        return None
-    try:
-        job = json.loads(p.read_text())
-    except (OSError, ValueError) as e:
-        raise PnganError(f"unreadable job record ({e}); pass --overwrite to start this folder afresh", p) from None
-    if not isinstance(job, dict):
-        raise PnganError("not a pngan job record; pass --overwrite to start this folder afresh", p)
-    return job
+    return read_json_record(out / JOB_FILE, "job record", "; pass --overwrite to start this folder afresh")
 
 
 def _remove_owned(out: Path) -> None:

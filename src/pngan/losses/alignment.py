@@ -8,34 +8,15 @@ under ``torch.no_grad``; gradients flow through Dn to ``fake`` only.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
+
+from pngan.filters import gaussian_lowpass
 
 
 def _denoise(net, x):
     fn = getattr(net, "denoise", None)
     return fn(x) if fn is not None else net(x)
-
-
-def gaussian_lowpass(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur (std ``sigma`` pixels, kernel 2*ceil(3 sigma)+1, reflect padding);
-    ``sigma == 0`` returns ``x``."""
-    if sigma <= 0:
-        return x
-    r = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-r, r + 1, dtype=torch.float32, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = (k / k.sum()).to(x.dtype)
-    c = x.shape[1]
-    pad_r = min(r, x.shape[-1] - 1, x.shape[-2] - 1)
-    if pad_r < r:  # reflect padding needs r < size: fall back to replicate for tiny inputs
-        y = F.pad(x, (r, r, r, r), mode="replicate")
-    else:
-        y = F.pad(x, (r, r, r, r), mode="reflect")
-    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def alignment_l1(denoiser, fake: torch.Tensor, real: torch.Tensor, real_denoised: torch.Tensor | None = None,

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import logging
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from pngan.errors import PnganError
+from pngan.io.records import file_sha256, read_json_record
 
 RUN_FILE = "run.json"
 log = logging.getLogger("pngan")
@@ -31,13 +31,6 @@ SAFE_ON_RESUME = frozenset({
     "run.debug_nan_at_step", "data.num_workers", "data.cache_gb",
 })
 
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def normalize_spec(spec: str) -> str:
@@ -79,13 +72,8 @@ def identity(kind: str, data: list[str], networks: dict[str, str | None]) -> dic
 
 def read(run_dir: str | Path) -> dict | None:
     p = Path(run_dir) / RUN_FILE
-    if not p.is_file():
-        return None
-    try:
-        rec = json.loads(p.read_text())
-    except (OSError, ValueError) as e:
-        raise PnganError(f"unreadable run record ({e})", p) from None
-    if not isinstance(rec, dict) or "identity" not in rec:
+    rec = read_json_record(p, "run record")
+    if rec is not None and "identity" not in rec:
         raise PnganError("not a pngan run record", p)
     return rec
 
