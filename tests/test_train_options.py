@@ -85,3 +85,18 @@ def test_ra_mean_batch_hw_trains(tiny):
                  "loss.ra_mean=batch_hw", "--out", str(root / "hw")]) == 0
     assert main(["train", "--data", data, "--denoiser", dn, "--config", "cpu-small", "--quiet", *TINY,
                  "loss.ra_mean=pixel", "--out", str(root / "bad")]) == 2
+
+
+def test_spectrum_term_is_logged_and_checked(tiny):
+    import json
+
+    root, data, dn = tiny
+    args = ["train", "--data", data, "--denoiser", dn, "--config", "cpu-small", "--quiet", *TINY, "run.log_every=1"]
+    assert main([*args, "loss.lambda_spectrum=0.5", "--out", str(root / "spec")]) == 0
+    rec = [json.loads(line) for line in (root / "spec" / "stats.jsonl").read_text().splitlines()]
+    assert rec and rec[-1]["loss_spectrum"] > 0
+    assert rec[-1]["loss_g"] > 0.5 * rec[-1]["loss_spectrum"]  # the term enters G's loss with its weight
+    assert main([*args, "loss.lambda_spectrum=0", "--out", str(root / "nospec")]) == 0
+    rec = [json.loads(line) for line in (root / "nospec" / "stats.jsonl").read_text().splitlines()]
+    assert "loss_spectrum" not in rec[-1]
+    assert main([*args, "loss.lambda_spectrum=-1", "--out", str(root / "neg")]) == 2

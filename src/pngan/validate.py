@@ -227,7 +227,7 @@ CONFIG_RULES: dict[str, Rule] = {
     "GeneratorConfig.blocks": Rule(1, 64), "LossConfig.d_channels": Rule(1, 4096),
     "SyntheticConfig.sigma": Rule(0.0, 1000.0), "SyntheticConfig.sigma_max": Rule(0.0, 1000.0),
     "LossConfig.lambda_p": _NONNEG_F, "LossConfig.lambda_ra": _NONNEG_F, "LossConfig.lambda_align": _NONNEG_F,
-    "LossConfig.align_lowpass": Rule(0.0, 64.0),
+    "LossConfig.align_lowpass": Rule(0.0, 64.0), "LossConfig.lambda_spectrum": _NONNEG_F,
     # optimiser (both trainers)
     "OptimConfig.lr": _POS_F, "OptimConfig.lr_min": _NONNEG_F, "OptimConfig.d_lr": _POS_F,
     "OptimConfig.beta1": _BETA, "OptimConfig.beta2": _BETA,

@@ -20,7 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--setting", help="score a synthetic baseline instead: awgn (1), raw (2), calibrated (fitted on "
                      "--fit pairs) or calibrated:FILE.json")
     n.add_argument("--fit", metavar="SPEC", help="with --setting calibrated: the real training pairs to fit it on "
-                   "(e.g. polyu:DIR@train; never the --real pairs you score on)")
+                   "(e.g. polyu:DIR@train; never the --real pairs you score on); with --checkpoints: also score "
+                   "the calibrated baseline fitted on these pairs, for comparison")
+    n.add_argument("--checkpoints", action="store_true",
+                   help="with --generator RUN: score every checkpoint the run kept (metrics against training "
+                   "steps: time to quality); keep more with run.keep_checkpoints / run.ckpt_every when training")
+    n.add_argument("--plot", metavar="PNG", help="with --checkpoints: draw the metrics against steps")
     n.add_argument("--samples", type=COUNT, default=None, metavar="L",
                    help="generated samples per image, L: AKLD is averaged over them (DANet's protocol uses 50: "
                    "--samples 50). With --generator/--setting default 1 (CPU-friendly); with --generated the first "
@@ -106,6 +111,54 @@ def denoiser_table(sets: list[dict], which: str = "y") -> str:
     return "\n".join(lines)
 
 
+TRAJECTORY_COLUMNS = ("kld_noiseflow", "akld", "mmd", "std_ratio", "spectrum_shape", "leakage_gen")
+
+
+def _trajectory(args: argparse.Namespace) -> int:
+    """``evaluate noise --generator RUN --checkpoints``: every kept checkpoint on the --real pairs."""
+    from pngan.data.specs import open_dataset
+    from pngan.errors import PnganError
+    from pngan.eval import denoise_eval as de
+
+    if not args.checkpoints:
+        raise PnganError("--plot draws a checkpoint trajectory: add --checkpoints")
+    if args.generator is None:
+        raise PnganError("--checkpoints needs --generator RUN (a 'pngan train' run folder)")
+    if args.plot:
+        from pngan.validate import writable_file
+
+        writable_file(args.plot, "--plot file")
+    real = open_dataset(args.real)
+    samples = args.samples or 1
+    head = "| step | " + " | ".join(TRAJECTORY_COLUMNS) + " |"
+    print(head + "\n|" + "---|" * (len(TRAJECTORY_COLUMNS) + 1), flush=True)
+
+    def row(label, mean):
+        print(f"| {label} | " + " | ".join(f"{mean[k]:.4f}" for k in TRAJECTORY_COLUMNS) + " |", flush=True)
+
+    baselines = {}
+    if args.fit:
+        from pngan.noise.calibrated import fit_calibrated
+
+        fitted = fit_calibrated(open_dataset(args.fit))
+        b = de.evaluate_noise(real, sample_fn=de.synthetic_sampler(fitted, args.seed), samples=samples)
+        baselines[f"calibrated (fitted on {args.fit})"] = b["mean"]
+        row("calibrated", b["mean"])
+    res = de.checkpoint_trajectory(args.generator, real, seed=args.seed, samples=samples,
+                                   progress=lambda r: row(r["step"], r["mean"]))
+    res["baselines"] = baselines
+    print("best step: " + ", ".join(f"{k} {v}" for k, v in res["best_step"].items())
+          + "  (chosen on --real: select on a validation split, not on your test pairs)")
+    if args.plot:
+        from pngan.eval.plots import plot_trajectory
+
+        plot_trajectory(args.plot, res["checkpoints"], baselines)
+        print(f"plot: {args.plot}")
+    if args.json:
+        _write_json(args.json, res)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -114,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
     from pngan.eval import denoise_eval as de
 
     _check_outputs(args)
+    if args.what == "noise" and (args.checkpoints or args.plot):
+        return _trajectory(args)
     if args.what == "noise":
         if args.setting is not None:
             from pngan.noise import canonical_setting

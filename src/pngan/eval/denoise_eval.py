@@ -246,3 +246,27 @@ def generator_sampler(run_or_weights: str | Path, seed: int = 0, device: str = "
         return gen(clean.float(), generator=g).cpu()
 
     return fn
+
+
+def checkpoint_trajectory(run: str | Path, real_set, *, seed: int = 0, samples: int = 1,
+                          device: str = "cpu", progress=None) -> dict:
+    """Realism of every kept checkpoint of a ``pngan train`` run against ``real_set`` (held-out
+    pairs): the metrics against training steps (time to quality). Every checkpoint generates with
+    the same per-image seeds, so differences between steps come from the weights alone. Keep more
+    checkpoints while training (``run.keep_checkpoints``, ``run.ckpt_every``) for a finer curve."""
+    from pngan.train.checkpoint import list_checkpoints
+
+    run = Path(run)
+    cks = [(step, d / "generator.safetensors") for step, d in list_checkpoints(run)]
+    cks = [(step, f) for step, f in cks if f.is_file()]
+    if not cks:
+        raise PnganError("no generator checkpoints in this run folder (give a 'pngan train' run folder)", run)
+    rows = []
+    for step, f in cks:
+        r = evaluate_noise(real_set, sample_fn=generator_sampler(f, seed, device), samples=samples)
+        rows.append({"step": step, "weights": str(f), "mean": r["mean"]})
+        if progress is not None:
+            progress(rows[-1])
+    best = {k: min(rows, key=lambda r: r["mean"][k])["step"] for k in ("kld_noiseflow", "akld", "mmd")}
+    return {"kind": "noise-trajectory", "run": str(run), "real": real_set.spec, "samples": samples,
+            "seed": seed, "checkpoints": rows, "best_step": best}

@@ -113,3 +113,29 @@ def plot_training_curves(path, stats: list[dict], title: str = "training") -> Pa
     for j in range(n, nrow * ncol):
         axes[j // ncol][j % ncol].axis("off")
     return _save(fig, path)
+
+
+TRAJECTORY_KEYS = ("kld_noiseflow", "akld", "mmd", "std_ratio", "spectrum_shape", "leakage_gen")
+
+
+def plot_trajectory(path, rows: list[dict], baselines: dict[str, dict] | None = None,
+                    title: str = "held-out realism") -> Path:
+    """Realism metrics of a run's checkpoints against the training step (``rows``: records with
+    ``step`` and ``mean``), each baseline's value (``{label: mean}``) as a dashed line."""
+    plt = _plt()
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.4), squeeze=False)
+    steps = [r["step"] for r in rows]
+    for i, k in enumerate(TRAJECTORY_KEYS):
+        ax = axes[i // 3][i % 3]
+        ax.plot(steps, [r["mean"][k] for r in rows], "o-", lw=1.2, ms=3, color="tab:red", label="generator")
+        for j, (label, mean) in enumerate((baselines or {}).items()):
+            ax.axhline(mean[k], ls="--", lw=1, color=f"C{j}", label=label)
+        if k == "std_ratio":
+            ax.axhline(1.0, ls=":", lw=1, color="black", label="real")
+        if k == "leakage_gen" and "leakage_real" in rows[0]["mean"]:
+            ax.axhline(rows[0]["mean"]["leakage_real"], ls=":", lw=1, color="black", label="real")
+        ax.set_title(f"{title}: {k}", fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)

@@ -12,7 +12,9 @@ choices differ from the paper, because at this budget they decide whether the ou
 at all (measured in docs/experiments.md): the generator's input is the ``calibrated`` setting
 fitted on the training pairs instead of setting 1 (from AWGN sigma 50, 400 steps give a blurred copy
 of the clean image with blotchy noise, 2.3x too strong), and the generator starts as the identity
-of its input (``generator.init=identity``: the tail conv starts at zero).
+of its input (``generator.init=identity``: the tail conv starts at zero). Two terms are added or
+changed in the loss: the alignment L1 compares low-passed denoised images (``loss.align_lowpass=4``)
+and the noise power spectra of fake and real are matched (``loss.lambda_spectrum=0.01``).
 """
 
 from __future__ import annotations
@@ -89,6 +91,9 @@ class LossConfig:
     # Gaussian std (pixels) applied to both denoised images before the alignment L1; 0 = the paper
     # (not in the paper: removes the bias a weak frozen denoiser's residual noise gives the L1)
     align_lowpass: float = 0.0
+    # weight of the noise power-spectrum matching term (not in the paper: 0; pngan.losses.spectrum):
+    # the batch-averaged radial spectra of fake - clean and real - clean, compared in log
+    lambda_spectrum: float = 0.0
     perceptual: Literal["imagenet", "random", "off"] = "imagenet"
     # imagenet perceptual loss without --vgg weights: error (the paper's setting cannot run without
     # them) or warn and train without the perceptual term (small presets)
@@ -154,7 +159,9 @@ PRESETS: dict[str, dict] = {
         "synthetic": {"setting": "calibrated"},
         # align_lowpass 4: a small frozen denoiser leaves residual noise, and the paper's pointwise
         # alignment L1 then pulls the generator to weaker, blurred noise (docs/experiments.md, session 4)
-        "loss": {"perceptual_missing": "warn", "align_lowpass": 4.0},
+        # lambda_spectrum 0.01: the 9x9 pixel discriminator cannot see the noise level at low frequencies and
+        # lets it sink; matching the batch's radial noise spectra holds it (docs/experiments.md, session 5)
+        "loss": {"perceptual_missing": "warn", "align_lowpass": 4.0, "lambda_spectrum": 0.01},
         "optim": {"lr": 1e-3},
         "data": {"patch_size": 48, "batch_size": 8},
         "run": {"steps": 400, "log_every": 10, "sample_every": 100, "ckpt_every": 100},

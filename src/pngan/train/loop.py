@@ -323,7 +323,7 @@ class PnganStep:
 
     def g_loss(self, clean: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, terms: dict[str, float]):
         """Eq. 13: L_align + lambda_p * L_perceptual + lambda_ra * L_ra (D fixed)."""
-        from pngan.losses import alignment_l1, naive_l1, perceptual_loss
+        from pngan.losses import alignment_l1, naive_l1, perceptual_loss, spectrum_loss
 
         n, cfg = self.nets, self.cfg
         with self.autocast():
@@ -337,6 +337,10 @@ class PnganStep:
                 l_p = perceptual_loss(n.perceptual, fake.float(), real)
                 lossG = lossG + cfg.loss.lambda_p * l_p
                 terms["loss_perceptual"] = float(l_p.detach())
+            if cfg.loss.lambda_spectrum > 0:  # not in the paper (pngan.losses.spectrum)
+                l_s = spectrum_loss(fake, real, clean)
+                lossG = lossG + cfg.loss.lambda_spectrum * l_s
+                terms["loss_spectrum"] = float(l_s.detach())
             if n.D is not None:
                 # the plain module (not the DDP wrapper): D takes no gradient in G's step
                 with torch.no_grad():
