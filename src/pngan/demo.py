@@ -38,7 +38,7 @@ log = logging.getLogger("pngan")
 # 300 steps did not denoise at all: 26.66 dB on a 26.50 dB input, docs/experiments.md.)
 DEMO_DENOISER = "frozen-cpu"
 # PNGAN steps of the demo on CPU without --steps/--config (cpu-small itself has 400): keeps the whole
-# demo under 10 minutes on 2 cores with three 800-step denoisers.
+# demo at 8-10 minutes on 2 cores with three 800-step denoisers (483 s and 614 s measured).
 DEMO_CPU_STEPS = 250
 
 

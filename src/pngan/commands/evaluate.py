@@ -142,11 +142,12 @@ def _trajectory(args: argparse.Namespace) -> int:
 
         fitted = fit_calibrated(open_dataset(args.fit))
         b = de.evaluate_noise(real, sample_fn=de.synthetic_sampler(fitted, args.seed), samples=samples)
-        baselines[f"calibrated (fitted on {args.fit})"] = b["mean"]
+        baselines["calibrated (fitted on --fit)"] = b["mean"]
         row("calibrated", b["mean"])
     res = de.checkpoint_trajectory(args.generator, real, seed=args.seed, samples=samples,
                                    progress=lambda r: row(r["step"], r["mean"]))
     res["baselines"] = baselines
+    res["fit"] = args.fit
     print("best step: " + ", ".join(f"{k} {v}" for k, v in res["best_step"].items())
           + "  (chosen on --real: select on a validation split, not on your test pairs)")
     if args.plot:
