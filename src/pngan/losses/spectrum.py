@@ -19,6 +19,8 @@ the same whatever its power. It is a pure function of tensors.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 RINGS = 8
@@ -33,11 +35,17 @@ def _ring_index(h: int, w: int, rings: int, device) -> tuple[torch.Tensor, torch
     return idx[keep], keep
 
 
-def radial_power(noise: torch.Tensor, rings: int = RINGS) -> torch.Tensor:
+def _mean0(t: torch.Tensor) -> torch.Tensor:
+    return t.mean(dim=0, keepdim=True)
+
+
+def radial_power(noise: torch.Tensor, rings: int = RINGS,
+                 batch_mean: Callable[[torch.Tensor], torch.Tensor] = _mean0) -> torch.Tensor:
     """Batch-averaged radial power spectrum of ``noise`` (B, 3, H, W): (4, rings) for R, G, B and
-    their mean; power in variance units (orthonormal FFT: a white field of std s has power s^2)."""
+    their mean; power in variance units (orthonormal FFT: a white field of std s has power s^2).
+    ``batch_mean`` takes the mean over dim 0 (keepdim); multi-process training passes a global one."""
     x = torch.cat([noise, noise.mean(dim=1, keepdim=True)], dim=1).float()
-    p = torch.fft.rfft2(x, norm="ortho").abs().square().mean(dim=0)  # (4, H, W//2+1)
+    p = batch_mean(torch.fft.rfft2(x, norm="ortho").abs().square())[0]  # (4, H, W//2+1)
     idx, keep = _ring_index(x.shape[-2], x.shape[-1], rings, x.device)
     v = p[:, keep]  # (4, N)
     total = torch.zeros(x.shape[1], rings, device=x.device, dtype=v.dtype).index_add_(1, idx, v)
@@ -46,13 +54,14 @@ def radial_power(noise: torch.Tensor, rings: int = RINGS) -> torch.Tensor:
 
 
 def spectrum_loss(fake: torch.Tensor, real: torch.Tensor, clean: torch.Tensor, rings: int = RINGS,
-                  eps: float = 1e-10) -> torch.Tensor:
+                  eps: float = 1e-10, batch_mean: Callable[[torch.Tensor], torch.Tensor] = _mean0) -> torch.Tensor:
     """Mean absolute log-ratio of the batch-averaged radial noise power spectra of ``fake`` and
-    ``real`` (both noisy versions of ``clean``, (B, 3, H, W)); gradients flow to ``fake`` only."""
+    ``real`` (both noisy versions of ``clean``, (B, 3, H, W)); gradients flow to ``fake`` only.
+    ``batch_mean``: see :func:`radial_power` (the global batch under torchrun)."""
     if fake.shape != real.shape or fake.shape != clean.shape or fake.dim() != 4:
         raise ValueError(f"fake, real and clean must be (B,3,H,W) of one shape, got {tuple(fake.shape)}, "
                          f"{tuple(real.shape)}, {tuple(clean.shape)}")
     with torch.no_grad():
-        s_real = radial_power(real.float() - clean.float(), rings)
-    s_fake = radial_power(fake.float() - clean.float(), rings)
+        s_real = radial_power(real.float() - clean.float(), rings, batch_mean)
+    s_fake = radial_power(fake.float() - clean.float(), rings, batch_mean)
     return (torch.log(s_fake + eps) - torch.log(s_real + eps)).abs().mean()

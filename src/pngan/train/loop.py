@@ -338,7 +338,8 @@ class PnganStep:
                 lossG = lossG + cfg.loss.lambda_p * l_p
                 terms["loss_perceptual"] = float(l_p.detach())
             if cfg.loss.lambda_spectrum > 0:  # not in the paper (pngan.losses.spectrum)
-                l_s = spectrum_loss(fake, real, clean)
+                # spectra averaged over the global batch: N processes optimise the 1-process loss
+                l_s = spectrum_loss(fake, real, clean, batch_mean=self.dist.batch_mean)
                 lossG = lossG + cfg.loss.lambda_spectrum * l_s
                 terms["loss_spectrum"] = float(l_s.detach())
             if n.D is not None:
