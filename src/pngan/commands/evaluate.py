@@ -111,14 +111,12 @@ def denoiser_table(sets: list[dict], which: str = "y") -> str:
     return "\n".join(lines)
 
 
-TRAJECTORY_COLUMNS = ("kld_noiseflow", "akld", "mmd", "std_ratio", "spectrum_shape", "leakage_gen")
-
-
 def _trajectory(args: argparse.Namespace) -> int:
     """``evaluate noise --generator RUN --checkpoints``: every kept checkpoint on the --real pairs."""
     from pngan.data.specs import open_dataset
     from pngan.errors import PnganError
     from pngan.eval import denoise_eval as de
+    from pngan.eval.plots import TRAJECTORY_KEYS as TRAJECTORY_COLUMNS  # the plot's panels are the table's columns
 
     if not args.checkpoints:
         raise PnganError("--plot draws a checkpoint trajectory: add --checkpoints")
