@@ -7,7 +7,7 @@
    PSNR gain on the held-out pairs is reported (a denoiser that does not denoise blinds the
    alignment loss to blur);
 3. the fitted baseline: the calibrated setting fitted on the real training pairs;
-4. PNGAN: SMNet trained against the real training pairs (``cpu-small`` for 250 steps on CPU,
+4. PNGAN: SMNet trained against the real training pairs (``cpu-small`` for 200 steps on CPU,
    ``paper`` on GPU);
 5. four identical small denoisers (``frozen-cpu``: DnCNN depth 8, 800 steps), same budget, each
    trained on the training clean images with fresh noise every step from: setting 1, the
@@ -38,8 +38,9 @@ log = logging.getLogger("pngan")
 # 300 steps did not denoise at all: 26.66 dB on a 26.50 dB input, docs/experiments.md.)
 DEMO_DENOISER = "frozen-cpu"
 # PNGAN steps of the demo on CPU without --steps/--config (cpu-small itself has 400): keeps the whole
-# demo at 8-10 minutes on 2 cores with three 800-step denoisers (483 s and 614 s measured).
-DEMO_CPU_STEPS = 250
+# demo under 10 minutes on 2 cores with three 800-step denoisers (571 s measured on a slow day, when 250
+# steps took 614 s with the same realism and denoiser PSNR: docs/experiments.md, session 5).
+DEMO_CPU_STEPS = 200
 
 
 def _finished(res):

@@ -13,7 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(split by scene into train and held-out test)")
     p.add_argument("--denoiser", metavar="NAME:CKPT", help="frozen real denoiser (default: train a small DnCNN here)")
     p.add_argument("--config", metavar="PRESET|FILE", help="PNGAN config (default cpu-small on CPU, paper on GPU)")
-    p.add_argument("--steps", type=STEPS, help="PNGAN training steps (default: 250 with cpu-small on CPU, else the config's)")
+    p.add_argument("--steps", type=STEPS, help="PNGAN training steps (default: 200 with cpu-small on CPU, else the config's)")
     p.add_argument("--denoiser-steps", type=STEPS, help="steps of each small denoiser (default: frozen-cpu's 800)")
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
