@@ -135,11 +135,9 @@ def _trajectory(args: argparse.Namespace) -> int:
         print(f"| {label} | " + " | ".join(f"{mean[k]:.4f}" for k in TRAJECTORY_COLUMNS) + " |", flush=True)
 
     baselines = {}
-    if args.fit:
-        from pngan.noise.calibrated import fit_calibrated
-
-        fitted = fit_calibrated(open_dataset(args.fit))
-        b = de.evaluate_noise(real, sample_fn=de.synthetic_sampler(fitted, args.seed), samples=samples)
+    if args.fit:  # the same baseline as '--setting calibrated --fit SPEC'
+        b = de.evaluate_noise(real, sample_fn=de.synthetic_sampler("calibrated", args.seed, fit=args.fit),
+                              samples=samples)
         baselines["calibrated (fitted on --fit)"] = b["mean"]
         row("calibrated", b["mean"])
     res = de.checkpoint_trajectory(args.generator, real, seed=args.seed, samples=samples,

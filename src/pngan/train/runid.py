@@ -32,7 +32,6 @@ SAFE_ON_RESUME = frozenset({
 })
 
 
-
 def normalize_spec(spec: str) -> str:
     """``pairs:./a/../b`` -> ``pairs:/abs/b@all`` (the same data however it was typed); on-the-fly
     sources ``synth:SETTING:SPEC`` / ``gen:RUN:SPEC`` keep their prefix with SPEC normalised."""
