@@ -96,6 +96,7 @@ STEPS = int_range(1, 10**9)
 COUNT = int_range(1, 10**6)  # --samples, --max-images
 SEED = int_range(0, 2**63 - 1)
 OVERLAP = int_range(0, 4096)
+GAIN = float_range(0.0, 100.0)  # --gain: the calibrated setting's noise level (1: the fit's)
 
 
 def check_device(device: str) -> None:
@@ -259,7 +260,17 @@ def _check_sigma_range(cfg: Any) -> None:
         raise PnganError(f"synthetic.sigma_max ({syn.sigma_max}) is below synthetic.sigma ({syn.sigma})")
 
 
-CROSS_CHECKS: list[Callable[[Any], None]] = [_check_sigma_range]
+def _check_level(cfg: Any) -> None:
+    syn = getattr(cfg, "synthetic", None)
+    if syn is not None and getattr(syn, "level", "fixed") == "match":
+        from pngan.noise import canonical_setting
+
+        if canonical_setting(syn.setting) != "calibrated":
+            raise PnganError(f"synthetic.level=match needs synthetic.setting=calibrated (got {syn.setting!r}): "
+                             "only the calibrated setting's level is scaled to the real noise")
+
+
+CROSS_CHECKS: list[Callable[[Any], None]] = [_check_sigma_range, _check_level]
 
 
 def validate_config(cfg: Any, prefix: str = "") -> None:

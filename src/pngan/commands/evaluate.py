@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="generated samples per image, L: AKLD is averaged over them (DANet's protocol uses 50: "
                    "--samples 50). With --generator/--setting default 1 (CPU-friendly); with --generated the first "
                    "L samples X_0..X_{L-1} of each image (default: all found)")
+    n.add_argument("--level", choices=("fixed", "match"), default="fixed",
+                   help="fixed (default): every image at the level the model was fitted/trained at. match: each "
+                   "model is given each --real pair's noise level, one number per image (the gain of the "
+                   "calibrated fit that the pair's noise has; for SIDD, whose images span ISO 100-3200, this is "
+                   "the part the ISO plays for NoiseFlow), so the metrics compare the noise's shape, not a level "
+                   "no model can see in a clean image. For --setting calibrated and generators fed by it")
     n.add_argument("--seed", type=SEED, default=0)
     n.add_argument("--json", metavar="OUT", help="write per-image and mean metrics as JSON")
 
@@ -136,11 +142,11 @@ def _trajectory(args: argparse.Namespace) -> int:
 
     baselines = {}
     if args.fit:  # the same baseline as '--setting calibrated --fit SPEC'
-        b = de.evaluate_noise(real, sample_fn=de.synthetic_sampler("calibrated", args.seed, fit=args.fit),
-                              samples=samples)
+        b = de.evaluate_noise(real, sample_fn=de.synthetic_sampler("calibrated", args.seed, fit=args.fit,
+                                                                   level=args.level), samples=samples)
         baselines["calibrated (fitted on --fit)"] = b["mean"]
         row("calibrated", b["mean"])
-    res = de.checkpoint_trajectory(args.generator, real, seed=args.seed, samples=samples,
+    res = de.checkpoint_trajectory(args.generator, real, seed=args.seed, samples=samples, level=args.level,
                                    progress=lambda r: row(r["step"], r["mean"]))
     res["baselines"] = baselines
     res["fit"] = args.fit
@@ -172,10 +178,13 @@ def run(args: argparse.Namespace) -> int:
 
             canonical_setting(args.setting.split(':', 1)[0])
         fn = None  # the generator (or setting) is checked before the data are read
+        if args.level != "fixed" and args.generated is not None:
+            raise PnganError("--level match generates at each real pair's level: use it with --generator or "
+                             "--setting, not --generated")
         if args.generator is not None:
-            fn = de.generator_sampler(args.generator, seed=args.seed)
+            fn = de.generator_sampler(args.generator, seed=args.seed, level=args.level)
         elif args.setting is not None:
-            fn = de.synthetic_sampler(args.setting, seed=args.seed, fit=args.fit)
+            fn = de.synthetic_sampler(args.setting, seed=args.seed, fit=args.fit, level=args.level)
         real = open_dataset(args.real)
         if args.generated is not None:
             res = de.evaluate_noise(real, generated=de.collect_generated(args.generated), samples=args.samples,
@@ -184,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             res = de.evaluate_noise(real, sample_fn=fn, samples=args.samples or 1, progress=tqdm)
             res["generated"] = args.generator or f"setting:{args.setting}"
+            res["level"] = args.level
         res["kind"] = "noise"
         _print_noise(res)
     elif args.what == "pgap":

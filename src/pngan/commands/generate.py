@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pngan.validate import COUNT, OVERLAP, SEED, device_name, tile_size
+from pngan.validate import COUNT, GAIN, OVERLAP, SEED, device_name, tile_size
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,6 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="replace what an earlier job wrote in --output (noisy/, clean/, manifest.jsonl)")
     p.add_argument("--samples", type=COUNT, default=1, help="noisy samples per clean image (default 1)")
     p.add_argument("--seed", type=SEED, default=0, help="run seed; each (image, sample) derives its own")
+    p.add_argument("--gain", type=GAIN, default=None, metavar="G",
+                   help="noise level, for a generator fed by the calibrated setting: its input noise std times G "
+                   "(1: the level fitted on its training pairs; e.g. 0.4 or 1.7 for SIDD's low and high ISOs). "
+                   "Most useful with a generator trained with synthetic.level=match, whose output follows it")
     p.add_argument("--tile", type=tile_size, default=512,
                    help="tile size for large images (default 512; 0: whole image; else >= 8)")
     p.add_argument("--overlap", type=OVERLAP, default=32, help="tile halo in pixels (default 32)")
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     job = {"command": "generate", "generator_sha256": file_sha256(gen_file), "input": normalize_spec(spec),
            "seed": args.seed, "fast_tiles": args.fast_tiles, "precision": args.precision,
            "tiling": [args.tile, args.overlap] if args.fast_tiles else None,
-           "samples": args.samples, "_safe": ["samples"]}
+           "samples": args.samples, "_safe": ["samples"], **({"gain": args.gain} if args.gain is not None else {})}
     dist = init(args.device)
     device = resolve_device(args.device, dist)
     if device.type == "cuda":
@@ -74,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = generate(gen, spec, args.output, samples=args.samples, seed=args.seed, rank=dist.rank,
                        world_size=dist.world_size, progress=not args.quiet, barrier=dist.barrier,
-                       generator_id=job["generator_sha256"][:16])
+                       generator_id=job["generator_sha256"][:16], gain=args.gain)
     finally:
         if dist.is_main:
             outdir.release(args.output)

@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from pngan.validate import SEED
+from pngan.validate import GAIN, SEED
 
 FORMATS = {"png": (".png", 8), "png16": (".png", 16), "tif": (".tif", 16)}
 
@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace what an earlier job wrote in --output (noisy/, clean/, manifest.jsonl); without "
                         "it a folder holding another job or foreign files is refused")
+    parser.add_argument("--gain", type=GAIN, default=None, metavar="G",
+                        help="calibrated only: the noise std times G (1: the level of the pairs it was fitted on)")
     parser.add_argument("--seed", type=SEED, default=0, help="run seed; image X uses derive_seed(seed, X) (default 0)")
     parser.add_argument("--format", choices=sorted(FORMATS), default="png",
                         help="png (8-bit, default), png16 or tif (16-bit)")
@@ -117,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         setting = canonical_setting(args.setting)
     if args.fit and setting != "calibrated":
         raise PnganError("--fit applies to --setting calibrated only")
+    if args.gain is not None and setting != "calibrated":
+        raise PnganError("--gain applies to --setting calibrated only (setting 1: --sigma)")
     kwargs = {}
     if args.sigma is not None:
         if setting != "awgn":
@@ -143,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     from pngan.train.runid import normalize_spec
 
     job = {"command": "synth", "setting": setting, "sigma": kwargs.get("sigma"), "input": normalize_spec(spec),
-           "seed": args.seed, "format": args.format}
+           "seed": args.seed, "format": args.format, **({"gain": args.gain} if args.gain is not None else {})}
     outdir.claim(out, job, overwrite=args.overwrite)  # lock; refuse another job's or foreign files
     try:
         return _synth(args, spec, out, module, setting)
@@ -181,7 +185,11 @@ def _synth(args, spec, out, module, setting) -> int:
         seed = derive_seed(args.seed, sample.name)
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            noisy, params = module(sample.clean[None].float(), g, return_params=True)
+            if args.gain is None:
+                noisy, params = module(sample.clean[None].float(), g, return_params=True)
+            else:
+                noisy, params = module(sample.clean[None].float(), g, return_params=True, gain=args.gain)
+                params = [{**params[0], "gain": args.gain}]
         rel = names[i] + ext
         write_image(out / "noisy" / rel, noisy[0].clamp(0, 1), bits=bits)
         write_image(out / "clean" / rel, sample.clean, bits=bits)

@@ -173,7 +173,10 @@ def evaluate_noise(real_set, *, generated: dict[str, list[torch.Tensor]] | None 
                                      f"the real pair {tuple(s.clean.shape)}")
         else:
             with torch.inference_mode():
-                gens = [sample_fn(s.clean, s.name, k).clamp(0, 1) for k in range(samples)]
+                if getattr(sample_fn, "level_matched", False):  # given this pair's noise level (--level match)
+                    gens = [sample_fn(s.clean, s.name, k, s.noisy).clamp(0, 1) for k in range(samples)]
+                else:
+                    gens = [sample_fn(s.clean, s.name, k).clamp(0, 1) for k in range(samples)]
         rows[s.name] = {**noise_metrics(s.noisy, s.clean, gens), **structure_metrics(s.noisy, s.clean, gens)}
     if not rows:
         raise PnganError(f"{real_set.spec}: the data set is empty")
@@ -184,21 +187,48 @@ def evaluate_noise(real_set, *, generated: dict[str, list[torch.Tensor]] | None 
     return {"real": real_set.spec, "count": len(rows), "samples": used, "images": rows, "mean": mean}
 
 
-def synthetic_sampler(setting, seed: int = 0, fit: str | None = None, **kw
+LEVELS = ("fixed", "match")
+
+
+def _level_matched(fn: Callable, calibrated, level: str, what: str) -> Callable:
+    """``fn(clean, name, k, gain)`` as a ``sample_fn`` that is given each real pair's noise level
+    (``level="match"``: :func:`pngan.noise.calibrated.level_gain` of the pair under ``calibrated``,
+    one number per image, like the ISO that SIDD's noise models are given), or ``fn`` at gain 1."""
+    from pngan.noise.calibrated import CalibratedNoise, level_gain
+
+    if level not in LEVELS:
+        raise PnganError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
+    if level == "fixed":
+        return lambda clean, name, k: fn(clean, name, k, None)
+    if not isinstance(calibrated, CalibratedNoise):
+        raise PnganError(f"--level match scales a calibrated noise model to each pair's level; {what} is "
+                         f"'{getattr(calibrated, 'setting', type(calibrated).__name__)}'")
+
+    def matched(clean: torch.Tensor, name: str, k: int, noisy: torch.Tensor) -> torch.Tensor:
+        return fn(clean, name, k, float(level_gain(calibrated, clean, noisy)[0]))
+
+    matched.level_matched = True
+    return matched
+
+
+def synthetic_sampler(setting, seed: int = 0, fit: str | None = None, level: str = "fixed", **kw
                       ) -> Callable[[torch.Tensor, str, int], torch.Tensor]:
     """``sample_fn`` for :func:`evaluate_noise` from a synthetic setting (baselines), seeded per
     (image name, sample index). ``setting``: a setting module, or a spec for
-    :func:`pngan.noise.resolve_setting` (``calibrated`` is fitted on the pairs ``fit``)."""
+    :func:`pngan.noise.resolve_setting` (``calibrated`` is fitted on the pairs ``fit``).
+    ``level="match"`` (calibrated only): each image at its real pair's noise level."""
     from pngan.noise import resolve_setting
     from pngan.seeding import derive_seed
 
     model = setting if isinstance(setting, torch.nn.Module) else resolve_setting(setting, fit, **kw)
 
-    def fn(clean: torch.Tensor, name: str, k: int) -> torch.Tensor:
+    def fn(clean: torch.Tensor, name: str, k: int, gain: float | None) -> torch.Tensor:
         g = torch.Generator().manual_seed(derive_seed(seed, name, k))
-        return model(clean[None].float(), generator=g)[0]
+        if gain is None:
+            return model(clean[None].float(), generator=g)[0]
+        return model(clean[None].float(), generator=g, gain=gain)[0]
 
-    return fn
+    return _level_matched(fn, model, level, "the setting")
 
 
 def pgap(real_train: list[str], generated_train: list[str], test: str, out: str | Path, *, arch: str = "dncnn",
@@ -232,24 +262,25 @@ def pgap(real_train: list[str], generated_train: list[str], test: str, out: str 
     return res
 
 
-def generator_sampler(run_or_weights: str | Path, seed: int = 0, device: str = "cpu"
+def generator_sampler(run_or_weights: str | Path, seed: int = 0, device: str = "cpu", level: str = "fixed"
                       ) -> Callable[[torch.Tensor, str, int], torch.Tensor]:
     """``sample_fn`` for :func:`evaluate_noise` from a trained generator (run folder or
-    safetensors), seeded per (image name, sample index) like ``pngan generate``."""
+    safetensors), seeded per (image name, sample index) like ``pngan generate``. ``level="match"``
+    (a generator fed by the calibrated setting): its input at each real pair's noise level."""
     from pngan.infer.api import NoiseGenerator
     from pngan.seeding import make_generator
 
     gen = NoiseGenerator.load(run_or_weights, device=device)
 
-    def fn(clean: torch.Tensor, name: str, k: int) -> torch.Tensor:
+    def fn(clean: torch.Tensor, name: str, k: int, gain: float | None) -> torch.Tensor:
         g = make_generator(seed, name, k)
-        return gen(clean.float(), generator=g).cpu()
+        return gen(clean.float(), generator=g, gain=gain).cpu()
 
-    return fn
+    return _level_matched(fn, gen.synthetic, level, "the generator's input setting")
 
 
 def checkpoint_trajectory(run: str | Path, real_set, *, seed: int = 0, samples: int = 1,
-                          device: str = "cpu", progress=None) -> dict:
+                          device: str = "cpu", level: str = "fixed", progress=None) -> dict:
     """Realism of every kept checkpoint of a ``pngan train`` run against ``real_set`` (held-out
     pairs): the metrics against training steps (time to quality). Every checkpoint generates with
     the same per-image seeds, so differences between steps come from the weights alone. Keep more
@@ -263,10 +294,10 @@ def checkpoint_trajectory(run: str | Path, real_set, *, seed: int = 0, samples: 
         raise PnganError("no generator checkpoints in this run folder (give a 'pngan train' run folder)", run)
     rows = []
     for step, f in cks:
-        r = evaluate_noise(real_set, sample_fn=generator_sampler(f, seed, device), samples=samples)
+        r = evaluate_noise(real_set, sample_fn=generator_sampler(f, seed, device, level), samples=samples)
         rows.append({"step": step, "weights": str(f), "mean": r["mean"]})
         if progress is not None:
             progress(rows[-1])
     best = {k: min(rows, key=lambda r: r["mean"][k])["step"] for k in ("kld_noiseflow", "akld", "mmd")}
     return {"kind": "noise-trajectory", "run": str(run), "real": real_set.spec, "samples": samples,
-            "seed": seed, "checkpoints": rows, "best_step": best}
+            "seed": seed, "level": level, "checkpoints": rows, "best_step": best}

@@ -82,8 +82,10 @@ def generate(
     progress: bool = True,
     barrier=None,
     generator_id: str | None = None,
+    gain: float | None = None,
 ) -> dict:
-    """Write the pairs; returns counts ``{"written", "skipped", "images"}``."""
+    """Write the pairs; returns counts ``{"written", "skipped", "images"}``. ``gain``: the noise
+    level of a generator fed by the calibrated setting (1: the level fitted on its training pairs)."""
     from pngan.data.specs import open_dataset, parse_spec
     from pngan.io.atomic import atomic_write_text
     from pngan.io.images import write_image
@@ -92,6 +94,8 @@ def generate(
     fmt, path_s, _ = parse_spec(clean_spec)
     out = Path(out)
     check_output(out, None if fmt == "camera" else Path(path_s))
+    if gain is not None:
+        gen.check_gain(gain)
     images = open_dataset(clean_spec)
     if not images.has_clean:
         raise PnganError(f"{images.spec} has no clean images to generate from")
@@ -174,7 +178,12 @@ def generate(
             if k not in todo:
                 skipped += 1
             else:
-                syn, params = gen.synthetic(clean[None].to(gen.device), generator=g, return_params=True)
+                if gain is None:
+                    syn, params = gen.synthetic(clean[None].to(gen.device), generator=g, return_params=True)
+                else:
+                    syn, params = gen.synthetic(clean[None].to(gen.device), generator=g, return_params=True,
+                                                gain=gain)
+                    params = [{**params[0], "gain": gain}]
                 if k == samples - 1:
                     del clean  # not needed any more: one full-size image less while the generator runs
                 fake = gen.realistic(syn)

@@ -80,7 +80,10 @@ class CalibratedNoise(nn.Module):
             w = torch.einsum("ij,bjhw->bihw", m, w)
         return w
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, return_params: bool = False):
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, return_params: bool = False,
+                gain: float | torch.Tensor | None = None):
+        """Noisy versions of ``x``. ``gain`` (a number, or one per image) scales the fitted noise std:
+        the noise level of one image (see :func:`level_gain`); None is 1, the training set's fit."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected (B,3,H,W), got {tuple(x.shape)}")
         wdt = torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -88,6 +91,11 @@ class CalibratedNoise(nn.Module):
         a = torch.tensor(self.a, dtype=wdt, device=x.device)[None, :, None, None]
         b = torch.tensor(self.b, dtype=wdt, device=x.device)[None, :, None, None]
         std = torch.sqrt(a * xx.clamp(0, 1) + b)
+        if gain is not None:
+            g = torch.as_tensor(gain, dtype=wdt, device=x.device).reshape(-1)
+            if g.numel() not in (1, x.shape[0]) or not bool(torch.isfinite(g).all()) or bool((g < 0).any()):
+                raise PnganError(f"calibrated: gain must be one finite number >= 0, or one per image; got {gain!r}")
+            std = std * g[:, None, None, None]
         noisy = xx + std * self.field(x.shape, generator, x.device, wdt)
         if self.clip:
             noisy = noisy.clamp(0.0, 1.0)
@@ -95,6 +103,22 @@ class CalibratedNoise(nn.Module):
         if return_params:
             return noisy, [{"setting": "calibrated"} for _ in range(x.shape[0])]
         return noisy
+
+
+def level_gain(model: CalibratedNoise, clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    """The noise level of each pair relative to the fit: the gain g (one per image of a (B,3,H,W)
+    or (3,H,W) pair) with E[(noisy - clean)^2] = g^2 E[a x + b] over the pixels not within 2/255 of
+    black or white (clipping lowers their variance). It plays the part of the ISO that SIDD's
+    noise models are conditioned on: one number per image, the same for every model."""
+    c = clean[None] if clean.dim() == 3 else clean
+    n = noisy[None] if noisy.dim() == 3 else noisy
+    c, n = c.to(torch.float64), n.to(torch.float64)
+    a = torch.tensor(model.a, dtype=torch.float64, device=c.device)[None, :, None, None]
+    b = torch.tensor(model.b, dtype=torch.float64, device=c.device)[None, :, None, None]
+    keep = ((c > 2 / 255) & (c < 1 - 2 / 255)).to(torch.float64)
+    num = (((n - c) ** 2) * keep).sum(dim=(1, 2, 3))
+    den = ((a * c.clamp(0, 1) + b) * keep).sum(dim=(1, 2, 3))
+    return torch.sqrt(num / den.clamp_min(1e-30))
 
 
 def _fit_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
@@ -183,7 +207,12 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
         k /= np.sqrt((k**2).sum())
         kernel = k.tolist()
         mix = np.linalg.cholesky(corr + 1e-6 * np.eye(3)).tolist()
-    return CalibratedNoise(a, b, kernel, mix, fitted_on=imageset.describe())
+    model = CalibratedNoise(a, b, kernel, mix, fitted_on=imageset.describe())
+    # each fitted pair's noise level relative to the fit (not saved with the model): a wide spread
+    # means the pairs were taken at several ISOs (see synthetic.level=match)
+    model.pair_gains = [float(level_gain(model, torch.from_numpy(c), torch.from_numpy(c + nz))[0])
+                        for c, nz in pairs]
+    return model
 
 
 def load_calibration(path: str | Path) -> CalibratedNoise:

@@ -56,6 +56,14 @@ class SyntheticConfig:
     sigma_max: float | None = None  # setting 1: sample sigma uniformly in [sigma, sigma_max] per image
     calibration: str | None = None  # calibrated: a saved calibration JSON; default: fit on the training pairs
     correlated: bool = True  # calibrated: fit the spatial and cross-channel correlation too
+    # calibrated: the noise level of the generator's input. "fixed": the fit's level for every
+    # image (the training set's average). "match": each training patch's input is scaled to the
+    # level of its real noisy patch (pngan.noise.calibrated.level_gain, one number per patch, the
+    # part ISO plays in SIDD), so the generator learns the noise's shape at every level and its
+    # output follows the level of its input; at generation time the level is chosen with
+    # --gain (1: the fit's level). Not in the paper (its setting 2 draws random levels that have
+    # nothing to do with the real image paired with it): docs/paper-mapping.md.
+    level: Literal["fixed", "match"] = "fixed"
     # setting 2 with CycleISP's released ISP networks (the paper's exact setting 2): all three
     # checkpoints (rgb2raw_joint.pth, raw2rgb_joint.pth, ccm_joint.pth), or none for the analytic ISP
     cycleisp_rgb2raw: str | None = None

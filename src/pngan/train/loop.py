@@ -122,13 +122,20 @@ def _ra_losses_global(dist: Dist, real_logits: torch.Tensor, fake_logits: torch.
             + F.binary_cross_entropy_with_logits(r, torch.zeros_like(r)))
 
 
-def synth_batch(synth, clean: torch.Tensor, seed: int, step: int, first: int) -> torch.Tensor:
+def synth_batch(synth, clean: torch.Tensor, seed: int, step: int, first: int,
+                gains: torch.Tensor | None = None) -> torch.Tensor:
     """Synthetic noisy input of samples first..first+B-1 of step ``step``'s global batch, each drawn
-    from its own generator: independent of how the global batch is split over processes."""
+    from its own generator: independent of how the global batch is split over processes.
+    ``gains`` (one per sample, ``synthetic.level=match``) scales the calibrated setting's level."""
     from pngan.seeding import make_generator
 
-    return torch.cat([synth(clean[i : i + 1], generator=make_generator(seed, "synth", step, first + i))
-                      for i in range(clean.shape[0])])
+    def one(i: int) -> torch.Tensor:
+        g = make_generator(seed, "synth", step, first + i)
+        if gains is None:
+            return synth(clean[i : i + 1], generator=g)
+        return synth(clean[i : i + 1], generator=g, gain=gains[i : i + 1])
+
+    return torch.cat([one(i) for i in range(clean.shape[0])])
 
 
 def build_synthetic_input(cfg: TrainConfig, imageset=None) -> nn.Module:
@@ -144,7 +151,16 @@ def build_synthetic_input(cfg: TrainConfig, imageset=None) -> nn.Module:
         return load_calibration(cfg.synthetic.calibration)
     if imageset is None:
         raise PnganError("synthetic.setting=calibrated needs the training pairs to fit on (or synthetic.calibration=FILE)")
-    return fit_calibrated(imageset, correlated=cfg.synthetic.correlated)
+    model = fit_calibrated(imageset, correlated=cfg.synthetic.correlated)
+    gains = getattr(model, "pair_gains", [])
+    if cfg.synthetic.level == "fixed" and gains and max(gains) > LEVEL_SPREAD * max(min(gains), 1e-6):
+        log.warning("the training pairs' noise levels differ %.1fx (std %.2f-%.2f of the fit: several ISOs?): with "
+                    "synthetic.level=fixed the generator learns one average level; synthetic.level=match gives "
+                    "each input its real pair's level", max(gains) / max(min(gains), 1e-6), min(gains), max(gains))
+    return model
+
+
+LEVEL_SPREAD = 3.0  # pairs whose noise std differs more than this are taken at several levels (ISOs)
 
 
 def check_perceptual(cfg: TrainConfig, vgg_weights: str | None) -> None:
@@ -285,7 +301,13 @@ class PnganStep:
         clean = batch["clean"].to(self.device, non_blocking=True).contiguous(memory_format=mf)
         real = batch["noisy"].to(self.device, non_blocking=True).contiguous(memory_format=mf)
         with torch.no_grad():
-            syn = synth_batch(self.nets.synth, clean, self.cfg.run.seed, step, self.dist.rank * clean.shape[0])
+            gains = None
+            if self.cfg.synthetic.level == "match":  # each input at its real patch's noise level
+                from pngan.noise.calibrated import level_gain
+
+                gains = level_gain(self.nets.synth, clean, real)
+            syn = synth_batch(self.nets.synth, clean, self.cfg.run.seed, step, self.dist.rank * clean.shape[0],
+                              gains)
             syn = syn.contiguous(memory_format=mf)
         return clean, real, syn
 
@@ -498,6 +520,7 @@ def train_pngan(
         "pngan.data": imageset.describe(),
         "pngan.synthetic": synth.describe(),
         "pngan.version": __version__,
+        **({"pngan.level": "match"} if cfg.synthetic.level == "match" else {}),
     })
 
     # --- resume ---
