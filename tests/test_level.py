@@ -130,3 +130,49 @@ def test_training_warns_when_the_pairs_span_several_levels(tmp_path, caplog):
         assert main(["train", *opts, "--out", str(tmp_path / "b"), *TINY_NETS, "run.steps=1",
                      "synthetic.level=match"]) == 0
     assert "differ" not in caplog.text
+
+
+class _Pairs:
+    """A minimal in-memory pair set for fit_calibrated."""
+
+    def __init__(self, pairs):
+        self.pairs, self.spec, self.has_clean, self.has_noisy = pairs, "mem", True, True
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def load(self, i):
+        from types import SimpleNamespace
+
+        c, n = self.pairs[i]
+        return SimpleNamespace(clean=c, noisy=n, name=f"p{i}")
+
+    def describe(self):
+        return "mem"
+
+
+def test_levels_fit_recovers_a_falling_noise_level_function_under_mixed_gains():
+    # one falling noise level function (var = 0.004 (1 - 0.8 x)), pairs at gains 0.5 and 2: the
+    # bright pairs are the noisy ones, so pooling them without gains makes the fit rise with x
+    g = torch.Generator().manual_seed(0)
+    pairs = []
+    for gain, lo in ((0.5, 0.1), (2.0, 0.5), (0.5, 0.1), (2.0, 0.5)):
+        clean = (lo + 0.4 * torch.rand(3, 64, 64, generator=g)).double()
+        std = gain * torch.sqrt(0.004 * (1 - 0.8 * clean))
+        pairs.append((clean, clean + std * torch.randn(clean.shape, generator=g, dtype=torch.float64)))
+    data = _Pairs(pairs)
+    pooled = fit_calibrated(data, correlated=False)
+    joint = fit_calibrated(data, correlated=False, levels=True)
+    assert all(a > 0 for a in pooled.a)  # confounded: rises with intensity
+    for a, b in zip(joint.a, joint.b):
+        assert a / b == pytest.approx(-0.8, abs=0.05)  # the falling shape, whatever the overall level
+    ratio = joint.pair_gains[1] / joint.pair_gains[0]
+    assert ratio == pytest.approx(4.0, rel=0.05)
+
+
+def test_falling_variance_is_valid_but_never_negative():
+    CalibratedNoise([-0.004, -0.001, 0.0], [0.004, 0.002, 0.001])
+    with pytest.raises(PnganError, match="a \\+ b >= 0"):
+        CalibratedNoise([-0.005, 0.0, 0.0], [0.004, 0.001, 0.001])
+    with pytest.raises(PnganError, match="b >= 0"):
+        CalibratedNoise([0.01, 0.0, 0.0], [-0.001, 0.001, 0.001])

@@ -216,11 +216,13 @@ def synthetic_sampler(setting, seed: int = 0, fit: str | None = None, level: str
     """``sample_fn`` for :func:`evaluate_noise` from a synthetic setting (baselines), seeded per
     (image name, sample index). ``setting``: a setting module, or a spec for
     :func:`pngan.noise.resolve_setting` (``calibrated`` is fitted on the pairs ``fit``).
-    ``level="match"`` (calibrated only): each image at its real pair's noise level."""
+    ``level="match"`` (calibrated only): each image at its real pair's noise level, and a
+    ``calibrated`` fitted on ``fit`` is fitted with one level per pair (``fit_calibrated(levels=True)``)."""
     from pngan.noise import resolve_setting
     from pngan.seeding import derive_seed
 
-    model = setting if isinstance(setting, torch.nn.Module) else resolve_setting(setting, fit, **kw)
+    # level-matched scoring fits the calibrated model with one level per pair (as level=match trains)
+    model = setting if isinstance(setting, torch.nn.Module) else resolve_setting(setting, fit, level == "match", **kw)
 
     def fn(clean: torch.Tensor, name: str, k: int, gain: float | None) -> torch.Tensor:
         g = torch.Generator().manual_seed(derive_seed(seed, name, k))

@@ -47,10 +47,11 @@ def build_synthetic(setting: str | int, **kwargs) -> nn.Module:
         raise PnganError(f"synthetic setting {name}: bad arguments {sorted(kwargs)}: {e}") from None
 
 
-def resolve_setting(spec: str, fit: str | None = None, **kwargs) -> nn.Module:
+def resolve_setting(spec: str, fit: str | None = None, levels: bool = False, **kwargs) -> nn.Module:
     """A synthetic setting from a command-line spec: ``awgn``/``1``, ``raw``/``2``,
     ``calibrated:FILE.json`` (a saved calibration), or ``calibrated`` fitted on the pairs ``fit``
-    (a data spec such as ``polyu:DIR@train``)."""
+    (a data spec such as ``polyu:DIR@train``; ``levels``: with one noise level per pair,
+    :func:`pngan.noise.calibrated.fit_calibrated`)."""
     s = str(spec).strip()
     if s.lower().startswith("calibrated:"):
         from pngan.noise.calibrated import load_calibration
@@ -64,7 +65,7 @@ def resolve_setting(spec: str, fit: str | None = None, **kwargs) -> nn.Module:
         from pngan.data.specs import open_dataset
         from pngan.noise.calibrated import fit_calibrated
 
-        return fit_calibrated(open_dataset(fit))
+        return fit_calibrated(open_dataset(fit), levels=levels)
     return build_synthetic(name, **kwargs)
 
 

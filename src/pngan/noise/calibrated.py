@@ -49,8 +49,12 @@ class CalibratedNoise(nn.Module):
         self.b = [float(v) for v in b]
         if len(self.a) != 3 or len(self.b) != 3:
             raise PnganError("calibrated: a and b need one value per channel (3)")
-        if not all(math.isfinite(v) and v >= 0 for v in self.a + self.b):
-            raise PnganError(f"calibrated: a and b must be finite and >= 0, got a={self.a} b={self.b}")
+        # the variance a*x + b must be >= 0 on [0, 1]: b >= 0 and a + b >= 0 (a < 0: a falling noise
+        # level function, as sRGB noise of one ISO often has; see fit_calibrated(levels=True))
+        if not all(math.isfinite(v) for v in self.a + self.b) or \
+                not all(bc >= 0 and ac + bc >= 0 for ac, bc in zip(self.a, self.b)):
+            raise PnganError(f"calibrated: a and b must be finite with b >= 0 and a + b >= 0 (a variance a*x + b "
+                             f">= 0 on [0, 1]), got a={self.a} b={self.b}")
         self.kernel = None if kernel is None else [[float(v) for v in row] for row in kernel]
         self.mix = None if mix is None else [[float(v) for v in row] for row in mix]
         if self.kernel is not None:
@@ -90,7 +94,7 @@ class CalibratedNoise(nn.Module):
         xx = x.to(wdt)
         a = torch.tensor(self.a, dtype=wdt, device=x.device)[None, :, None, None]
         b = torch.tensor(self.b, dtype=wdt, device=x.device)[None, :, None, None]
-        std = torch.sqrt(a * xx.clamp(0, 1) + b)
+        std = torch.sqrt((a * xx.clamp(0, 1) + b).clamp_min(0))
         if gain is not None:
             g = torch.as_tensor(gain, dtype=wdt, device=x.device).reshape(-1)
             if g.numel() not in (1, x.shape[0]) or not bool(torch.isfinite(g).all()) or bool((g < 0).any()):
@@ -121,22 +125,39 @@ def level_gain(model: CalibratedNoise, clean: torch.Tensor, noisy: torch.Tensor)
     return torch.sqrt(num / den.clamp_min(1e-30))
 
 
-def _fit_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    """Weighted least squares y = a x + b with a, b >= 0."""
+def _fit_line(x: np.ndarray, y: np.ndarray, w: np.ndarray, falling: bool = False) -> tuple[float, float]:
+    """Weighted least squares y = a x + b with b >= 0 and a >= 0 (``falling``: a + b >= 0 instead,
+    so the line may fall but stays >= 0 on [0, 1])."""
     if w.sum() <= 0:
         return 0.0, 0.0
     A = np.stack([x, np.ones_like(x)], 1) * np.sqrt(w)[:, None]
     a, b = np.linalg.lstsq(A, y * np.sqrt(w), rcond=None)[0]
-    if a < 0:
+    if a < 0 and not falling:
         a, b = 0.0, float(np.sum(w * y) / np.sum(w))
     elif b < 0:
         a, b = float(np.sum(w * x * y) / max(np.sum(w * x * x), 1e-30)), 0.0
+    elif a + b < 0:  # falling: y = b (1 - x)
+        b = float(np.sum(w * (1 - x) * y) / max(np.sum(w * (1 - x) ** 2), 1e-30))
+        a = -b
     return float(a), float(b)
 
 
+# fit_calibrated(levels=True): at most this many alternations of (a, b) and the pairs' gains, until
+# (a, b) change by less than LEVEL_TOL relative (level and slope are coupled: ~10-30 are needed)
+LEVEL_ITERS = 100
+LEVEL_TOL = 1e-5
+
+
 def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, max_images: int = 64,
-                   progress=None) -> CalibratedNoise:
-    """Fit the calibrated model on the noisy/clean pairs of ``imageset`` (see the module docstring)."""
+                   levels: bool = False, progress=None) -> CalibratedNoise:
+    """Fit the calibrated model on the noisy/clean pairs of ``imageset`` (see the module docstring).
+
+    ``levels=True``: the pairs may come from several noise levels (ISOs), ``var_i(x) = g_i^2 (a x + b)``
+    with one gain ``g_i`` per pair; (a, b) and the gains are fitted in turn until they settle
+    (``LEVEL_ITERS``, ``LEVEL_TOL``; the gains' geometric mean is 1), and a falling line is allowed
+    (``a < 0``, ``a + b >= 0``). Pooling pairs of different ISOs without the gains confounds level
+    with brightness: on the shared SIDD crops the pooled fit rises with intensity while each image's
+    noise falls (docs/experiments.md, session 6). This is the fit ``synthetic.level=match`` trains from."""
     if not (imageset.has_clean and imageset.has_noisy):
         raise PnganError(f"fitting the calibrated setting needs noisy/clean pairs; {imageset.spec} has only one side")
     if kernel_size < 1 or kernel_size % 2 == 0:
@@ -146,30 +167,46 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
         raise PnganError(f"{imageset.spec}: no pairs to fit the calibrated setting on")
     idx = np.unique(np.linspace(0, n - 1, min(n, max_images)).round().astype(int))
     pairs = []
-    sums = np.zeros((3, FIT_BINS))
-    counts = np.zeros((3, FIT_BINS))
     edges = np.linspace(0.0, 1.0, FIT_BINS + 1)
     it = progress(idx) if progress is not None else idx
     for i in it:
         s = imageset.load(int(i))
         c = s.clean.to(torch.float64).numpy()
         nz = s.noisy.to(torch.float64).numpy() - c
-        pairs.append((c, nz))
-        for ch in range(3):
-            bi = np.clip(np.digitize(c[ch].ravel(), edges) - 1, 0, FIT_BINS - 1)
-            sums[ch] += np.bincount(bi, weights=nz[ch].ravel() ** 2, minlength=FIT_BINS)
-            counts[ch] += np.bincount(bi, minlength=FIT_BINS)
+        bins = [np.clip(np.digitize(c[ch].ravel(), edges) - 1, 0, FIT_BINS - 1) for ch in range(3)]
+        pairs.append((c, nz, bins))
     centers = 0.5 * (edges[:-1] + edges[1:])
     usable = (centers > 2 / 255) & (centers < 1 - 2 / 255)
-    a, b = [], []
-    for ch in range(3):
-        w = np.where(usable & (counts[ch] > 0), counts[ch], 0.0)
-        y = sums[ch] / np.maximum(counts[ch], 1)
-        ac, bc = _fit_line(centers, y, w)
-        a.append(ac)
-        b.append(bc)
+
+    def fit_ab(gains):
+        sums = np.zeros((3, FIT_BINS))
+        counts = np.zeros((3, FIT_BINS))
+        for (c, nz, bins), g in zip(pairs, gains):
+            for ch in range(3):
+                sums[ch] += np.bincount(bins[ch], weights=(nz[ch].ravel() / g) ** 2, minlength=FIT_BINS)
+                counts[ch] += np.bincount(bins[ch], minlength=FIT_BINS)
+        ab = [_fit_line(centers, sums[ch] / np.maximum(counts[ch], 1),
+                        np.where(usable & (counts[ch] > 0), counts[ch], 0.0), falling=levels) for ch in range(3)]
+        return [v[0] for v in ab], [v[1] for v in ab]
+
+    gains = np.ones(len(pairs))
+    a, b = fit_ab(gains)
     if sum(a) + sum(b) <= 0:
         raise PnganError(f"{imageset.spec}: the noisy and clean images are identical: no noise to fit")
+
+    def pair_gains(a, b):
+        m = CalibratedNoise(a, b)
+        return np.array([float(level_gain(m, torch.from_numpy(c), torch.from_numpy(c + nz))[0])
+                         for c, nz, _ in pairs])
+
+    if levels:
+        for _ in range(LEVEL_ITERS):
+            gains = np.maximum(pair_gains(a, b), 1e-3)
+            gains /= np.exp(np.mean(np.log(gains)))  # the fit's level is the pairs' geometric mean
+            prev = np.array(a + b)
+            a, b = fit_ab(gains)
+            if np.max(np.abs(np.array(a + b) - prev)) <= LEVEL_TOL * np.max(np.abs(prev)):
+                break
     kernel = mix = None
     if correlated:
         r = kernel_size // 2
@@ -177,9 +214,13 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
         acc = np.zeros((2 * r + 1, 2 * r + 1))
         cc = np.zeros((3, 3))
         tot = 0.0
-        for c, nz in pairs:
-            std = np.sqrt(np.asarray(a)[:, None, None] * np.clip(c, 0, 1) + np.asarray(b)[:, None, None])
-            z = nz / np.maximum(std, 1e-6)
+        for (c, nz, _), g in zip(pairs, gains):
+            std = g * np.sqrt(np.maximum(np.asarray(a)[:, None, None] * np.clip(c, 0, 1)
+                                         + np.asarray(b)[:, None, None], 0))
+            # a falling fit may reach ~0 at white: there the ratio would be noise over nothing,
+            # so the levels fit floors the std at a quarter of the image's median (the default fit's
+            # std never comes near 0 and keeps its published numbers)
+            z = nz / np.maximum(std, 0.25 * float(np.median(std)) if levels else 1e-6)
             z = z - z.mean(axis=(1, 2), keepdims=True)
             h, wd = z.shape[1:]
             f = np.fft.fft2(z)
@@ -210,8 +251,7 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
     model = CalibratedNoise(a, b, kernel, mix, fitted_on=imageset.describe())
     # each fitted pair's noise level relative to the fit (not saved with the model): a wide spread
     # means the pairs were taken at several ISOs (see synthetic.level=match)
-    model.pair_gains = [float(level_gain(model, torch.from_numpy(c), torch.from_numpy(c + nz))[0])
-                        for c, nz in pairs]
+    model.pair_gains = pair_gains(a, b).tolist()
     return model
 
 
