@@ -163,6 +163,7 @@ def _synth(args, spec, out, module, setting) -> int:
     from pngan.errors import PnganError
     from pngan.io.atomic import atomic_write_text
     from pngan.io.images import write_image
+    from pngan.noise import synthesize
     from pngan.seeding import derive_seed
 
     data = open_dataset(spec)
@@ -185,11 +186,7 @@ def _synth(args, spec, out, module, setting) -> int:
         seed = derive_seed(args.seed, sample.name)
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            if args.gain is None:
-                noisy, params = module(sample.clean[None].float(), g, return_params=True)
-            else:
-                noisy, params = module(sample.clean[None].float(), g, return_params=True, gain=args.gain)
-                params = [{**params[0], "gain": args.gain}]
+            noisy, params = synthesize(module, sample.clean[None].float(), g, gain=args.gain, return_params=True)
         rel = names[i] + ext
         write_image(out / "noisy" / rel, noisy[0].clamp(0, 1), bits=bits)
         write_image(out / "clean" / rel, sample.clean, bits=bits)

@@ -194,15 +194,14 @@ def _level_matched(fn: Callable, calibrated, level: str, what: str) -> Callable:
     """``fn(clean, name, k, gain)`` as a ``sample_fn`` that is given each real pair's noise level
     (``level="match"``: :func:`pngan.noise.calibrated.level_gain` of the pair under ``calibrated``,
     one number per image, like the ISO that SIDD's noise models are given), or ``fn`` at gain 1."""
-    from pngan.noise.calibrated import CalibratedNoise, level_gain
+    from pngan.noise import check_gain
+    from pngan.noise.calibrated import level_gain
 
     if level not in LEVELS:
         raise PnganError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     if level == "fixed":
         return lambda clean, name, k: fn(clean, name, k, None)
-    if not isinstance(calibrated, CalibratedNoise):
-        raise PnganError(f"--level match scales a calibrated noise model to each pair's level; {what} is "
-                         f"'{getattr(calibrated, 'setting', type(calibrated).__name__)}'")
+    check_gain(calibrated, f"--level match (each pair's level) for {what}")
 
     def matched(clean: torch.Tensor, name: str, k: int, noisy: torch.Tensor) -> torch.Tensor:
         return fn(clean, name, k, float(level_gain(calibrated, clean, noisy)[0]))
@@ -218,7 +217,7 @@ def synthetic_sampler(setting, seed: int = 0, fit: str | None = None, level: str
     :func:`pngan.noise.resolve_setting` (``calibrated`` is fitted on the pairs ``fit``).
     ``level="match"`` (calibrated only): each image at its real pair's noise level, and a
     ``calibrated`` fitted on ``fit`` is fitted with one level per pair (``fit_calibrated(levels=True)``)."""
-    from pngan.noise import resolve_setting
+    from pngan.noise import resolve_setting, synthesize
     from pngan.seeding import derive_seed
 
     # level-matched scoring fits the calibrated model with one level per pair (as level=match trains)
@@ -226,9 +225,7 @@ def synthetic_sampler(setting, seed: int = 0, fit: str | None = None, level: str
 
     def fn(clean: torch.Tensor, name: str, k: int, gain: float | None) -> torch.Tensor:
         g = torch.Generator().manual_seed(derive_seed(seed, name, k))
-        if gain is None:
-            return model(clean[None].float(), generator=g)[0]
-        return model(clean[None].float(), generator=g, gain=gain)[0]
+        return synthesize(model, clean[None].float(), g, gain=gain)[0]
 
     return _level_matched(fn, model, level, "the setting")
 

@@ -78,12 +78,6 @@ class NoiseGenerator(nn.Module):
         synthetic = build_synthetic(**syn)
         return cls(net, synthetic, meta, **kwargs).to(device)
 
-    def check_gain(self, gain) -> None:
-        """A noise-level gain applies to generators fed by the calibrated setting only."""
-        if getattr(self.synthetic, "setting", None) != "calibrated":
-            raise PnganError(f"--gain sets the level of the calibrated setting; this generator's input is "
-                             f"'{getattr(self.synthetic, 'setting', '?')}'")
-
     @property
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
@@ -111,16 +105,13 @@ class NoiseGenerator(nn.Module):
         """Realistic noisy images for ``clean`` (see the module docstring for the contract).
         ``gain``: the noise level of a generator fed by the calibrated setting (1: the level fitted on
         its training pairs; one number, or one per image); None leaves the setting as it is."""
+        from pngan.noise import synthesize
         from pngan.validate import image_batch
 
         x, batched = image_batch(clean)
         dtype = x.dtype
         x = x if batched else x[None]
-        if gain is None:
-            syn = self.synthetic(x.to(self.device, torch.float32), generator=generator)
-        else:
-            self.check_gain(gain)
-            syn = self.synthetic(x.to(self.device, torch.float32), generator=generator, gain=gain)
+        syn = synthesize(self.synthetic, x.to(self.device, torch.float32), generator, gain=gain)
         fake = self.realistic(syn).clamp_(0, 1)
         fake, syn = fake.to(dtype), syn.to(dtype)
         if not batched:

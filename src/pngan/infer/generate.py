@@ -88,6 +88,7 @@ def generate(
     level of a generator fed by the calibrated setting (1: the level fitted on its training pairs)."""
     from pngan.data.specs import open_dataset, parse_spec
     from pngan.io.atomic import atomic_write_text
+    from pngan.noise import check_gain, synthesize
     from pngan.io.images import write_image
     from pngan.seeding import derive_seed, make_generator
 
@@ -95,7 +96,7 @@ def generate(
     out = Path(out)
     check_output(out, None if fmt == "camera" else Path(path_s))
     if gain is not None:
-        gen.check_gain(gain)
+        check_gain(gen.synthetic)  # before anything is read or written
     images = open_dataset(clean_spec)
     if not images.has_clean:
         raise PnganError(f"{images.spec} has no clean images to generate from")
@@ -178,12 +179,8 @@ def generate(
             if k not in todo:
                 skipped += 1
             else:
-                if gain is None:
-                    syn, params = gen.synthetic(clean[None].to(gen.device), generator=g, return_params=True)
-                else:
-                    syn, params = gen.synthetic(clean[None].to(gen.device), generator=g, return_params=True,
-                                                gain=gain)
-                    params = [{**params[0], "gain": gain}]
+                syn, params = synthesize(gen.synthetic, clean[None].to(gen.device), g, gain=gain,
+                                         return_params=True)
                 if k == samples - 1:
                     del clean  # not needed any more: one full-size image less while the generator runs
                 fake = gen.realistic(syn)

@@ -11,6 +11,7 @@ it).
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from pngan.errors import PnganError
@@ -47,6 +48,28 @@ def build_synthetic(setting: str | int, **kwargs) -> nn.Module:
         raise PnganError(f"synthetic setting {name}: bad arguments {sorted(kwargs)}: {e}") from None
 
 
+def check_gain(setting: nn.Module, what: str = "--gain") -> None:
+    """A noise-level gain scales the calibrated setting only (settings 1 and 2 draw their own levels)."""
+    if getattr(setting, "setting", None) != "calibrated":
+        raise PnganError(f"{what} sets the level of the calibrated setting; this one is "
+                         f"'{getattr(setting, 'setting', type(setting).__name__)}'")
+
+
+def synthesize(setting: nn.Module, x, generator=None, *, gain=None, return_params: bool = False):
+    """``setting(x, generator, return_params)``, at noise level ``gain`` when one is given (the
+    calibrated setting only: :func:`check_gain`; a number, or one per image). With ``return_params``
+    each image's parameters record its gain."""
+    if gain is None:
+        return setting(x, generator=generator, return_params=return_params)
+    check_gain(setting)
+    out = setting(x, generator=generator, return_params=return_params, gain=gain)
+    if not return_params:
+        return out
+    noisy, params = out
+    g = [float(v) for v in torch.as_tensor(gain).reshape(-1).expand(len(params))]
+    return noisy, [{**p, "gain": v} for p, v in zip(params, g)]
+
+
 def resolve_setting(spec: str, fit: str | None = None, levels: bool = False, **kwargs) -> nn.Module:
     """A synthetic setting from a command-line spec: ``awgn``/``1``, ``raw``/``2``,
     ``calibrated:FILE.json`` (a saved calibration), or ``calibrated`` fitted on the pairs ``fit``
@@ -69,4 +92,4 @@ def resolve_setting(spec: str, fit: str | None = None, levels: bool = False, **k
     return build_synthetic(name, **kwargs)
 
 
-__all__ = ["build_synthetic", "canonical_setting", "resolve_setting", "SETTINGS"]
+__all__ = ["build_synthetic", "canonical_setting", "check_gain", "resolve_setting", "synthesize", "SETTINGS"]

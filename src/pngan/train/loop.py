@@ -127,15 +127,12 @@ def synth_batch(synth, clean: torch.Tensor, seed: int, step: int, first: int,
     """Synthetic noisy input of samples first..first+B-1 of step ``step``'s global batch, each drawn
     from its own generator: independent of how the global batch is split over processes.
     ``gains`` (one per sample, ``synthetic.level=match``) scales the calibrated setting's level."""
+    from pngan.noise import synthesize
     from pngan.seeding import make_generator
 
-    def one(i: int) -> torch.Tensor:
-        g = make_generator(seed, "synth", step, first + i)
-        if gains is None:
-            return synth(clean[i : i + 1], generator=g)
-        return synth(clean[i : i + 1], generator=g, gain=gains[i : i + 1])
-
-    return torch.cat([one(i) for i in range(clean.shape[0])])
+    return torch.cat([synthesize(synth, clean[i : i + 1], make_generator(seed, "synth", step, first + i),
+                                 gain=None if gains is None else gains[i : i + 1])
+                      for i in range(clean.shape[0])])
 
 
 def build_synthetic_input(cfg: TrainConfig, imageset=None) -> nn.Module:
