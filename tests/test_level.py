@@ -176,3 +176,46 @@ def test_falling_variance_is_valid_but_never_negative():
         CalibratedNoise([-0.005, 0.0, 0.0], [0.004, 0.001, 0.001])
     with pytest.raises(PnganError, match="b >= 0"):
         CalibratedNoise([0.01, 0.0, 0.0], [-0.001, 0.001, 0.001])
+
+
+def test_levels_fit_recovers_the_tone_curve_noise_mean_and_the_gains():
+    # pairs drawn from a model with a known noise mean (kappa = -0.6, gamma 2.2's (1 - gamma) / 2) at
+    # gains 0.5 / 1 / 2: the levels fit recovers kappa and the gains' ratios; the pooled fit has none
+    true = CalibratedNoise([0.004, 0.003, 0.005], [0.0004, 0.0003, 0.0002], clip=False, kappa=[-0.6, -0.6, -0.6])
+    g = torch.Generator().manual_seed(1)
+    pairs = []
+    for k, gain in enumerate((0.5, 1.0, 2.0, 1.0)):
+        clean = (0.15 + 0.7 * torch.rand(1, 3, 96, 96, generator=g)).double()
+        pairs.append((clean[0], true(clean, generator=torch.Generator().manual_seed(k), gain=gain)[0]))
+    data = _Pairs(pairs)
+    joint = fit_calibrated(data, correlated=False, levels=True)
+    assert joint.kappa == pytest.approx([-0.6] * 3, abs=0.1)
+    assert joint.pair_gains[2] / joint.pair_gains[0] == pytest.approx(4.0, rel=0.05)
+    assert fit_calibrated(data, correlated=False).kappa is None  # the default fit: zero-mean, as before
+    # the mean it generates: kappa * var / x, darker than the clean image, 4x at twice the gain
+    x = torch.full((1, 3, 128, 128), 0.5, dtype=torch.float64)
+    m1 = (joint(x, generator=torch.Generator().manual_seed(0), gain=1.0) - x).mean().item()
+    m2 = (joint(x, generator=torch.Generator().manual_seed(0), gain=2.0) - x).mean().item()
+    var = sum(a * 0.5 + b for a, b in zip(joint.a, joint.b)) / 3
+    assert m1 < 0 and abs(m1 - sum(joint.kappa) / 3 * var / 0.5) < 0.3 * abs(m1) + 0.002
+    assert m2 < 4 * m1 * 0.6  # ~4x darker (mean grows as the variance)
+
+
+def test_level_gain_with_a_noise_mean_is_exact_and_describe_round_trips():
+    m = CalibratedNoise([0.01, 0.02, 0.005], [0.0004, 0.0001, 0.0009], clip=False, kappa=[-0.5, -0.7, -0.6])
+    g = torch.Generator().manual_seed(0)
+    clean = (0.2 + 0.6 * torch.rand(3, 3, 96, 96, generator=g)).double()
+    true = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
+    noisy = m(clean, generator=g, gain=true)
+    assert torch.allclose(level_gain(m, clean, noisy), true, rtol=0.02)
+    # without the mean in the model the RMS gain is biased up at high levels (the mean grows as g^2)
+    plain = CalibratedNoise(m.a, m.b, clip=False)
+    bias = level_gain(plain, clean, noisy) / level_gain(m, clean, noisy)
+    assert float(bias[2]) > 1.02 and float(bias[2]) > float(bias[1]) > float(bias[0])  # grows with the level
+    from pngan.noise import build_synthetic
+
+    again = build_synthetic(**m.describe())
+    assert again.kappa == m.kappa
+    assert "kappa" not in plain.describe()  # settings without a mean describe (and hash) as before
+    with pytest.raises(PnganError, match="kappa"):
+        CalibratedNoise([0.01] * 3, [0.001] * 3, kappa=[float("nan"), 0.0, 0.0])

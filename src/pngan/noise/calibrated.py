@@ -18,6 +18,14 @@ Model, per channel c of an sRGB image x in [0, 1]::
   that demosaicing, denoising in the camera and JPEG give real sRGB noise;
 * ``M``: the Cholesky factor of the normalised noise's 3x3 cross-channel correlation matrix.
 
+* ``kappa`` (levels fit only, else none): the mean of sRGB noise. A concave tone curve y = f(L)
+  turns zero-mean noise of linear intensity into sRGB noise whose mean is ``f''/2`` times the linear
+  variance, ``kappa * var(y) / y`` with ``kappa = (1 - gamma) / 2 = -0.6`` for a gamma-2.2 curve;
+  fitted per channel (``noisy = clip(x + kappa_c * var_c(x) / max(x_c, MEAN_FLOOR) + ...)``) on
+  the pixels at least 2.5 std from black and white (clipping biases the mean there). Real SIDD
+  noise is 1-10 levels (of 255) darker than the clean image at high ISO; the fit on the shared
+  crops gives kappa = -0.64 / -0.61 / -0.57 (docs/experiments.md, session 7).
+
 ``correlated=False`` keeps only ``a`` and ``b`` (white, channel-independent noise: the plain
 heteroscedastic Gaussian). Fitting reads at most ``max_images`` pairs and takes seconds.
 ``describe()`` holds every fitted number, so checkpoints and ``--setting calibrated:FILE.json``
@@ -38,12 +46,15 @@ from torch import nn
 from pngan.errors import PnganError
 
 FIT_BINS = 32
+# the tone-curve mean kappa * var / max(x, MEAN_FLOOR): a gamma curve's 1/x is cut off near black,
+# where sRGB curves are linear (0.1: chosen on a validation split of the SIDD crops, session 7)
+MEAN_FLOOR = 0.1
 
 
 class CalibratedNoise(nn.Module):
     setting = "calibrated"
 
-    def __init__(self, a, b, kernel=None, mix=None, clip: bool = True, fitted_on: str = ""):
+    def __init__(self, a, b, kernel=None, mix=None, clip: bool = True, fitted_on: str = "", kappa=None):
         super().__init__()
         self.a = [float(v) for v in a]
         self.b = [float(v) for v in b]
@@ -65,10 +76,23 @@ class CalibratedNoise(nn.Module):
             raise PnganError("calibrated: mix must be 3x3")
         self.clip = bool(clip)
         self.fitted_on = str(fitted_on)
+        self.kappa = None if kappa is None else [float(v) for v in kappa]
+        if self.kappa is not None and (len(self.kappa) != 3 or not all(math.isfinite(v) for v in self.kappa)):
+            raise PnganError(f"calibrated: kappa (the noise mean) needs three finite values, got {kappa!r}")
 
     def describe(self) -> dict:
-        return {"setting": "calibrated", "a": self.a, "b": self.b, "kernel": self.kernel, "mix": self.mix,
-                "clip": self.clip, "fitted_on": self.fitted_on}
+        d = {"setting": "calibrated", "a": self.a, "b": self.b, "kernel": self.kernel, "mix": self.mix,
+             "clip": self.clip, "fitted_on": self.fitted_on}
+        if self.kappa is not None:  # only when fitted: earlier settings describe (and hash) as before
+            d["kappa"] = self.kappa
+        return d
+
+    def mean_shift(self, x: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+        """The noise mean at clean intensity ``x`` for noise variance ``var`` (zero without kappa)."""
+        if self.kappa is None:
+            return torch.zeros_like(var)
+        k = torch.tensor(self.kappa, dtype=var.dtype, device=var.device)[None, :, None, None]
+        return k * var / x.clamp(MEAN_FLOOR, 1)
 
     def field(self, shape, generator: torch.Generator | None, device, dtype) -> torch.Tensor:
         """Unit-variance correlated noise z = M (k * w) of ``shape`` (B, 3, H, W)."""
@@ -101,6 +125,8 @@ class CalibratedNoise(nn.Module):
                 raise PnganError(f"calibrated: gain must be one finite number >= 0, or one per image; got {gain!r}")
             std = std * g[:, None, None, None]
         noisy = xx + std * self.field(x.shape, generator, x.device, wdt)
+        if self.kappa is not None:
+            noisy = noisy + self.mean_shift(xx, std * std)
         if self.clip:
             noisy = noisy.clamp(0.0, 1.0)
         noisy = noisy.to(x.dtype)
@@ -113,7 +139,8 @@ def level_gain(model: CalibratedNoise, clean: torch.Tensor, noisy: torch.Tensor)
     """The noise level of each pair relative to the fit: the gain g (one per image of a (B,3,H,W)
     or (3,H,W) pair) with E[(noisy - clean)^2] = g^2 E[a x + b] over the pixels not within 2/255 of
     black or white (clipping lowers their variance). It plays the part of the ISO that SIDD's
-    noise models are conditioned on: one number per image, the same for every model."""
+    noise models are conditioned on: one number per image, the same for every model. With a fitted
+    noise mean (``kappa``, which grows as g^2) the mean square is g^2 E[v] + g^4 E[m^2], solved for g."""
     c = clean[None] if clean.dim() == 3 else clean
     n = noisy[None] if noisy.dim() == 3 else noisy
     c, n = c.to(torch.float64), n.to(torch.float64)
@@ -121,8 +148,13 @@ def level_gain(model: CalibratedNoise, clean: torch.Tensor, noisy: torch.Tensor)
     b = torch.tensor(model.b, dtype=torch.float64, device=c.device)[None, :, None, None]
     keep = ((c > 2 / 255) & (c < 1 - 2 / 255)).to(torch.float64)
     num = (((n - c) ** 2) * keep).sum(dim=(1, 2, 3))
-    den = ((a * c.clamp(0, 1) + b) * keep).sum(dim=(1, 2, 3))
-    return torch.sqrt(num / den.clamp_min(1e-30))
+    var = (a * c.clamp(0, 1) + b).clamp_min(0)
+    den = (var * keep).sum(dim=(1, 2, 3)).clamp_min(1e-30)
+    if model.kappa is None:
+        return torch.sqrt(num / den)
+    quad = ((model.mean_shift(c, var) ** 2) * keep).sum(dim=(1, 2, 3))  # g^4 quad + g^2 den = num
+    g2 = 2 * num / (den + torch.sqrt(den * den + 4 * quad * num))  # the positive root, stable form
+    return torch.sqrt(g2)
 
 
 def _fit_line(x: np.ndarray, y: np.ndarray, w: np.ndarray, falling: bool = False) -> tuple[float, float]:
@@ -157,7 +189,8 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
     (``LEVEL_ITERS``, ``LEVEL_TOL``; the gains' geometric mean is 1), and a falling line is allowed
     (``a < 0``, ``a + b >= 0``). Pooling pairs of different ISOs without the gains confounds level
     with brightness: on the shared SIDD crops the pooled fit rises with intensity while each image's
-    noise falls (docs/experiments.md, session 6). This is the fit ``synthetic.level=match`` trains from."""
+    noise falls (docs/experiments.md, session 6). The levels fit also fits the noise's mean (``kappa``,
+    see the module docstring; session 7). This is the fit ``synthetic.level=match`` trains from."""
     if not (imageset.has_clean and imageset.has_noisy):
         raise PnganError(f"fitting the calibrated setting needs noisy/clean pairs; {imageset.spec} has only one side")
     if kernel_size < 1 or kernel_size % 2 == 0:
@@ -194,8 +227,8 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
     if sum(a) + sum(b) <= 0:
         raise PnganError(f"{imageset.spec}: the noisy and clean images are identical: no noise to fit")
 
-    def pair_gains(a, b):
-        m = CalibratedNoise(a, b)
+    def pair_gains(a, b, kappa=None):
+        m = CalibratedNoise(a, b, kappa=kappa)
         return np.array([float(level_gain(m, torch.from_numpy(c), torch.from_numpy(c + nz))[0])
                          for c, nz, _ in pairs])
 
@@ -207,6 +240,11 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
             a, b = fit_ab(gains)
             if np.max(np.abs(np.array(a + b) - prev)) <= LEVEL_TOL * np.max(np.abs(prev)):
                 break
+    kappa = None
+    if levels:  # the tone curve's noise mean, then the gains again (level_gain accounts for the mean)
+        kappa = _fit_kappa(pairs, a, b, gains)
+        gains = np.maximum(pair_gains(a, b, kappa), 1e-3)
+        gains /= np.exp(np.mean(np.log(gains)))
     kernel = mix = None
     if correlated:
         r = kernel_size // 2
@@ -220,6 +258,8 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
             # a falling fit may reach ~0 at white: there the ratio would be noise over nothing,
             # so the levels fit floors the std at a quarter of the image's median (the default fit's
             # std never comes near 0 and keeps its published numbers)
+            if kappa is not None:  # the noise about its fitted mean
+                nz = nz - np.asarray(kappa)[:, None, None] * std**2 / np.clip(c, MEAN_FLOOR, 1)
             z = nz / np.maximum(std, 0.25 * float(np.median(std)) if levels else 1e-6)
             z = z - z.mean(axis=(1, 2), keepdims=True)
             h, wd = z.shape[1:]
@@ -248,11 +288,25 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
         k /= np.sqrt((k**2).sum())
         kernel = k.tolist()
         mix = np.linalg.cholesky(corr + 1e-6 * np.eye(3)).tolist()
-    model = CalibratedNoise(a, b, kernel, mix, fitted_on=imageset.describe())
+    model = CalibratedNoise(a, b, kernel, mix, fitted_on=imageset.describe(), kappa=kappa)
     # each fitted pair's noise level relative to the fit (not saved with the model): a wide spread
     # means the pairs were taken at several ISOs (see synthetic.level=match)
-    model.pair_gains = pair_gains(a, b).tolist()
+    model.pair_gains = pair_gains(a, b, kappa).tolist()
     return model
+
+
+def _fit_kappa(pairs, a, b, gains) -> list[float]:
+    """Least squares of the noise against ``var / max(x, MEAN_FLOOR)`` per channel (the tone curve's
+    mean, see the module docstring), on the pixels at least 2.5 std from black and white."""
+    num, den = np.zeros(3), np.zeros(3)
+    for (c, nz, _), g in zip(pairs, gains):
+        var = g * g * np.maximum(np.asarray(a)[:, None, None] * np.clip(c, 0, 1) + np.asarray(b)[:, None, None], 0)
+        sd = np.sqrt(var)
+        keep = (c > 2.5 * sd) & (c < 1 - 2.5 * sd)
+        u = var / np.clip(c, MEAN_FLOOR, 1) * keep
+        num += (nz * u).sum(axis=(1, 2))
+        den += (u * u).sum(axis=(1, 2))
+    return [float(v) for v in num / np.maximum(den, 1e-30)]
 
 
 def load_calibration(path: str | Path) -> CalibratedNoise:
