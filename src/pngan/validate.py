@@ -231,6 +231,7 @@ CONFIG_RULES: dict[str, Rule] = {
     "LossConfig.align_lowpass": Rule(0.0, 64.0), "LossConfig.lambda_spectrum": _NONNEG_F,
     # optimiser (both trainers)
     "OptimConfig.lr": _POS_F, "OptimConfig.lr_min": _NONNEG_F, "OptimConfig.d_lr": _POS_F,
+    "OptimConfig.g_warmup": Rule(0, 10**12), "OptimConfig.ema": Rule(0.0, 0.999999, note=" (EMA decay per step, < 1; 0: off)"),
     "OptimConfig.beta1": _BETA, "OptimConfig.beta2": _BETA,
     "DenoiserOptimConfig.lr": _POS_F, "DenoiserOptimConfig.finetune_lr": _POS_F,
     "DenoiserOptimConfig.lr_min": _NONNEG_F, "DenoiserOptimConfig.beta1": _BETA, "DenoiserOptimConfig.beta2": _BETA,

@@ -254,6 +254,7 @@ class Nets:
     Dm: nn.Module | None
     optG: torch.optim.Optimizer
     optD: torch.optim.Optimizer | None
+    G_ema: nn.Module | None = None  # optim.ema > 0: the weight average of G (what is exported)
 
 
 @dataclass
@@ -283,14 +284,22 @@ class PnganStep:
     def autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.use_bf16 else contextlib.nullcontext()
 
-    def set_lr(self, step: int, lr_scale: float) -> float:
-        """The closed-form cosine learning rate of ``step`` (times the rollback scale) into both optimisers."""
+    def lr_at(self, step: int, key: str, lr_scale: float = 1.0) -> float:
+        """The closed-form learning rate of ``step`` for G or D: cosine annealing (times the rollback
+        scale), and for G the linear warm-up of ``optim.g_warmup`` (a pure function of the step)."""
         cfg = self.cfg
+        lr = cosine_lr(step, cfg.run.steps, self.base_lr[key], cfg.optim.lr_min) * lr_scale
+        if key == "G" and cfg.optim.g_warmup > 0:
+            lr *= min(1.0, (step + 1) / cfg.optim.g_warmup)
+        return lr
+
+    def set_lr(self, step: int, lr_scale: float) -> float:
+        """The learning rates of ``step`` into both optimisers; returns G's."""
         for opt, key in ((self.nets.optG, "G"), (self.nets.optD, "D")):
             if opt is not None:
                 for grp in opt.param_groups:
-                    grp["lr"] = cosine_lr(step, cfg.run.steps, self.base_lr[key], cfg.optim.lr_min) * lr_scale
-        return cosine_lr(step, cfg.run.steps, self.base_lr["G"], cfg.optim.lr_min) * lr_scale
+                    grp["lr"] = self.lr_at(step, key, lr_scale)
+        return self.lr_at(step, "G", lr_scale)
 
     def inputs(self, batch: dict[str, torch.Tensor], step: int):
         """(clean, real noisy, synthetic input) of this rank's slice of step ``step``'s global batch."""
@@ -387,6 +396,8 @@ class PnganStep:
         if dist.any_flag(bad, device):
             return False
         n.optG.step()
+        if n.G_ema is not None:
+            ema_update(n.G_ema, n.G, self.cfg.optim.ema)
         return True
 
     def __call__(self, batch: dict[str, torch.Tensor], step: int, lr_scale: float) -> StepOutput:
@@ -405,6 +416,15 @@ class PnganStep:
         if ok:
             t.tick("g_step")
         return StepOutput(ok, terms, lr_now, clean, syn, fake, real)
+
+
+@torch.no_grad()
+def ema_update(avg: nn.Module, net: nn.Module, decay: float) -> None:
+    """avg <- decay * avg + (1 - decay) * net, parameter by parameter (buffers are copied)."""
+    for a, p in zip(avg.parameters(), net.parameters()):
+        a.lerp_(p.detach(), 1.0 - decay)
+    for a, b in zip(avg.buffers(), net.buffers()):
+        a.copy_(b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -447,17 +467,27 @@ class _Checkpoints:
             if n.optD is not None:
                 st["optD"] = n.optD.state_dict()
             meta = dict(self.meta_common, **{"pngan.step": str(step)})
-            nets = {"generator": n.G}
+            # with a weight average, "generator" (what generate/evaluate read) is the average and
+            # "generator_online" the weights being trained
+            nets = {"generator": n.G} if n.G_ema is None else {"generator": n.G_ema, "generator_online": n.G}
             if n.D is not None:
                 nets["discriminator"] = n.D
-            path = ck.save_checkpoint(self.run_dir, step, nets, st, {"generator": meta, "discriminator": meta},
+            path = ck.save_checkpoint(self.run_dir, step, nets, st, dict.fromkeys(nets, meta),
                                       keep=self.cfg.run.keep_checkpoints, latest="generator")
         self.dist.barrier()
         return path
 
     def restore(self, ckpt_dir: Path) -> dict[str, Any]:
         n = self.nets
-        ck.load_weights_into(n.G, ckpt_dir / "generator.safetensors")
+        if n.G_ema is not None:
+            online = ckpt_dir / "generator_online.safetensors"
+            if not online.is_file():
+                raise PnganError("optim.ema is on but this checkpoint has no generator_online.safetensors "
+                                 "(written without optim.ema?)", ckpt_dir)
+            ck.load_weights_into(n.G, online)
+            ck.load_weights_into(n.G_ema, ckpt_dir / "generator.safetensors")
+        else:
+            ck.load_weights_into(n.G, ckpt_dir / "generator.safetensors")
         if n.D is not None:
             ck.load_weights_into(n.D, ckpt_dir / "discriminator.safetensors")
         st = ck.load_state(ckpt_dir)
@@ -510,7 +540,12 @@ def train_pngan(
     betas = (cfg.optim.beta1, cfg.optim.beta2)
     optG = torch.optim.Adam(G.parameters(), lr=cfg.optim.lr, betas=betas)
     optD = torch.optim.Adam(D.parameters(), lr=cfg.optim.d_lr or cfg.optim.lr, betas=betas) if D is not None else None
-    nets = Nets(G, D, Dn, perceptual, synth, G, D, optG, optD)
+    G_ema = None
+    if cfg.optim.ema > 0:
+        import copy
+
+        G_ema = _frozen(copy.deepcopy(G))
+    nets = Nets(G, D, Dn, perceptual, synth, G, D, optG, optD, G_ema)
     total = cfg.run.steps
     ckpts = _Checkpoints(run_dir, cfg, dist, nets, {
         "pngan.config_hash": config_hash(cfg),
