@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 COLUMNS = ("kld_noiseflow", "akld", "mmd", "std_ratio", "std_ratio_pooled", "spectrum_shape", "lowfreq_gen", "leakage_gen",
-           "chan_corr_gen")
+           "chan_corr_gen", "mean_offset")
 
 
 def main(argv=None) -> int:

@@ -49,3 +49,35 @@ def test_align_lowpass_option():
     assert load_train_config("cpu-small", ["loss.align_lowpass=2.5"]).loss.align_lowpass == 2.5
     with pytest.raises(Exception):
         load_train_config("cpu-small", ["loss.align_lowpass=-1"])
+
+
+def test_lowpass_l1_sees_the_noise_mean():
+    # loss.lambda_lowpass: L1 of the low-passed noisy images. Independent noise of the real noise's
+    # kind costs about what the real noise's own low-pass residual costs; a colour cast of 3/255 in
+    # one channel costs a large part of its size (1/255 averaged over the channels). Like any pointwise L1 of independent noises it
+    # still prefers less low-frequency power: box-correlated noise of the same std costs more.
+    from pngan.losses.alignment import lowpass_l1
+
+    g = torch.Generator().manual_seed(2)
+    clean = gaussian_lowpass(torch.rand(4, 3, 64, 64, generator=g), 3.0)
+    real = clean + 0.1 * torch.randn(clean.shape, generator=g)
+    w = torch.randn(clean.shape, generator=g)
+    box = torch.nn.functional.avg_pool2d(w, 3, stride=1, padding=1, count_include_pad=False) * 3.0
+    same, corr = clean + 0.1 * w, clean + 0.1 * box
+    cast = same.clone()
+    cast[:, 2] += 3 / 255
+    base = float(lowpass_l1(clean, real, 4.0))  # the real noise's residual after the low-pass
+    assert base < 0.1 * 0.1  # sigma 4 leaves under a tenth of white noise's std
+    assert float(lowpass_l1(same, real, 4.0)) < 1.6 * base
+    # one channel of three: the channel-averaged cast is 1/255; a residual-free L1 would charge all of it
+    assert float(lowpass_l1(cast, real, 4.0)) - float(lowpass_l1(same, real, 4.0)) > 0.3 / 255
+    assert float(lowpass_l1(corr, real, 4.0)) > float(lowpass_l1(same, real, 4.0))
+    with pytest.raises(ValueError):
+        lowpass_l1(clean, real, 0.0)
+
+
+def test_lambda_lowpass_option_needs_a_lowpass():
+    assert load_train_config("paper").loss.lambda_lowpass == 0.0
+    assert load_train_config("cpu-small", ["loss.lambda_lowpass=1"]).loss.lambda_lowpass == 1.0
+    with pytest.raises(Exception, match="align_lowpass"):
+        load_train_config("paper", ["loss.lambda_lowpass=1"])

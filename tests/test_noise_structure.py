@@ -163,3 +163,17 @@ def test_synth_and_evaluate_take_the_calibrated_setting(tmp_path, capsys):
     assert abs(res["mean"]["std_ratio"] - 1) < 0.15
     assert main(["evaluate", "noise", "--real", spec, "--setting", "calibrated"]) == 2
     assert "--fit" in capsys.readouterr().err
+
+
+def test_mean_offset_sees_a_colour_cast_that_std_and_spectrum_do_not():
+    clean = _clean()
+    real = clean + _white(clean.shape, 6, 1) - 2 / 255  # real sRGB noise: 2 levels darker
+    same = clean + _white(clean.shape, 6, 3) - 2 / 255
+    cast = same.clone()
+    cast[2] += 3 / 255  # 3 levels bluer, as the denoiser-space alignment pushed SIDD's generator
+    ok, bad = structure_metrics(real, clean, [same]), structure_metrics(real, clean, [cast])
+    assert ok["mean_offset"] < 0.3
+    assert bad["mean_offset"] == pytest.approx(3 / 3**0.5, abs=0.3)  # RMS over R, G, B of (0, 0, 3)
+    assert abs(bad["std_ratio"] - ok["std_ratio"]) < 0.04 and abs(bad["spectrum_shape"] - ok["spectrum_shape"]) < 0.02
+    zero_mean = structure_metrics(real, clean, [clean + _white(clean.shape, 6, 3)])
+    assert zero_mean["mean_offset"] == pytest.approx(2.0, abs=0.3)  # a zero-mean model misses the darkening

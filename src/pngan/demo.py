@@ -174,13 +174,13 @@ def summary_table(res: dict) -> str:
     first = next(iter(res["realism"].values()))
     lines = [f"noise realism on held-out real pairs (real noise: std {first['std_real']:.2f}, low-frequency share "
              f"{first['lowfreq_real']:.3f}, leakage {first['leakage_real']:+.3f}); KLD/AKLD/MMD/spectrum: lower is better, "
-             "std ratio: 1 is right, leakage: the real value is right",
+             "std ratio: 1 is right, leakage: the real value is right, mean off(set): 0 is right (0-255)",
              f"  {'':10s} {'KLD(NF)':>8s} {'KLD(FsRGB)':>10s} {'KLD(NAF)':>8s} {'AKLD':>7s} {'MMD':>7s} {'std x':>6s} "
-             f"{'spectrum':>8s} {'leakage':>8s}"]
+             f"{'spectrum':>8s} {'leakage':>8s} {'mean off':>8s}"]
     for k, v in res["realism"].items():
         lines.append(f"  {k:10s} {v['kld_noiseflow']:8.4f} {v['kld_flowsrgb']:10.4f} {v['kld_naflow']:8.4f} "
                      f"{v['akld']:7.4f} {v['mmd']:7.4f} {v['std_ratio']:6.2f} {v['spectrum_shape']:8.3f} "
-                     f"{v['leakage_gen']:+8.3f}")
+                     f"{v['leakage_gen']:+8.3f} {v.get('mean_offset', float('nan')):8.2f}")
     fd = res.get("frozen_denoiser")
     if fd:
         lines.append(f"frozen denoiser on the held-out pairs: PSNR {fd['psnr']:.2f} dB (noisy input {fd['psnr_input']:.2f} dB)")

@@ -228,7 +228,7 @@ CONFIG_RULES: dict[str, Rule] = {
     "GeneratorConfig.blocks": Rule(1, 64), "LossConfig.d_channels": Rule(1, 4096),
     "SyntheticConfig.sigma": Rule(0.0, 1000.0), "SyntheticConfig.sigma_max": Rule(0.0, 1000.0),
     "LossConfig.lambda_p": _NONNEG_F, "LossConfig.lambda_ra": _NONNEG_F, "LossConfig.lambda_align": _NONNEG_F,
-    "LossConfig.align_lowpass": Rule(0.0, 64.0), "LossConfig.lambda_spectrum": _NONNEG_F,
+    "LossConfig.align_lowpass": Rule(0.0, 64.0), "LossConfig.lambda_spectrum": _NONNEG_F, "LossConfig.lambda_lowpass": _NONNEG_F,
     # optimiser (both trainers)
     "OptimConfig.lr": _POS_F, "OptimConfig.lr_min": _NONNEG_F, "OptimConfig.d_lr": _POS_F,
     "OptimConfig.g_warmup": Rule(0, 10**12), "OptimConfig.ema": Rule(0.0, 0.999999, note=" (EMA decay per step, < 1; 0: off)"),
@@ -271,7 +271,14 @@ def _check_level(cfg: Any) -> None:
                              "only the calibrated setting's level is scaled to the real noise")
 
 
-CROSS_CHECKS: list[Callable[[Any], None]] = [_check_sigma_range, _check_level]
+def _check_lowpass(cfg: Any) -> None:
+    loss = getattr(cfg, "loss", None)
+    if loss is not None and getattr(loss, "lambda_lowpass", 0) > 0 and getattr(loss, "align_lowpass", 0) <= 0:
+        raise PnganError("loss.lambda_lowpass compares low-passed noisy images: it needs loss.align_lowpass > 0 "
+                         "(the low-pass std in pixels)")
+
+
+CROSS_CHECKS: list[Callable[[Any], None]] = [_check_sigma_range, _check_level, _check_lowpass]
 
 
 def validate_config(cfg: Any, prefix: str = "") -> None:

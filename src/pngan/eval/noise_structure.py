@@ -26,6 +26,10 @@ match a noise histogram and still look nothing like real noise. These measures c
   0, and sharpening scores negative;
 * ``chan_corr_real`` / ``chan_corr_gen``: the mean Pearson correlation between the noise of the
   three channel pairs (demosaicing and JPEG make real sRGB noise correlated across channels).
+* ``mean_offset``: the root-mean-square over the channels of (mean generated noise - mean real
+  noise), 0-255 scale (0 is right). Real sRGB noise is not zero-mean (a concave tone curve darkens
+  it: 1-10 levels on SIDD at high ISO); a colour cast or brightness shift that a generator adds
+  scores its size here, while the spectrum (mean removed) and std cannot see it.
 
 The generated image is clipped to [0, 1] and rounded to 8 bits first, as a saved sRGB image is
 (the NoiseFlow KLD recipe does the same); the real noisy image is used as read.
@@ -133,6 +137,13 @@ def channel_correlation(noise) -> float:
     return float(corr[iu[0], iu[1]].mean())
 
 
+def mean_offset(real_noise, gen_noise) -> float:
+    """RMS over the channels of the difference of the per-channel noise means, 0-255 scale."""
+    r, g = _batch(real_noise), _batch(gen_noise)
+    d = g.mean(dim=(0, 2, 3)) - r.mean(dim=(0, 2, 3))
+    return float(torch.sqrt((d * d).mean())) * 255.0
+
+
 def structure_metrics(real_noisy, clean, gen_samples) -> dict:
     """All structure measures for one image: ``gen_samples`` is a list of generated noisy images
     (or one) for ``clean``; the generated side pools its samples."""
@@ -163,9 +174,10 @@ def structure_metrics(real_noisy, clean, gen_samples) -> dict:
         "leakage_gen": content_leakage(gen_noise, c_all),
         "chan_corr_real": channel_correlation(real_noise),
         "chan_corr_gen": channel_correlation(gen_noise),
+        "mean_offset": mean_offset(real_noise, gen_noise),
     }
     return out
 
 
 STRUCTURE_KEYS = ("std_real", "std_gen", "std_ratio", "spectrum_level_db", "spectrum_shape", "lowfreq_real",
-                  "lowfreq_gen", "leakage_real", "leakage_gen", "chan_corr_real", "chan_corr_gen")
+                  "lowfreq_gen", "leakage_real", "leakage_gen", "chan_corr_real", "chan_corr_gen", "mean_offset")

@@ -115,7 +115,7 @@ def plot_training_curves(path, stats: list[dict], title: str = "training") -> Pa
     return _save(fig, path)
 
 
-TRAJECTORY_KEYS = ("kld_noiseflow", "akld", "mmd", "std_ratio", "spectrum_shape", "leakage_gen")
+TRAJECTORY_KEYS = ("kld_noiseflow", "akld", "mmd", "std_ratio", "spectrum_shape", "leakage_gen", "mean_offset")
 
 
 def plot_trajectory(path, rows: list[dict], baselines: dict[str, dict] | None = None,
@@ -123,10 +123,17 @@ def plot_trajectory(path, rows: list[dict], baselines: dict[str, dict] | None = 
     """Realism metrics of a run's checkpoints against the training step (``rows``: records with
     ``step`` and ``mean``), each baseline's value (``{label: mean}``) as a dashed line."""
     plt = _plt()
-    fig, axes = plt.subplots(2, 3, figsize=(13, 6.4), squeeze=False)
+    ncol = 4
+    nrow = -(-len(TRAJECTORY_KEYS) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(17, 3.2 * nrow), squeeze=False)
     steps = [r["step"] for r in rows]
+    for j in range(len(TRAJECTORY_KEYS), nrow * ncol):
+        axes[j // ncol][j % ncol].axis("off")
     for i, k in enumerate(TRAJECTORY_KEYS):
-        ax = axes[i // 3][i % 3]
+        if k not in rows[0]["mean"]:  # records written before the key existed
+            axes[i // ncol][i % ncol].axis("off")
+            continue
+        ax = axes[i // ncol][i % ncol]
         ax.plot(steps, [r["mean"][k] for r in rows], "o-", lw=1.2, ms=3, color="tab:red", label="generator")
         for j, (label, mean) in enumerate((baselines or {}).items()):
             ax.axhline(mean[k], ls="--", lw=1, color=f"C{j}", label=label)

@@ -36,3 +36,15 @@ def alignment_l1(denoiser, fake: torch.Tensor, real: torch.Tensor, real_denoised
 def naive_l1(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """Baseline 1 (Table 3): L1 directly between the fake and the real noisy image."""
     return F.l1_loss(fake, real)
+
+
+def lowpass_l1(fake: torch.Tensor, real: torch.Tensor, sigma: float) -> torch.Tensor:
+    """L1 between the Gaussian-low-passed (std ``sigma`` pixels) fake and real noisy images (not in
+    the paper; ``loss.lambda_lowpass``). The low-pass is linear: LP(fake) - LP(real) = LP(clean
+    difference) + LP(noise_fake - noise_real), so the term anchors content and the noise's local
+    mean without the frozen denoiser's response to the noise's structure, which differs between
+    synthetic and real noise of the same mean. Like every pointwise L1 between independent noises
+    it still prefers less noise power where the low-pass lets it through (its lowest frequencies)."""
+    if sigma <= 0:
+        raise ValueError("lowpass_l1 needs a positive sigma (loss.align_lowpass)")
+    return F.l1_loss(gaussian_lowpass(fake, sigma), gaussian_lowpass(real, sigma))

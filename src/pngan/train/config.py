@@ -102,6 +102,13 @@ class LossConfig:
     # weight of the noise power-spectrum matching term (not in the paper: 0; pngan.losses.spectrum):
     # the batch-averaged radial spectra of fake - clean and real - clean, compared in log
     lambda_spectrum: float = 0.0
+    # weight of a second alignment term (not in the paper: 0): L1 between the Gaussian-low-passed
+    # (std align_lowpass) fake and real noisy images themselves, without the denoiser. Low-passing is
+    # linear, so this compares the noise's local mean whatever its structure; the frozen denoiser is
+    # not: on the shared SIDD DnCNN, calibrated noise comes out 3 levels bluer than real noise of the
+    # same mean, and the denoiser-space L1 alone pays the generator for a colour cast
+    # (docs/experiments.md, session 7)
+    lambda_lowpass: float = 0.0
     perceptual: Literal["imagenet", "random", "off"] = "imagenet"
     # imagenet perceptual loss without --vgg weights: error (the paper's setting cannot run without
     # them) or warn and train without the perceptual term (small presets)

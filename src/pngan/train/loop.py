@@ -351,7 +351,7 @@ class PnganStep:
 
     def g_loss(self, clean: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, terms: dict[str, float]):
         """Eq. 13: L_align + lambda_p * L_perceptual + lambda_ra * L_ra (D fixed)."""
-        from pngan.losses import alignment_l1, naive_l1, perceptual_loss, spectrum_loss
+        from pngan.losses import alignment_l1, lowpass_l1, naive_l1, perceptual_loss, spectrum_loss
 
         n, cfg = self.nets, self.cfg
         with self.autocast():
@@ -365,6 +365,10 @@ class PnganStep:
                 l_p = perceptual_loss(n.perceptual, fake.float(), real)
                 lossG = lossG + cfg.loss.lambda_p * l_p
                 terms["loss_perceptual"] = float(l_p.detach())
+            if cfg.loss.lambda_lowpass > 0:  # not in the paper: the noise's local mean, denoiser-free
+                l_lp = lowpass_l1(fake.float(), real, cfg.loss.align_lowpass)
+                lossG = lossG + cfg.loss.lambda_lowpass * l_lp
+                terms["loss_lowpass"] = float(l_lp.detach())
             if cfg.loss.lambda_spectrum > 0:  # not in the paper (pngan.losses.spectrum)
                 # spectra averaged over the global batch: N processes optimise the 1-process loss
                 l_s = spectrum_loss(fake, real, clean, batch_mean=self.dist.batch_mean)
