@@ -100,3 +100,15 @@ def test_spectrum_term_is_logged_and_checked(tiny):
     rec = [json.loads(line) for line in (root / "nospec" / "stats.jsonl").read_text().splitlines()]
     assert "loss_spectrum" not in rec[-1]
     assert main([*args, "loss.lambda_spectrum=-1", "--out", str(root / "neg")]) == 2
+
+
+def test_d_input_noise_clean_gives_a_six_channel_discriminator(tiny):
+    from pngan.nets.loading import read_state_dict
+
+    root, data, dn = tiny
+    args = ["train", "--data", data, "--denoiser", dn, "--config", "cpu-small", "--quiet", *TINY]
+    assert main([*args, "loss.d_input=noise_clean", "--out", str(root / "dnc")]) == 0
+    w = read_state_dict(next((root / "dnc" / "checkpoints").iterdir()) / "discriminator.safetensors")
+    first = [v for k, v in w.items() if k.endswith("weight") and v.dim() == 4][0]
+    assert first.shape[1] == 6  # noise (3) + clean (3)
+    assert main([*args, "loss.d_input=clean", "--out", str(root / "bad")]) == 2

@@ -184,7 +184,8 @@ def build_models(cfg: TrainConfig, denoiser: str | None, vgg_weights: str | None
             nn.init.zeros_(tail.bias)
     D = None
     if cfg.loss.discriminator != "none":
-        D = build(f"{cfg.loss.discriminator}_discriminator", channels=cfg.loss.d_channels).to(device)
+        d_kw = {"in_channels": 6} if cfg.loss.d_input == "noise_clean" else {}
+        D = build(f"{cfg.loss.discriminator}_discriminator", channels=cfg.loss.d_channels, **d_kw).to(device)
     Dn = None
     if cfg.loss.alignment == "denoiser":
         if not denoiser:
@@ -318,7 +319,10 @@ class PnganStep:
         return clean, real, syn
 
     def d_input(self, x: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-        return x - clean if self.cfg.loss.d_input == "noise" else x
+        mode = self.cfg.loss.d_input
+        if mode == "noise_clean":
+            return torch.cat([x - clean, clean], 1)
+        return x - clean if mode == "noise" else x
 
     def ra_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor, which: str) -> torch.Tensor:
         from pngan.losses import ra_d_loss, ra_g_loss
