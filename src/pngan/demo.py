@@ -180,7 +180,7 @@ def summary_table(res: dict) -> str:
     for k, v in res["realism"].items():
         lines.append(f"  {k:10s} {v['kld_noiseflow']:8.4f} {v['kld_flowsrgb']:10.4f} {v['kld_naflow']:8.4f} "
                      f"{v['akld']:7.4f} {v['mmd']:7.4f} {v['std_ratio']:6.2f} {v['spectrum_shape']:8.3f} "
-                     f"{v['leakage_gen']:+8.3f} {v.get('mean_offset', float('nan')):8.2f}")
+                     f"{v['leakage_gen']:+8.3f} {v['mean_offset']:8.2f}")
     fd = res.get("frozen_denoiser")
     if fd:
         lines.append(f"frozen denoiser on the held-out pairs: PSNR {fd['psnr']:.2f} dB (noisy input {fd['psnr_input']:.2f} dB)")

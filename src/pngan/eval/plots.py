@@ -130,9 +130,6 @@ def plot_trajectory(path, rows: list[dict], baselines: dict[str, dict] | None = 
     for j in range(len(TRAJECTORY_KEYS), nrow * ncol):
         axes[j // ncol][j % ncol].axis("off")
     for i, k in enumerate(TRAJECTORY_KEYS):
-        if k not in rows[0]["mean"]:  # records written before the key existed
-            axes[i // ncol][i % ncol].axis("off")
-            continue
         ax = axes[i // ncol][i % ncol]
         ax.plot(steps, [r["mean"][k] for r in rows], "o-", lw=1.2, ms=3, color="tab:red", label="generator")
         for j, (label, mean) in enumerate((baselines or {}).items()):

@@ -232,19 +232,22 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
         return np.array([float(level_gain(m, torch.from_numpy(c), torch.from_numpy(c + nz))[0])
                          for c, nz, _ in pairs])
 
+    def normalised(raw):
+        g = np.maximum(raw, 1e-3)
+        return g / np.exp(np.mean(np.log(g)))  # the fit's level is the pairs' geometric mean
+
+    kappa = raw_gains = None
     if levels:
         for _ in range(LEVEL_ITERS):
-            gains = np.maximum(pair_gains(a, b), 1e-3)
-            gains /= np.exp(np.mean(np.log(gains)))  # the fit's level is the pairs' geometric mean
+            gains = normalised(pair_gains(a, b))
             prev = np.array(a + b)
             a, b = fit_ab(gains)
             if np.max(np.abs(np.array(a + b) - prev)) <= LEVEL_TOL * np.max(np.abs(prev)):
                 break
-    kappa = None
-    if levels:  # the tone curve's noise mean, then the gains again (level_gain accounts for the mean)
+        # the tone curve's noise mean, then the gains again (level_gain accounts for the mean)
         kappa = _fit_kappa(pairs, a, b, gains)
-        gains = np.maximum(pair_gains(a, b, kappa), 1e-3)
-        gains /= np.exp(np.mean(np.log(gains)))
+        raw_gains = pair_gains(a, b, kappa)
+        gains = normalised(raw_gains)
     kernel = mix = None
     if correlated:
         r = kernel_size // 2
@@ -253,8 +256,7 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
         cc = np.zeros((3, 3))
         tot = 0.0
         for (c, nz, _), g in zip(pairs, gains):
-            std = g * np.sqrt(np.maximum(np.asarray(a)[:, None, None] * np.clip(c, 0, 1)
-                                         + np.asarray(b)[:, None, None], 0))
+            std = g * np.sqrt(_pair_variance(c, a, b, 1.0))
             # a falling fit may reach ~0 at white: there the ratio would be noise over nothing,
             # so the levels fit floors the std at a quarter of the image's median (the default fit's
             # std never comes near 0 and keeps its published numbers)
@@ -291,8 +293,13 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
     model = CalibratedNoise(a, b, kernel, mix, fitted_on=imageset.describe(), kappa=kappa)
     # each fitted pair's noise level relative to the fit (not saved with the model): a wide spread
     # means the pairs were taken at several ISOs (see synthetic.level=match)
-    model.pair_gains = pair_gains(a, b, kappa).tolist()
+    model.pair_gains = (raw_gains if raw_gains is not None else pair_gains(a, b)).tolist()
     return model
+
+
+def _pair_variance(c: np.ndarray, a, b, g: float) -> np.ndarray:
+    """The fitted noise variance g^2 max(a x + b, 0) of a (3, H, W) clean image (numpy, as fitted)."""
+    return g * g * np.maximum(np.asarray(a)[:, None, None] * np.clip(c, 0, 1) + np.asarray(b)[:, None, None], 0)
 
 
 def _fit_kappa(pairs, a, b, gains) -> list[float]:
@@ -300,7 +307,7 @@ def _fit_kappa(pairs, a, b, gains) -> list[float]:
     mean, see the module docstring), on the pixels at least 2.5 std from black and white."""
     num, den = np.zeros(3), np.zeros(3)
     for (c, nz, _), g in zip(pairs, gains):
-        var = g * g * np.maximum(np.asarray(a)[:, None, None] * np.clip(c, 0, 1) + np.asarray(b)[:, None, None], 0)
+        var = _pair_variance(c, a, b, g)
         sd = np.sqrt(var)
         keep = (c > 2.5 * sd) & (c < 1 - 2.5 * sd)
         u = var / np.clip(c, MEAN_FLOOR, 1) * keep
