@@ -229,6 +229,7 @@ CONFIG_RULES: dict[str, Rule] = {
     "SyntheticConfig.sigma": Rule(0.0, 1000.0), "SyntheticConfig.sigma_max": Rule(0.0, 1000.0),
     "LossConfig.lambda_p": _NONNEG_F, "LossConfig.lambda_ra": _NONNEG_F, "LossConfig.lambda_align": _NONNEG_F,
     "LossConfig.align_lowpass": Rule(0.0, 64.0), "LossConfig.lambda_spectrum": _NONNEG_F, "LossConfig.lambda_lowpass": _NONNEG_F,
+    "LossConfig.lambda_marginal": _NONNEG_F, "LossConfig.marginal_groups": Rule(1, 1024),
     # optimiser (both trainers)
     "OptimConfig.lr": _POS_F, "OptimConfig.lr_min": _NONNEG_F, "OptimConfig.d_lr": _POS_F,
     "OptimConfig.g_warmup": Rule(0, 10**12), "OptimConfig.ema": Rule(0.0, 0.999999, note=" (EMA decay per step, < 1; 0: off)"),

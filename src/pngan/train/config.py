@@ -111,6 +111,12 @@ class LossConfig:
     # same mean, and the denoiser-space L1 alone pays the generator for a colour cast
     # (docs/experiments.md, session 7)
     lambda_lowpass: float = 0.0
+    # weight of a conditional marginal-matching term (not in the paper: 0; pngan.losses.marginal): per
+    # image, channel and equal-count band of clean intensity (marginal_groups bands), the 1-D
+    # Wasserstein-1 distance between the fake and the real noise values (sorted, compared pointwise).
+    # It teaches the per-pixel distribution (mean, skew, tails) that the histogram KLDs measure
+    lambda_marginal: float = 0.0
+    marginal_groups: int = 4
     perceptual: Literal["imagenet", "random", "off"] = "imagenet"
     # imagenet perceptual loss without --vgg weights: error (the paper's setting cannot run without
     # them) or warn and train without the perceptual term (small presets)

@@ -355,7 +355,7 @@ class PnganStep:
 
     def g_loss(self, clean: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, terms: dict[str, float]):
         """Eq. 13: L_align + lambda_p * L_perceptual + lambda_ra * L_ra (D fixed)."""
-        from pngan.losses import alignment_l1, lowpass_l1, naive_l1, perceptual_loss, spectrum_loss
+        from pngan.losses import alignment_l1, lowpass_l1, marginal_loss, naive_l1, perceptual_loss, spectrum_loss
 
         n, cfg = self.nets, self.cfg
         with self.autocast():
@@ -373,6 +373,10 @@ class PnganStep:
                 l_lp = lowpass_l1(fake.float(), real, cfg.loss.align_lowpass)
                 lossG = lossG + cfg.loss.lambda_lowpass * l_lp
                 terms["loss_lowpass"] = float(l_lp.detach())
+            if cfg.loss.lambda_marginal > 0:  # not in the paper (pngan.losses.marginal)
+                l_m = marginal_loss(fake.float(), real, clean, cfg.loss.marginal_groups)
+                lossG = lossG + cfg.loss.lambda_marginal * l_m
+                terms["loss_marginal"] = float(l_m.detach())
             if cfg.loss.lambda_spectrum > 0:  # not in the paper (pngan.losses.spectrum)
                 # spectra averaged over the global batch: N processes optimise the 1-process loss
                 l_s = spectrum_loss(fake, real, clean, batch_mean=self.dist.batch_mean)
