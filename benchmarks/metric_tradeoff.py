@@ -43,9 +43,8 @@ def _bins(c: np.ndarray, g: float) -> tuple[np.ndarray, int]:
 
 
 def _std(model, c: torch.Tensor, g: float) -> torch.Tensor:
-    a = torch.tensor(model.a, dtype=torch.float64)[:, None, None]
-    b = torch.tensor(model.b, dtype=torch.float64)[:, None, None]
-    return (a * c + b).clamp_min(1e-10).sqrt() * g
+    """The fitted noise std of a (3, H, W) clean image at gain g (floored: it divides)."""
+    return model.variance(c[None])[0].clamp_min(1e-10).sqrt() * g
 
 
 def pool_quantiles(model, data) -> dict:

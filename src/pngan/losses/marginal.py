@@ -31,9 +31,9 @@ def marginal_loss(fake: torch.Tensor, real: torch.Tensor, clean: torch.Tensor, g
         raise ValueError(f"marginal_loss: fake, real and clean must be (B,C,H,W) of one shape, got "
                          f"{tuple(fake.shape)}, {tuple(real.shape)}, {tuple(clean.shape)}")
     b, c, h, w = clean.shape
-    per = (h * w) // groups
-    if groups < 1 or per < 1:
+    if groups < 1 or h * w < groups:
         raise ValueError(f"marginal_loss: {groups} intensity bands need at least {groups} pixels, got {h}x{w}")
+    per = (h * w) // groups
     order = clean.detach().flatten(2).argsort(dim=2)[..., :groups * per]
     nf = (fake - clean).flatten(2).gather(2, order).reshape(b, c, groups, per)
     nr = (real - clean).detach().flatten(2).gather(2, order).reshape(b, c, groups, per)

@@ -87,6 +87,12 @@ class CalibratedNoise(nn.Module):
             d["kappa"] = self.kappa
         return d
 
+    def variance(self, x: torch.Tensor) -> torch.Tensor:
+        """The fitted noise variance max(a x + b, 0) at clean intensity ``x`` (B, 3, H, W), gain 1."""
+        a = torch.tensor(self.a, dtype=x.dtype, device=x.device)[None, :, None, None]
+        b = torch.tensor(self.b, dtype=x.dtype, device=x.device)[None, :, None, None]
+        return (a * x.clamp(0, 1) + b).clamp_min(0)
+
     def mean_shift(self, x: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
         """The noise mean at clean intensity ``x`` for noise variance ``var`` (zero without kappa)."""
         if self.kappa is None:
@@ -116,9 +122,7 @@ class CalibratedNoise(nn.Module):
             raise ValueError(f"expected (B,3,H,W), got {tuple(x.shape)}")
         wdt = torch.float64 if x.dtype == torch.float64 else torch.float32
         xx = x.to(wdt)
-        a = torch.tensor(self.a, dtype=wdt, device=x.device)[None, :, None, None]
-        b = torch.tensor(self.b, dtype=wdt, device=x.device)[None, :, None, None]
-        std = torch.sqrt((a * xx.clamp(0, 1) + b).clamp_min(0))
+        std = torch.sqrt(self.variance(xx))
         if gain is not None:
             g = torch.as_tensor(gain, dtype=wdt, device=x.device).reshape(-1)
             if g.numel() not in (1, x.shape[0]) or not bool(torch.isfinite(g).all()) or bool((g < 0).any()):
@@ -144,11 +148,9 @@ def level_gain(model: CalibratedNoise, clean: torch.Tensor, noisy: torch.Tensor)
     c = clean[None] if clean.dim() == 3 else clean
     n = noisy[None] if noisy.dim() == 3 else noisy
     c, n = c.to(torch.float64), n.to(torch.float64)
-    a = torch.tensor(model.a, dtype=torch.float64, device=c.device)[None, :, None, None]
-    b = torch.tensor(model.b, dtype=torch.float64, device=c.device)[None, :, None, None]
     keep = ((c > 2 / 255) & (c < 1 - 2 / 255)).to(torch.float64)
     num = (((n - c) ** 2) * keep).sum(dim=(1, 2, 3))
-    var = (a * c.clamp(0, 1) + b).clamp_min(0)
+    var = model.variance(c)
     den = (var * keep).sum(dim=(1, 2, 3)).clamp_min(1e-30)
     if model.kappa is None:
         return torch.sqrt(num / den)
@@ -261,7 +263,7 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
             # so the levels fit floors the std at a quarter of the image's median (the default fit's
             # std never comes near 0 and keeps its published numbers)
             if kappa is not None:  # the noise about its fitted mean
-                nz = nz - np.asarray(kappa)[:, None, None] * std**2 / np.clip(c, MEAN_FLOOR, 1)
+                nz = nz - _tone_mean(c, std**2, kappa)
             z = nz / np.maximum(std, 0.25 * float(np.median(std)) if levels else 1e-6)
             z = z - z.mean(axis=(1, 2), keepdims=True)
             h, wd = z.shape[1:]
@@ -302,6 +304,12 @@ def _pair_variance(c: np.ndarray, a, b, g: float) -> np.ndarray:
     return g * g * np.maximum(np.asarray(a)[:, None, None] * np.clip(c, 0, 1) + np.asarray(b)[:, None, None], 0)
 
 
+def _tone_mean(c: np.ndarray, var: np.ndarray, kappa=1.0) -> np.ndarray:
+    """kappa * var / max(x, MEAN_FLOOR) per channel: the fitted noise mean (numpy, as fitted; the
+    torch twin is CalibratedNoise.mean_shift). kappa = 1 gives the regressor kappa is fitted on."""
+    return np.asarray(kappa)[..., None, None] * var / np.clip(c, MEAN_FLOOR, 1)
+
+
 def _fit_kappa(pairs, a, b, gains) -> list[float]:
     """Least squares of the noise against ``var / max(x, MEAN_FLOOR)`` per channel (the tone curve's
     mean, see the module docstring), on the pixels at least 2.5 std from black and white."""
@@ -310,7 +318,7 @@ def _fit_kappa(pairs, a, b, gains) -> list[float]:
         var = _pair_variance(c, a, b, g)
         sd = np.sqrt(var)
         keep = (c > 2.5 * sd) & (c < 1 - 2.5 * sd)
-        u = var / np.clip(c, MEAN_FLOOR, 1) * keep
+        u = _tone_mean(c, var) * keep
         num += (nz * u).sum(axis=(1, 2))
         den += (u * u).sum(axis=(1, 2))
     return [float(v) for v in num / np.maximum(den, 1e-30)]
