@@ -359,10 +359,13 @@ class PnganStep:
 
         n, cfg = self.nets, self.cfg
         with self.autocast():
-            if cfg.loss.alignment == "denoiser":
-                l_align = alignment_l1(n.Dn, fake.float(), real, lowpass=cfg.loss.align_lowpass)
-            else:
-                l_align = naive_l1(fake.float(), real)
+            # with loss.lambda_align=0 the term is still logged, but without a graph: no backward
+            # through the frozen denoiser for a zero-weight term
+            with torch.set_grad_enabled(cfg.loss.lambda_align > 0 and torch.is_grad_enabled()):
+                if cfg.loss.alignment == "denoiser":
+                    l_align = alignment_l1(n.Dn, fake.float(), real, lowpass=cfg.loss.align_lowpass)
+                else:
+                    l_align = naive_l1(fake.float(), real)
             lossG = cfg.loss.lambda_align * l_align
             terms["loss_align"] = float(l_align.detach())
             if n.perceptual is not None:
@@ -403,7 +406,8 @@ class PnganStep:
         n.optG.zero_grad(set_to_none=True)
         bad = dist.any_flag(not all(math.isfinite(v) for v in terms.values()), device)
         if not bad:
-            lossG.backward()
+            if lossG.requires_grad:  # no term with a weight > 0 depends on G: nothing to back-propagate
+                lossG.backward()
             bad = not _finite_grads(n.G)
         if dist.any_flag(bad, device):
             return False
