@@ -11,6 +11,9 @@ image as ``pngan evaluate noise`` seeds (so the x1 row is its calibrated baselin
   quantiles of (noisy - clean) / (gain * fitted std), pooled per channel, clean-intensity bin (8)
   and gain bin (< 0.8, < 1.5, more), applied to the baseline's correlated unit field through the
   Gaussian CDF (a Gaussian copula: the baseline's spatial correlation, the learned marginals).
+* ``pool quantiles tT xF`` (``--blends``): a model between the two: the unit field
+  (1 - T) * w + T * q(w), w the baseline's correlated Gaussian field and q its pooled-quantile map
+  above, times the fitted std scaled by F. Part of the real shape, lighter tails, a lower level.
 * ``oracle marginal``: not a model. Each held-out image's own real noise values, per channel and
   clean-intensity band (8 equal-count bands), put where the baseline's field has the same rank:
   exactly the real histogram, with the baseline's spatial correlation.
@@ -70,6 +73,10 @@ def main(argv=None) -> int:
     ap.add_argument("--fit", required=True, help="real pairs the baseline (levels fit) and the pooled quantiles come from")
     ap.add_argument("--real", required=True, help="held-out real pairs to score on")
     ap.add_argument("--factors", default="0.9,0.95,1.0,1.05", help="noise std scales of the baseline rows")
+    ap.add_argument("--blends", default="0.25,0.5",
+                    help="t of the 'pool quantiles tT xF' rows: (1 - t) * the baseline's unit field + t * the "
+                         "pooled-quantile map of it, at the noise std scales --blend-factors ('' for none)")
+    ap.add_argument("--blend-factors", default="0.95,1.0")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json")
     a = ap.parse_args(argv)
@@ -85,6 +92,10 @@ def main(argv=None) -> int:
     gauss_q = torch.distributions.Normal(0.0, 1.0)
     real = open_dataset(a.real)
     factors = [float(f) for f in a.factors.split(",")]
+    blends = [float(t) for t in a.blends.split(",") if t.strip()]
+    blend_factors = [float(f) for f in a.blend_factors.split(",") if f.strip()]
+    if any(not 0.0 <= t <= 1.0 for t in blends):
+        ap.error("--blends: each t must be in [0, 1]")
     rows: dict[str, list[dict]] = {}
     missing = 0
 
@@ -118,6 +129,10 @@ def main(argv=None) -> int:
                     q = gauss_q.icdf(torch.from_numpy(QUANT)).numpy()
                 out[ch][sel] = np.interp(u[ch][sel], QUANT, q)
         add("pool quantiles", n, c32, c + torch.from_numpy(out) * _std(model, c, g))
+        for t in blends:  # between the two optima: part of the learned shape, at a scaled level
+            mix = torch.from_numpy((1 - t) * w.numpy() + t * out)
+            for f in blend_factors:
+                add(f"pool quantiles t{t:g} x{f:g}", n, c32, c + mix * _std(model, c, g) * f)
         oracle = base.clone()
         n = n.double()
         for ch in range(3):

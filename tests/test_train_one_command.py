@@ -105,3 +105,34 @@ def test_lambda_align_weights_the_alignment_term(data, tmp_path):
     init = build("smnet", channels=4, groups=1, blocks=1).state_dict()
     assert all(torch.equal(w0[k], init[k]) for k in init)
     assert any(not torch.equal(w1[k], init[k]) for k in init)
+
+
+def test_cpu_sidd_needs_no_denoiser(data, tmp_path, caplog):
+    """cpu-sidd gives the alignment term no weight: `pngan train` neither trains nor asks for a
+    frozen denoiser, and logs no alignment term; with a denoiser given the term is logged (not
+    weighted), and G's weights are the same either way."""
+    from pngan.nets.loading import read_state_dict
+    from pngan.train.config import load_train_config
+
+    cfg = load_train_config("cpu-sidd")
+    assert (cfg.loss.lambda_align, cfg.loss.lambda_marginal, cfg.synthetic.level, cfg.run.steps) == (0.0, 5.0, "match", 2400)
+    assert load_train_config("cpu-small").loss.lambda_marginal == 0.0  # the presets stay independent
+    spec, dn_cfg = data
+    caplog.set_level("INFO", logger="pngan")
+    base = ["train", "--data", spec, "--config", "cpu-sidd", "--quiet", "--steps", "2", *TINY]
+    assert main(base + ["--out", str(tmp_path / "a")]) == 0
+    assert "frozen real denoiser" not in caplog.text
+    assert not (tmp_path / "a" / "frozen-denoiser").exists()
+    rows = [json.loads(x) for x in (tmp_path / "a" / "stats.jsonl").read_text().splitlines()]
+    assert rows and all("loss_align" not in r and "loss_marginal" in r for r in rows if "loss_g" in r)
+    # with a denoiser: logged only; the training itself is unchanged
+    from pngan.nets.loading import save_network
+    from pngan.nets.registry import build
+
+    dn = save_network(build("dncnn", channels=4, depth=3), tmp_path / "dn.safetensors")
+    assert main(base + ["--out", str(tmp_path / "b"), "--denoiser", f"dncnn:{dn}"]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "b" / "stats.jsonl").read_text().splitlines()]
+    assert any("loss_align" in r for r in rows)
+    wa = read_state_dict(tmp_path / "a" / "generator.safetensors")
+    wb = read_state_dict(tmp_path / "b" / "generator.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

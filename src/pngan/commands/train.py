@@ -13,15 +13,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--denoiser", metavar="NAME:CHECKPOINT",
                    help="frozen pretrained real denoiser for the image-domain alignment, e.g. "
                         "dncnn:../shared/weights/dncnn_sidd_naflow.pth or a pngan .safetensors file; without it, "
-                        "a DnCNN is first trained on the same --data pairs into RUN/frozen-denoiser (resumable)")
+                        "a DnCNN is first trained on the same --data pairs into RUN/frozen-denoiser (resumable); "
+                        "not needed when the alignment term has no weight (loss.lambda_align=0, as in cpu-sidd)")
     p.add_argument("--denoiser-config", metavar="PRESET|FILE.yaml",
                    help="train-denoiser config of that frozen denoiser (default: frozen-cpu on CPU, paper on GPU)")
     p.add_argument("--setting", choices=["awgn", "raw", "calibrated"], help="synthetic setting of the generator's "
                    "input (awgn: setting 1, sigma 50; raw: setting 2; calibrated: a noise model fitted on the "
                    "--data pairs); default from the config")
     p.add_argument("--config", default=None, metavar="PRESET|FILE.yaml",
-                   help="paper (the paper's full setting; default on GPU) or cpu-small (minutes on 2 CPU cores; "
-                        "default on CPU), or a YAML file (may start with 'base: PRESET')")
+                   help="paper (the paper's full setting; default on GPU), cpu-small (minutes on 2 CPU cores; "
+                        "default on CPU), cpu-sidd (cpu-small's recipe for sRGB pairs of many ISOs such as SIDD: "
+                        "each input at its patch's level, a per-intensity noise-distribution term, 2400 steps, "
+                        "no frozen denoiser needed), or a YAML file (may start with 'base: PRESET')")
     p.add_argument("--vgg", metavar="PATH", help="VGG16 weights (torchvision vgg16-397923af.pth layout) for the "
                    "perceptual loss; without it the perceptual term is off unless loss.perceptual=random")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder (created; must not exist unless --resume)")
@@ -113,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
         check_perceptual(cfg0, args.vgg)
         check_device(cfg0.run.device)
         writable_dir(out, "run folder")
-        if denoiser is None and cfg0.loss.alignment == "denoiser":
+        # a frozen denoiser is needed only for a weighted alignment term (cpu-sidd has none)
+        if denoiser is None and cfg0.loss.alignment == "denoiser" and cfg0.loss.lambda_align > 0:
             denoiser = frozen_denoiser(args, cfg0)
             if denoiser is None:
                 print("pngan: interrupted while training the frozen denoiser; checkpoint written; continue with --resume")

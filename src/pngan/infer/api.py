@@ -56,6 +56,8 @@ class NoiseGenerator(nn.Module):
         self.net, self.synthetic = net.eval().to(memory_format=torch.channels_last), synthetic
         self.metadata = dict(metadata or {})
         self.tile, self.overlap, self.exact_tiles = tile, overlap, exact_tiles
+        # generator.keep_white (pngan.noise.clipping): trained with clean-white values passing through
+        self.keep_white = self.metadata.get("pngan.keep_white") == "true"
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs) -> "NoiseGenerator":
@@ -113,6 +115,10 @@ class NoiseGenerator(nn.Module):
         x = x if batched else x[None]
         syn = synthesize(self.synthetic, x.to(self.device, torch.float32), generator, gain=gain)
         fake = self.realistic(syn).clamp_(0, 1)
+        if self.keep_white:
+            from pngan.noise.clipping import keep_white
+
+            fake = keep_white(fake, x.to(fake.device, fake.dtype))
         fake, syn = fake.to(dtype), syn.to(dtype)
         if not batched:
             fake, syn = fake[0], syn[0]

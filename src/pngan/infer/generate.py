@@ -181,11 +181,15 @@ def generate(
             else:
                 syn, params = synthesize(gen.synthetic, clean[None].to(gen.device), g, gain=gain,
                                          return_params=True)
-                if k == samples - 1:
+                if k == samples - 1 and not gen.keep_white:
                     del clean  # not needed any more: one full-size image less while the generator runs
-                fake = gen.realistic(syn)
+                fake = gen.realistic(syn).clamp(0, 1)
                 del syn
-                write_image(target, fake[0].clamp(0, 1))
+                if gen.keep_white:  # the generator was trained with clean-white values passing through
+                    from pngan.noise.clipping import keep_white
+
+                    fake = keep_white(fake, clean[None].to(fake.device, fake.dtype))
+                write_image(target, fake[0])
                 del fake
                 written += 1
                 record(name, k, params[0])

@@ -187,7 +187,7 @@ def build_models(cfg: TrainConfig, denoiser: str | None, vgg_weights: str | None
         d_kw = {"in_channels": 6} if cfg.loss.d_input == "noise_clean" else {}
         D = build(f"{cfg.loss.discriminator}_discriminator", channels=cfg.loss.d_channels, **d_kw).to(device)
     Dn = None
-    if cfg.loss.alignment == "denoiser":
+    if cfg.loss.alignment == "denoiser" and (denoiser or cfg.loss.lambda_align > 0):
         if not denoiser:
             raise PnganError("the image-domain alignment needs a frozen real denoiser: --denoiser NAME:CHECKPOINT "
                              "(e.g. dncnn:../shared/weights/dncnn_sidd_naflow.pth), or set loss.alignment=naive")
@@ -359,15 +359,17 @@ class PnganStep:
 
         n, cfg = self.nets, self.cfg
         with self.autocast():
-            # with loss.lambda_align=0 the term is still logged, but without a graph: no backward
-            # through the frozen denoiser for a zero-weight term
-            with torch.set_grad_enabled(cfg.loss.lambda_align > 0 and torch.is_grad_enabled()):
-                if cfg.loss.alignment == "denoiser":
-                    l_align = alignment_l1(n.Dn, fake.float(), real, lowpass=cfg.loss.align_lowpass)
-                else:
-                    l_align = naive_l1(fake.float(), real)
-            lossG = cfg.loss.lambda_align * l_align
-            terms["loss_align"] = float(l_align.detach())
+            lossG = fake.new_zeros((), dtype=torch.float32)
+            # with loss.lambda_align=0 the term is still logged (when there is a denoiser), but
+            # without a graph: no backward through the frozen denoiser for a zero-weight term
+            if cfg.loss.alignment == "naive" or n.Dn is not None:
+                with torch.set_grad_enabled(cfg.loss.lambda_align > 0 and torch.is_grad_enabled()):
+                    if cfg.loss.alignment == "denoiser":
+                        l_align = alignment_l1(n.Dn, fake.float(), real, lowpass=cfg.loss.align_lowpass)
+                    else:
+                        l_align = naive_l1(fake.float(), real)
+                lossG = lossG + cfg.loss.lambda_align * l_align
+                terms["loss_align"] = float(l_align.detach())
             if n.perceptual is not None:
                 l_p = perceptual_loss(n.perceptual, fake.float(), real)
                 lossG = lossG + cfg.loss.lambda_p * l_p
@@ -425,6 +427,10 @@ class PnganStep:
         terms: dict[str, float] = {}
         with self.autocast():
             fake = self.nets.Gm(syn)
+            if self.cfg.generator.keep_white:  # not in the paper (pngan.noise.clipping)
+                from pngan.noise.clipping import keep_white
+
+                fake = keep_white(fake, clean)
         t.tick("g_forward")
         self.d_step(clean, real, fake, terms)
         t.tick("d_step")
@@ -569,6 +575,7 @@ def train_pngan(
         "pngan.synthetic": synth.describe(),
         "pngan.version": __version__,
         **({"pngan.level": "match"} if cfg.synthetic.level == "match" else {}),
+        **({"pngan.keep_white": "true"} if cfg.generator.keep_white else {}),
     })
 
     # --- resume ---
