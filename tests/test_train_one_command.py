@@ -115,7 +115,8 @@ def test_cpu_sidd_needs_no_denoiser(data, tmp_path, caplog):
     from pngan.train.config import load_train_config
 
     cfg = load_train_config("cpu-sidd")
-    assert (cfg.loss.lambda_align, cfg.loss.lambda_marginal, cfg.synthetic.level, cfg.run.steps) == (0.0, 5.0, "match", 2400)
+    assert (cfg.loss.lambda_align, cfg.loss.lambda_marginal, cfg.loss.lambda_spectrum, cfg.synthetic.level,
+            cfg.run.steps, cfg.generator.keep_white) == (0.0, 5.0, 0.01, "match", 2400, True)
     assert load_train_config("cpu-small").loss.lambda_marginal == 0.0  # the presets stay independent
     spec, dn_cfg = data
     caplog.set_level("INFO", logger="pngan")

@@ -219,11 +219,11 @@ def _with(base: dict, changes: dict) -> dict:
 # denoiser's alignment is off (on SIDD it pulls a colour cast) and the noise mean is held by the
 # low-passed L1 instead; the per-intensity noise distribution is matched directly (lambda_marginal,
 # not in the paper); a smaller G step, and 2400 steps: the distribution is learned after step 1000;
-# clean-white values stay white (generator.keep_white).
+# clean-white values stay white (generator.keep_white); cpu-small's spectrum term (0.01) is kept.
 PRESETS["cpu-sidd"] = _with(PRESETS["cpu-small"], {
     "generator": {"keep_white": True},
     "synthetic": {"level": "match"},
-    "loss": {"lambda_align": 0.0, "lambda_lowpass": 1.0, "lambda_spectrum": 0.0, "lambda_marginal": 5.0},
+    "loss": {"lambda_align": 0.0, "lambda_lowpass": 1.0, "lambda_marginal": 5.0},  # + cpu-small's lambda_spectrum
     "optim": {"lr": 2e-4, "d_lr": 1e-3},
     "run": {"steps": 2400},
 })
