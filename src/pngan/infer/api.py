@@ -101,6 +101,16 @@ class NoiseGenerator(nn.Module):
             y = tiled_forward(self.net, x, tile, self.overlap, exact=self.exact_tiles)
         return y.to(x.dtype)
 
+    def finish(self, fake: torch.Tensor, clean: torch.Tensor | None) -> torch.Tensor:
+        """The generator's raw output made an image: clamped to [0, 1] and, for a generator trained
+        with ``generator.keep_white``, clean-white values put back (``clean`` is needed only then)."""
+        fake = fake.clamp(0, 1)
+        if self.keep_white:
+            from pngan.noise.clipping import keep_white
+
+            fake = keep_white(fake, clean.to(fake.device, fake.dtype))
+        return fake
+
     @torch.inference_mode()
     def forward(self, clean, generator: torch.Generator | None = None, return_synthetic: bool = False,
                 gain: float | torch.Tensor | None = None):
@@ -114,11 +124,7 @@ class NoiseGenerator(nn.Module):
         dtype = x.dtype
         x = x if batched else x[None]
         syn = synthesize(self.synthetic, x.to(self.device, torch.float32), generator, gain=gain)
-        fake = self.realistic(syn).clamp_(0, 1)
-        if self.keep_white:
-            from pngan.noise.clipping import keep_white
-
-            fake = keep_white(fake, x.to(fake.device, fake.dtype))
+        fake = self.finish(self.realistic(syn), x)
         fake, syn = fake.to(dtype), syn.to(dtype)
         if not batched:
             fake, syn = fake[0], syn[0]

@@ -183,12 +183,8 @@ def generate(
                                          return_params=True)
                 if k == samples - 1 and not gen.keep_white:
                     del clean  # not needed any more: one full-size image less while the generator runs
-                fake = gen.realistic(syn).clamp(0, 1)
+                fake = gen.finish(gen.realistic(syn), clean[None] if gen.keep_white else None)
                 del syn
-                if gen.keep_white:  # the generator was trained with clean-white values passing through
-                    from pngan.noise.clipping import keep_white
-
-                    fake = keep_white(fake, clean[None].to(fake.device, fake.dtype))
                 write_image(target, fake[0])
                 del fake
                 written += 1
