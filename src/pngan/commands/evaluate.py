@@ -174,9 +174,12 @@ def run(args: argparse.Namespace) -> int:
         return _trajectory(args)
     if args.what == "noise":
         if args.setting is not None:
-            from pngan.noise import canonical_setting
+            from pngan.commands.synth import check_setting_options
 
-            canonical_setting(args.setting.split(':', 1)[0])
+            check_setting_options(args.setting, fit=args.fit, level=args.level)
+        elif args.fit:
+            raise PnganError("--fit fits the calibrated baseline: use it with --setting calibrated, or with "
+                             "--generator RUN --checkpoints (to score that baseline beside the checkpoints)")
         fn = None  # the generator (or setting) is checked before the data are read
         if args.level != "fixed" and args.generated is not None:
             raise PnganError("--level match generates at each real pair's level: use it with --generator or "

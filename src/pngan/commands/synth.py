@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "it a folder holding another job or foreign files is refused")
     parser.add_argument("--gain", type=GAIN, default=None, metavar="G",
                         help="calibrated only: the noise std times G (1: the level of the pairs it was fitted on)")
+    parser.add_argument("--save-fit", metavar="FILE.json",
+                        help="calibrated only: also save the fitted noise model to FILE.json, to reuse as --setting "
+                        "calibrated:FILE.json, in train-denoiser as --data synth:FILE.json:SPEC, or in evaluate")
     parser.add_argument("--seed", type=SEED, default=0, help="run seed; image X uses derive_seed(seed, X) (default 0)")
     parser.add_argument("--format", choices=sorted(FORMATS), default="png",
                         help="png (8-bit, default), png16 or tif (16-bit)")
@@ -69,6 +72,89 @@ def _sigma_arg(text: str):
         return _parse_sigma(text)
     except PnganError as e:
         raise argparse.ArgumentTypeError(str(e).removeprefix("--sigma: ")) from None
+
+
+def check_setting_options(setting: str, *, fit: str | None = None, sigma=None, gain=None, cycleisp=None,
+                          level: str | None = None) -> str:
+    """The canonical name of ``--setting`` (awgn, raw or calibrated). An option that the setting would
+    ignore is refused with one line saying which setting it belongs to."""
+    from pngan.errors import PnganError
+    from pngan.noise import canonical_setting
+
+    text = str(setting).strip()
+    saved = text.lower().startswith("calibrated:")
+    if saved:
+        path = text.split(":", 1)[1]
+        if not path.strip():
+            raise PnganError("--setting calibrated:FILE.json needs the calibration file after 'calibrated:' "
+                             "(or use --setting calibrated --fit SPEC to fit one)")
+        if os.path.isdir(path):
+            raise PnganError(f"--setting calibrated:{path}: a folder, not a calibration file (FILE.json, written "
+                             "by 'pngan synth --setting calibrated --fit SPEC --save-fit FILE.json')")
+        name = "calibrated"
+    else:
+        name = canonical_setting(text)
+    if fit and name != "calibrated":
+        raise PnganError(f"--fit applies to --setting calibrated only (this is {name})")
+    if fit and saved:
+        raise PnganError("--fit fits a new calibration, but --setting calibrated:FILE.json already gives one: drop "
+                         "--fit, or fit with --setting calibrated --fit SPEC")
+    if gain is not None and name != "calibrated":
+        raise PnganError("--gain applies to --setting calibrated only (setting 1: --sigma)")
+    if sigma is not None and name != "awgn":
+        why = "its level is the fitted one: scale it with --gain" if name == "calibrated" else \
+            "setting 2 draws its own noise levels"
+        raise PnganError(f"--sigma applies to --setting awgn only ({name}: {why})")
+    if cycleisp is not None and name != "raw":
+        raise PnganError("--cycleisp applies to --setting raw only")
+    if level == "match" and name != "calibrated":
+        raise PnganError(f"--level match gives each image its real pair's noise level, which only the calibrated "
+                         f"setting can take ({name} draws its own); use --level fixed, or --setting calibrated")
+    return name
+
+
+def calibration_id(module) -> str:
+    """What makes a calibrated output what it is: a hash of every fitted number (``describe()``)."""
+    from pngan.io.records import json_sha256
+
+    return "sha256:" + json_sha256(module.describe())
+
+
+def _upgrade_job(old: dict, out: Path) -> dict:
+    """A calibrated job recorded by an older pngan has no ``calibration``: take it from the
+    manifest's per-image records (each holds the setting's describe()), else mark it unknown."""
+    if old.get("setting") != "calibrated" or "calibration" in old:
+        return old
+    ident = "unknown (recorded by an older pngan)"
+    try:
+        with open(out / "manifest.jsonl", encoding="utf-8") as f:
+            first = json.loads(f.readline())
+        from pngan.io.records import json_sha256
+
+        ident = "sha256:" + json_sha256(first["synthetic"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return {**old, "calibration": ident}
+
+
+def _check_save_fit(path: str, setting: str, fit: str | None, overwrite: bool) -> None:
+    """Before any work: --save-fit needs a fit to save and a file it may (over)write."""
+    from pngan.errors import PnganError
+    from pngan.validate import writable_file
+
+    if setting != "calibrated" or not fit:
+        raise PnganError("--save-fit saves a new fit: use it with --setting calibrated --fit SPEC")
+    writable_file(path, "--save-fit file")
+    if Path(path).exists() and not overwrite:
+        raise PnganError("--save-fit file exists (an earlier calibration?); choose another name, or pass --overwrite "
+                         "to replace it", path)
+
+
+def _save_fit(module, path: str) -> None:
+    from pngan.noise.calibrated import save_calibration
+
+    save_calibration(module, path)
+    print(f"saved the calibration to {path} (use it as --setting calibrated:{path} or synth:{path}:SPEC)")
 
 
 def _resolve_input(text: str) -> tuple[str, Path | None]:
@@ -111,29 +197,24 @@ def run(args: argparse.Namespace) -> int:
     from pngan.noise import build_synthetic, canonical_setting
     from pngan.seeding import derive_seed
 
-    if str(args.setting).lower().startswith("calibrated"):
-        from pngan.noise import resolve_setting
-
-        setting = "calibrated"
-    else:
-        setting = canonical_setting(args.setting)
-    if args.fit and setting != "calibrated":
-        raise PnganError("--fit applies to --setting calibrated only")
-    if args.gain is not None and setting != "calibrated":
-        raise PnganError("--gain applies to --setting calibrated only (setting 1: --sigma)")
+    setting = check_setting_options(args.setting, fit=args.fit, sigma=args.sigma, gain=args.gain,
+                                    cycleisp=args.cycleisp)
+    if args.save_fit:
+        _check_save_fit(args.save_fit, setting, args.fit, args.overwrite)
     kwargs = {}
     if args.sigma is not None:
-        if setting != "awgn":
-            raise PnganError("--sigma applies to --setting awgn only (setting 2 draws its own noise levels)")
         kwargs["sigma"] = args.sigma if not isinstance(args.sigma, str) else _parse_sigma(args.sigma)
     if args.cycleisp is not None:
-        if setting != "raw":
-            raise PnganError("--cycleisp applies to --setting raw only")
         paths = [p.strip() for p in args.cycleisp.split(",")]
         if len(paths) != 3 or not all(paths):
             raise PnganError(f"--cycleisp: expected RGB2RAW.pth,RAW2RGB.pth,CCM.pth, got {args.cycleisp!r}")
         kwargs.update(isp="networks", cycleisp=paths)
-    module = resolve_setting(args.setting, args.fit) if setting == "calibrated" else build_synthetic(setting, **kwargs)
+    if setting == "calibrated":
+        from pngan.noise import resolve_setting
+
+        module = resolve_setting(args.setting, args.fit)
+    else:
+        module = build_synthetic(setting, **kwargs)
 
     spec, in_dir = _resolve_input(args.input)
     out = Path(args.output)
@@ -148,8 +229,12 @@ def run(args: argparse.Namespace) -> int:
 
     job = {"command": "synth", "setting": setting, "sigma": kwargs.get("sigma"), "input": normalize_spec(spec),
            "seed": args.seed, "format": args.format, **({"gain": args.gain} if args.gain is not None else {})}
-    outdir.claim(out, job, overwrite=args.overwrite)  # lock; refuse another job's or foreign files
+    if setting == "calibrated":  # the fitted numbers define the output, not the word "calibrated"
+        job["calibration"] = calibration_id(module)
+    outdir.claim(out, job, overwrite=args.overwrite, upgrade=_upgrade_job)  # lock; refuse another job's files
     try:
+        if args.save_fit:
+            _save_fit(module, args.save_fit)
         return _synth(args, spec, out, module, setting)
     finally:
         outdir.release(out)

@@ -194,14 +194,16 @@ def _level_matched(fn: Callable, calibrated, level: str, what: str) -> Callable:
     """``fn(clean, name, k, gain)`` as a ``sample_fn`` that is given each real pair's noise level
     (``level="match"``: :func:`pngan.noise.calibrated.level_gain` of the pair under ``calibrated``,
     one number per image, like the ISO that SIDD's noise models are given), or ``fn`` at gain 1."""
-    from pngan.noise import check_gain
     from pngan.noise.calibrated import level_gain
 
     if level not in LEVELS:
         raise PnganError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     if level == "fixed":
         return lambda clean, name, k: fn(clean, name, k, None)
-    check_gain(calibrated, f"--level match (each pair's level) for {what}")
+    if getattr(calibrated, "setting", None) != "calibrated":
+        name = getattr(calibrated, "setting", type(calibrated).__name__)
+        raise PnganError(f"--level match gives each image its real pair's noise level, which only the calibrated "
+                         f"setting can take; {what} is '{name}' (use --level fixed)")
 
     def matched(clean: torch.Tensor, name: str, k: int, noisy: torch.Tensor) -> torch.Tensor:
         return fn(clean, name, k, float(level_gain(calibrated, clean, noisy)[0]))

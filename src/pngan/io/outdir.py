@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pngan.errors import PnganError
 from pngan.io.records import read_json_record
@@ -50,9 +50,12 @@ def _remove_owned(out: Path) -> None:
         p.unlink()
 
 
-def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: bool = True) -> dict | None:
+def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: bool = True,
+          upgrade: Callable[[dict, Path], dict] | None = None) -> dict | None:
     """Lock ``out`` and make sure it holds nothing but this job's output; returns the earlier job record
-    (None for a new folder). See the module docstring."""
+    (None for a new folder). ``upgrade(old, out)`` fills in keys that a record written by an older
+    pngan lacks (from what else the folder holds), so that it compares with ``job``. See the module
+    docstring."""
     from pngan.io import lock as lk
     from pngan.io.atomic import atomic_write_text
     from pngan.validate import writable_dir
@@ -63,6 +66,8 @@ def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: b
         lk.acquire(out, "output folder")
     try:
         old = read_job(out)
+        if old is not None and upgrade is not None:
+            old = upgrade(old, out)
         safe = set(job.get("_safe", ()))
         if old is not None:
             diffs = [f"{k}: {_fmt(old.get(k))} -> {_fmt(job.get(k))}" for k in sorted(set(old) | set(job))

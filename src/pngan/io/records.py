@@ -30,3 +30,9 @@ def read_json_record(path: Path, what: str, hint: str = "") -> dict | None:
     if not isinstance(rec, dict):
         raise PnganError(f"not a pngan {what}{hint}", path)
     return rec
+
+
+def json_sha256(obj) -> str:
+    """SHA-256 of a JSON-able object in canonical form (sorted keys): equal for equal contents,
+    however they were written or ordered (e.g. a noise model's ``describe()``)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()

@@ -47,14 +47,22 @@ log = logging.getLogger("pngan")
 
 
 def split_source_spec(spec: str) -> tuple[str | None, str | None, str]:
-    """``synth:SETTING:SPEC`` -> ("synth", canonical setting, SPEC); ``gen:RUN:SPEC`` -> ("gen", RUN,
-    SPEC); any other spec -> (None, None, spec)."""
+    """``synth:SETTING:SPEC`` -> ("synth", canonical setting, SPEC); ``synth:FILE.json:SPEC`` (also
+    spelled ``synth:calibrated:FILE.json:SPEC``) -> ("synth", FILE.json, SPEC); ``gen:RUN:SPEC`` ->
+    ("gen", RUN, SPEC); any other spec -> (None, None, spec). A FILE.json or RUN path may itself
+    hold ':' (the split is where an existing path ends)."""
     kind, sep, rest = spec.partition(":")
     if kind not in ("synth", "gen") or not sep:
         return None, None, spec
-    arg, sep, inner = rest.partition(":")
-    if not sep or not arg or not inner:
-        example = "synth:awgn:clean:DIR" if kind == "synth" else "gen:runs/sidd:clean:DIR"
+    example = "synth:awgn:clean:DIR" if kind == "synth" else "gen:runs/sidd:clean:DIR"
+    if kind == "synth" and rest.lower().startswith("calibrated:"):
+        if ".json:" not in rest.lower():
+            raise PnganError(f"'{spec}': on-the-fly calibrated noise needs a saved calibration, "
+                             "synth:FILE.json:SPEC (or synth:calibrated:FILE.json:SPEC); save one with 'pngan synth "
+                             "--setting calibrated --fit PAIRS --save-fit FILE.json ...'")
+        rest = rest.split(":", 1)[1]
+    arg, inner = _split_path_arg(rest, json_file=kind == "synth")
+    if not arg or not inner:
         raise PnganError(f"on-the-fly data spec must be {kind}:{'SETTING' if kind == 'synth' else 'RUN'}:SPEC "
                          f"(e.g. {example}), got '{spec}'")
     if kind == "synth" and not arg.lower().endswith(".json"):  # FILE.json: a saved calibrated setting
@@ -62,6 +70,25 @@ def split_source_spec(spec: str) -> tuple[str | None, str | None, str]:
 
         arg = canonical_setting(arg)
     return kind, arg, inner
+
+
+def _split_path_arg(rest: str, json_file: bool) -> tuple[str, str]:
+    """``ARG:SPEC`` -> (ARG, SPEC), where ARG may hold ':': a FILE.json ends at '.json:'; otherwise
+    ARG is the first prefix (ending before a ':') that exists on disk, else the text before the first ':'."""
+    from pngan.data.specs import FORMATS
+
+    cuts = [i for i, ch in enumerate(rest) if ch == ":"]
+    if json_file:
+        ends = [i for i in cuts if rest[:i].lower().endswith(".json")]
+        if ends:
+            i = next((i for i in ends if Path(rest[:i]).expanduser().is_file()), ends[0])
+            return rest[:i], rest[i + 1:]
+    for i in cuts:
+        head, tail = rest[:i], rest[i + 1:]
+        if Path(head).expanduser().exists() and tail.split(":", 1)[0].strip().lower() in (*FORMATS, "synth", "gen"):
+            return head, tail
+    arg, _, inner = rest.partition(":")
+    return arg, inner
 
 
 def split_synth_spec(spec: str) -> tuple[str | None, str]:

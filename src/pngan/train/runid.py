@@ -1,6 +1,7 @@
 """What defines a training run, recorded in ``RUN/run.json`` and compared on ``--resume``.
 
-A run is defined by its data (the ``--data`` specs, paths resolved), its frozen networks
+A run is defined by its data (the ``--data`` specs, paths resolved, plus a content hash of the files
+behind each, of a ``synth:FILE.json`` calibration and of a ``gen:RUN`` generator), its frozen networks
 (``--denoiser``, ``--vgg``, ``--init``: paths resolved, plus a SHA-256 of each file) and its config
 (``RUN/config.yaml``). ``--resume`` may change only the keys in :data:`SAFE_ON_RESUME` (they change
 how long or how the run executes, not what it learns from); any other difference is refused with a
@@ -64,9 +65,56 @@ def network_identity(spec: str | None) -> dict | None:
     return ident
 
 
+def data_content(spec: str) -> dict[str, str | None]:
+    """Content hashes of what a ``--data`` spec reads: its files (``data``), and for on-the-fly
+    sources the calibration file of ``synth:FILE.json:SPEC`` (``calibration``) or the generator
+    weights of ``gen:RUN:SPEC`` (``generator``). A path compares equal however it is spelled; these
+    tell whether the files behind it are still the ones the run started with."""
+    from pngan.data.specs import data_fingerprint
+    from pngan.train.denoiser import split_source_spec
+
+    kind, arg, inner = split_source_spec(spec)
+    out: dict[str, str | None] = {"data": data_fingerprint(inner)}
+    if kind == "synth" and str(arg).lower().endswith(".json"):
+        p = Path(arg).expanduser()
+        out["calibration"] = file_sha256(p) if p.is_file() else None
+    elif kind == "gen":
+        out["generator"] = file_sha256(generator_file(arg))
+    return out
+
+
+def generator_file(run_or_file: str | Path) -> Path:
+    """The generator weights of ``gen:RUN`` (a ``pngan train`` run folder or its .safetensors)."""
+    p = Path(run_or_file).expanduser()
+    if p.is_dir() and not (p / "generator.safetensors").is_file():
+        if (p / "denoiser.safetensors").is_file():
+            raise PnganError("gen:RUN: this is a 'pngan train-denoiser' run folder (it holds denoiser.safetensors); "
+                             "gen: takes a 'pngan train' run folder or the generator.safetensors it wrote", p)
+        raise PnganError("gen:RUN: the folder holds no generator.safetensors: give a 'pngan train' run folder that "
+                         "has written a checkpoint, or a generator .safetensors file", p)
+    if not p.exists():
+        raise PnganError("gen:RUN: no such 'pngan train' run folder or generator file", p)
+    return p / "generator.safetensors" if p.is_dir() else p
+
+
 def identity(kind: str, data: list[str], networks: dict[str, str | None]) -> dict[str, Any]:
     return {"kind": kind, "data": [normalize_spec(s) for s in data],
+            "content": [data_content(s) for s in data],
             "networks": {k: network_identity(v) for k, v in networks.items()}}
+
+
+_CONTENT_WHAT = {"data": "its files changed", "calibration": "the calibration file changed",
+                 "generator": "the generator was retrained or replaced"}
+
+
+def content_changes(old: dict, new: dict) -> list[str]:
+    """What differs between the recorded and the current content hashes of the same --data specs."""
+    problems = []
+    for spec, a, b in zip(new["data"], old.get("content") or [], new.get("content") or []):
+        what = [_CONTENT_WHAT.get(k, k) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        if what:
+            problems.append(f"--data {spec} ({', '.join(what)} since the run started)")
+    return problems
 
 
 def read(run_dir: str | Path) -> dict | None:
@@ -135,6 +183,12 @@ def check_resume(run_dir: str | Path, old_cfg: Any, new_cfg: Any, new_ident: dic
             raise PnganError(f"this is a '{old.get('kind')}' run folder, not a '{new_ident['kind']}' one", run_dir)
         if old.get("data") != new_ident["data"]:
             problems.append(f"--data {' '.join(old.get('data') or [])} -> {' '.join(new_ident['data'])}")
+        elif "content" not in old:
+            log.warning("%s records no content hashes of the data (written by an older pngan): whether its files "
+                        "changed since the run started cannot be checked this time; they are recorded now",
+                        Path(run_dir) / RUN_FILE)
+        else:
+            problems += content_changes(old, new_ident)
         for name, new in new_ident["networks"].items():
             prev = (old.get("networks") or {}).get(name)
             if new is None:
@@ -203,11 +257,11 @@ def run_folder(kind: str, out: str | Path, data: list[str], networks: dict[str, 
             networks = {k: v if v else recorded_network(out, k) for k, v in networks.items()}
         yield new_cfg, networks
         return
+    ident = identity(kind, data, networks)  # before the folder is made: a bad gen:RUN leaves nothing behind
     lock.acquire(out, "run folder")
     try:
         if resume:
             old_cfg = load(str(out / "config.yaml"), None)
-            ident = identity(kind, data, networks)
             changes = check_resume(out, old_cfg, new_cfg, ident)
             from pngan.train.checkpoint import latest_checkpoint
 
@@ -219,6 +273,9 @@ def run_folder(kind: str, out: str | Path, data: list[str], networks: dict[str, 
             rec = read(out)
             if rec is None or rec.get("identity") is None:  # an older run: adopt this invocation's identity
                 write(out, {"identity": ident, "created": None, "resumes": (rec or {}).get("resumes", [])})
+            elif "content" not in rec["identity"]:  # an older run.json: adopt the content hashes
+                rec["identity"]["content"] = ident["content"]
+                write(out, rec)
             record_resume(out, changes, new_cfg)
         else:
             if (out / "config.yaml").is_file():  # another process created it meanwhile
@@ -227,7 +284,7 @@ def run_folder(kind: str, out: str | Path, data: list[str], networks: dict[str, 
 
             if any(p.name not in RUN_FOLDER_EXTRAS for p in out.iterdir()):
                 raise PnganError("output folder exists and is not empty (and is not a pngan run)", out)
-            record_new(out, identity(kind, data, networks))
+            record_new(out, ident)
         yield new_cfg, networks
     finally:
         lock.release(out)
