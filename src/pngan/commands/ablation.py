@@ -18,7 +18,11 @@ term (the table says so).
 (``--ratio``; 0 = real only), evaluated by PSNR/SSIM on held-out real pairs.
 
 Each writes ``OUT/<table>.md`` and ``OUT/<table>.json``; runs go to ``OUT/runs/<row>``. Rerunning
-with the same ``--out`` reuses finished rows and resumes unfinished ones.
+with the same ``--out`` reuses finished rows and resumes unfinished ones, and the table keeps the
+rows of earlier runs that were not run again (``--rows`` / ``--ratios`` add rows to it). One ``--out``
+holds one ablation: another config, other data, test set or networks are refused (choose another
+``--out``), and a row's run trained with another config or data is never reused (``RUN/run.json`` and
+its ``config.yaml`` are compared, as ``--resume`` does).
 """
 
 from __future__ import annotations
@@ -99,11 +103,13 @@ def _table3_rows(args) -> list[tuple[str, list[str], str]]:
         rows.append((name, ov, ""))
     for name, ov in GENERATOR_ROWS:
         rows.append((name, full_loss + ov, "" if args.vgg else "without the perceptual term (no --vgg)"))
-    if args.rows:
+    if args.rows is not None:
         from pngan.errors import PnganError
 
         want = [x.strip() for x in args.rows.split(",") if x.strip()]
         known = [n for n, _, _ in rows]
+        if not want:
+            raise PnganError(f"--rows names no row; give some of: {', '.join(known)} (or leave --rows out for all)")
         bad = [w for w in want if w not in known]
         if bad:
             raise PnganError(f"unknown --rows {bad}; rows: {', '.join(known)}")
@@ -121,18 +127,33 @@ def _config_key(cfg) -> str:
     return config_hash(cfg)
 
 
-def _train_row(load, train, cfg_overrides: list[str], preset: str, run: Path, **kw) -> None:
-    """Train one row's run, reusing a finished run and resuming an unfinished one."""
+def _train_row(load, train, overrides: list[str], preset: str, run: Path, *, kind: str, data: list[str],
+               networks: dict[str, str | None], row: str) -> int:
+    """Train one row's run, reusing a finished run and resuming an unfinished one; returns the step
+    its run reached. A run trained with another effective config, other data (contents included)
+    or other frozen networks is refused, never reused."""
+    from pngan.train import runid
     from pngan.train.checkpoint import latest_checkpoint
 
-    if (run / "config.yaml").is_file():
-        cfg = load(str(run / "config.yaml"), cfg_overrides)
-        latest = latest_checkpoint(run)
-        if latest is not None and latest[0] >= cfg.run.steps:
-            return
-        train(cfg, run_resume=True, **kw)
-        return
-    train(load(preset, cfg_overrides), run_resume=False, **kw)
+    want = load(preset, overrides)
+    ident = runid.identity(kind, data, networks)
+    if not (run / "config.yaml").is_file():
+        runid.record_new(run, ident)
+        train(want, run_resume=False)
+        return want.run.steps
+    old = load(str(run / "config.yaml"), None)
+    changes = runid.check_resume(
+        run, old, want, ident, refusal=f"the ablation row '{row}' was trained with another config or data",
+        hint="Choose another --out, or delete this row's run folder to train it again")
+    rec = runid.read(run)
+    if rec is None or "content" not in (rec.get("identity") or {}):  # written by an older pngan: adopt
+        runid.write(run, {**(rec or {}), "identity": ident, "resumes": (rec or {}).get("resumes", [])})
+    latest = latest_checkpoint(run)
+    if latest is not None and latest[0] >= want.run.steps:
+        return latest[0]
+    runid.record_resume(run, changes, want)
+    train(want, run_resume=True)
+    return want.run.steps
 
 
 def _markdown(title: str, header: list[str], rows: list[list[str]], notes: list[str]) -> str:
@@ -177,22 +198,36 @@ def _table3(args, preset: str, common: list[str], out: Path) -> dict:
             train_pngan(cfg, args.data, _run, denoiser=args.denoiser, vgg_weights=args.vgg, resume=run_resume,
                         progress=not args.quiet)
 
-        _train_row(load_train_config, train, overrides, preset, run)
+        steps = _train_row(load_train_config, train, overrides, preset, run, kind="train", data=args.data,
+                           networks={"denoiser": args.denoiser, "vgg": args.vgg}, row=name)
         res = evaluate_noise(test, sample_fn=generator_sampler(run, seed=args.seed), samples=args.samples)
-        entry.update({"run": str(run), **{k: res["mean"][k] for k in METRICS}, "count": res["count"]})
+        entry.update({"run": str(run), **{k: res["mean"][k] for k in METRICS}, "count": res["count"],
+                      "steps": steps, "config_sha256": key})
         if args.psnr_arch:
             entry.update(_row_psnr(args, preset, load_train_config(preset, overrides), run, test))
         by_config[key] = entry
         results.append(entry)
-    cols = [*METRICS, *(("psnr", "ssim_y") if args.psnr_arch else ())]
-    md = _markdown(
+    return {"table": "table3", "config": preset, "overrides": common, "data": args.data, "test": args.test,
+            "rows": results}
+
+
+def _steps_note(rows: list[dict], label) -> str:
+    steps = {label(r): r["steps"] for r in rows if r.get("steps") is not None}
+    if len(set(steps.values())) <= 1:
+        return f"steps: {next(iter(steps.values()), '-')}"
+    return "steps per row: " + ", ".join(f"{k} {v}" for k, v in steps.items())
+
+
+def _table3_markdown(res: dict, job: dict) -> str:
+    cols = [*METRICS, *(("psnr", "ssim_y") if job.get("psnr_arch") else ())]
+    rows = res["rows"]
+    return _markdown(
         "PNGAN ablation (paper Table 3)", ["row", *cols, "note"],
-        [[r["row"], *[_fmt(r.get(k)) for k in cols], r["note"]] for r in results],
-        [f"config: {preset} {' '.join(common)}; training data: {' '.join(args.data)}; held-out: {args.test}",
+        [[r["row"], *[_fmt(r.get(k)) for k in cols], r["note"]] for r in rows],
+        [f"config: {job['config']} {' '.join(job['overrides'])}; {_steps_note(rows, lambda r: r['row'])}; "
+         f"training data: {' '.join(res['data'])}; held-out: {res['test']}",
          "realism metrics of `pngan evaluate noise` (lower is more realistic), one generated sample per "
          "held-out clean image, mean over images"])
-    return {"table": "table3", "config": preset, "overrides": common, "data": args.data, "test": args.test,
-            "rows": results, "markdown": md}
 
 
 def _row_psnr(args, preset: str, gcfg, run: Path, test) -> dict:
@@ -208,14 +243,33 @@ def _row_psnr(args, preset: str, gcfg, run: Path, test) -> dict:
     if args.psnr_steps is not None:
         ov.append(f"run.steps={args.psnr_steps}")
 
-    def train(cfg, run_resume):
-        train_denoiser(cfg, [f"gen:{run}:{spec}" for spec in args.data], dn_run, resume=run_resume,
-                       progress=not args.quiet)
+    data = [f"gen:{run}:{spec}" for spec in args.data]
 
-    _train_row(load_denoiser_config, train, ov, preset, dn_run)
+    def train(cfg, run_resume):
+        train_denoiser(cfg, data, dn_run, resume=run_resume, progress=not args.quiet)
+
+    _forget_if_generator_changed(dn_run, data)
+    _train_row(load_denoiser_config, train, ov, preset, dn_run, kind="train-denoiser", data=data,
+               networks={"init": None}, row=f"{run.name}/denoiser")
     net, _ = load_saved_network(dn_run / "denoiser.safetensors")
     res = evaluate_denoiser(net, test)
     return {"psnr": res["mean"]["psnr"], "ssim_y": res["mean"]["ssim_y"], "denoiser_run": str(dn_run)}
+
+
+def _forget_if_generator_changed(dn_run: Path, data: list[str]) -> None:
+    """A row's PSNR denoiser is derived from the row's generator: when that generator trained on
+    (more steps), the denoiser trained on the old one is removed so that it is trained again."""
+    import logging
+    import shutil
+
+    from pngan.train import runid
+
+    rec = runid.read(dn_run) if dn_run.is_dir() else None
+    old = [c.get("generator") for c in ((rec or {}).get("identity") or {}).get("content") or []]
+    if old and old != [runid.data_content(d).get("generator") for d in data]:
+        logging.getLogger("pngan").info("%s: its row's generator changed since it was trained: training it again",
+                                        dn_run)
+        shutil.rmtree(dn_run)
 
 
 def _rho(args, preset: str, common: list[str], out: Path) -> dict:
@@ -227,10 +281,7 @@ def _rho(args, preset: str, common: list[str], out: Path) -> dict:
 
     if not args.generated:
         raise PnganError("rho needs --generated SPEC (the generated pairs, mixed with --data at each ratio)")
-    try:
-        ratios = [float(x) for x in args.ratios.split(",") if x.strip()]
-    except ValueError:
-        raise PnganError(f"--ratios must be numbers separated by commas, got '{args.ratios}'") from None
+    ratios = _ratios(args.ratios)
     test = open_dataset(args.test)
     results = []
     for rho in ratios:
@@ -241,18 +292,95 @@ def _rho(args, preset: str, common: list[str], out: Path) -> dict:
             train_denoiser(cfg, [args.generated, *args.data], _run, init=None if run_resume else args.init,
                            resume=run_resume, progress=not args.quiet)
 
-        _train_row(load_denoiser_config, train, overrides, preset, run)
+        steps = _train_row(load_denoiser_config, train, overrides, preset, run, kind="train-denoiser",
+                           data=[args.generated, *args.data], networks={"init": args.init}, row=f"rho {rho:g}")
         net, _ = load_saved_network(run / "denoiser.safetensors")
         res = evaluate_denoiser(net, test)
         results.append({"rho": rho, "run": str(run), "psnr": res["mean"]["psnr"], "ssim_y": res["mean"]["ssim_y"],
-                        "psnr_input": res["mean"]["psnr_input"], "count": res["count"]})
-    md = _markdown(
-        "Generated:real ratio rho (paper Table 4)", ["rho", "PSNR", "SSIM"],
-        [[f"{r['rho']:g}", f"{r['psnr']:.2f}", f"{r['ssim_y']:.4f}"] for r in results],
-        [f"{args.arch}, config {preset} {' '.join(common)}, {'fine-tuned from ' + args.init if args.init else 'from scratch'}; "
-         f"generated: {args.generated}; real: {' '.join(args.data)}; held-out: {args.test}"])
+                        "psnr_input": res["mean"]["psnr_input"], "count": res["count"], "steps": steps})
     return {"table": "rho", "arch": args.arch, "config": preset, "overrides": common, "generated": args.generated,
-            "data": args.data, "test": args.test, "init": args.init, "rows": results, "markdown": md}
+            "data": args.data, "test": args.test, "init": args.init, "rows": results}
+
+
+def _rho_markdown(res: dict, job: dict) -> str:
+    rows = res["rows"]
+    return _markdown(
+        "Generated:real ratio rho (paper Table 4)", ["rho", "PSNR", "SSIM"],
+        [[f"{r['rho']:g}", f"{r['psnr']:.2f}", f"{r['ssim_y']:.4f}"] for r in rows],
+        [f"{res['arch']}, config {job['config']} {' '.join(job['overrides'])}, "
+         f"{_steps_note(rows, lambda r: 'rho ' + format(r['rho'], 'g'))}, "
+         f"{'fine-tuned from ' + res['init'] if res['init'] else 'from scratch'}; "
+         f"generated: {res['generated']}; real: {' '.join(res['data'])}; held-out: {res['test']}"])
+
+
+def _ratios(text: str) -> list[float]:
+    import math
+
+    from pngan.errors import PnganError
+
+    try:
+        ratios = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise PnganError(f"--ratios must be numbers separated by commas, got '{text}'") from None
+    if not ratios:
+        raise PnganError("--ratios names no ratio; give e.g. 0,0.5,1")
+    bad = [r for r in ratios if not (math.isfinite(r) and 0 <= r <= 1e6)]
+    if bad:
+        raise PnganError(f"--ratios: each ratio must be a finite number in [0, 1e6], got {bad[0]:g}")
+    seen: set[str] = set()
+    for r in ratios:
+        if f"{r:g}" in seen:  # rows (and their run folders rho-R) are named by f"{rho:g}"
+            raise PnganError(f"--ratios lists {r:g} twice (as {text!r}); give each ratio once")
+        seen.add(f"{r:g}")
+    return ratios
+
+
+def _job(args, preset: str, common: list[str]) -> dict:
+    """What one --out's table is about: every row in it was trained and evaluated with this.
+    Training steps may differ per row (each row records its own)."""
+    from pngan.train.runid import network_identity, normalize_spec
+
+    job = {"table": args.table, "config": preset,
+           "overrides": [o for o in common if not o.startswith("run.steps=")],
+           "data": [normalize_spec(d) for d in args.data], "test": normalize_spec(args.test)}
+    if args.table == "table3":
+        job.update(denoiser=network_identity(args.denoiser), vgg=network_identity(args.vgg), samples=args.samples,
+                   psnr_arch=args.psnr_arch)
+    else:
+        job.update(generated=normalize_spec(args.generated), arch=args.arch, init=network_identity(args.init))
+    return job
+
+
+def _earlier_rows(path: Path, job: dict) -> list[dict]:
+    """The rows of the table an earlier run wrote in this --out (refused when it is another ablation)."""
+    from pngan.errors import PnganError
+    from pngan.io.outdir import _fmt as fmt
+    from pngan.io.records import read_json_record
+
+    old = read_json_record(path, "ablation table")
+    if old is None:
+        return []
+    if not isinstance(old.get("job"), dict):
+        raise PnganError("this table was written by an older pngan and does not record what its rows were trained "
+                         "with; move it away (its rows would be mixed with new ones) or choose another --out", path)
+    # a network given to one run and not to another (e.g. --denoiser, which Baseline 1 alone does not
+    # use) is no difference here: each row's own run records and checks the networks it trained with
+    optional = {"denoiser", "vgg", "init"}
+    for k in optional:
+        if job.get(k) is None:
+            job[k] = old["job"].get(k)
+    diffs = [f"{k}: {fmt(old['job'].get(k))} -> {fmt(job.get(k))}" for k in sorted(set(old["job"]) | set(job))
+             if old["job"].get(k) != job.get(k) and not (k in optional and old["job"].get(k) is None)]
+    if diffs:
+        raise PnganError("--out holds an ablation of another config or data (" + "; ".join(diffs[:4]) + "); its rows "
+                         "would be mixed with these: choose another --out", path)
+    return list(old.get("rows") or [])
+
+
+def _merge(earlier: list[dict], new: list[dict], key, order) -> list[dict]:
+    """Rows run now replace the same rows of the earlier table; the other earlier rows are kept."""
+    done = {key(r) for r in new}
+    return sorted([r for r in earlier if key(r) not in done] + new, key=lambda r: order(key(r)))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -264,14 +392,32 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="pngan: %(message)s")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     preset = args.config or ("paper" if torch.cuda.is_available() else "cpu-small")
     common = list(args.overrides) + [f"run.seed={args.seed}"]
     if args.steps is not None:
         common.append(f"run.steps={args.steps}")
-    res = (_table3 if args.table == "table3" else _rho)(args, preset, common, out)
-    md = res.pop("markdown")
+    job = _job(args, preset, common)
     name = "table3" if args.table == "table3" else "table4_rho"
+    earlier = _earlier_rows(out / f"{name}.json", job)  # refused before any training
+    if args.table == "rho":  # the options are checked before anything is made
+        _ratios(args.ratios)
+    else:
+        _table3_rows(args)
+    from pngan.validate import writable_dir
+
+    writable_dir(out, "--out folder")
+    out.mkdir(parents=True, exist_ok=True)
+    res = (_table3 if args.table == "table3" else _rho)(args, preset, common, out)
+    if args.table == "table3":
+        names = [n for n, _ in LOSS_ROWS + GENERATOR_ROWS]
+        res["rows"] = _merge(earlier, res["rows"], lambda r: r["row"],
+                             lambda k: names.index(k) if k in names else len(names))
+        md = _table3_markdown(res, job)
+    else:
+        res["rows"] = _merge(earlier, res["rows"], lambda r: float(r["rho"]), lambda k: k)
+        md = _rho_markdown(res, job)
+    res["job"] = job
+    res["overrides"] = job["overrides"]
     atomic_write_text(out / f"{name}.json", json.dumps(res, indent=2) + "\n")
     atomic_write_text(out / f"{name}.md", md)
     print(md)

@@ -162,10 +162,13 @@ def _fmt(v: Any) -> str:
     return json.dumps(v) if not isinstance(v, str) else v
 
 
-def check_resume(run_dir: str | Path, old_cfg: Any, new_cfg: Any, new_ident: dict) -> dict[str, tuple[Any, Any]]:
+def check_resume(run_dir: str | Path, old_cfg: Any, new_cfg: Any, new_ident: dict, *,
+                 refusal: str = "--resume would change what defines this run",
+                 hint: str = "Start a new run (another --out) instead") -> dict[str, tuple[Any, Any]]:
     """Refuse a resume that changes what defines the run; return the (safe) config changes.
 
-    ``new_ident`` networks given as None (option not repeated on resume) are taken as unchanged."""
+    ``new_ident`` networks given as None (option not repeated on resume) are taken as unchanged.
+    ``refusal`` / ``hint`` word the error for callers other than ``--resume`` (e.g. ablation rows)."""
     rec = read(run_dir)
     problems: list[str] = []
     changes = config_changes(old_cfg, new_cfg)
@@ -200,8 +203,7 @@ def check_resume(run_dir: str | Path, old_cfg: Any, new_cfg: Any, new_ident: dic
                     f"{prev['spec'] if prev else 'none'} -> {new['spec']}"
                 problems.append(f"--{name} ({what})")
     if problems:
-        raise PnganError("--resume would change what defines this run: " + "; ".join(problems)
-                         + ". Start a new run (another --out) instead; safe to change on resume: "
+        raise PnganError(f"{refusal}: " + "; ".join(problems) + f". {hint}; safe to change on resume: "
                          + ", ".join(sorted(SAFE_ON_RESUME)), run_dir)
     return changes
 
