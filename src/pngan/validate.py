@@ -279,7 +279,18 @@ def _check_lowpass(cfg: Any) -> None:
                          "(the low-pass std in pixels)")
 
 
-CROSS_CHECKS: list[Callable[[Any], None]] = [_check_sigma_range, _check_level, _check_lowpass]
+def _check_generator_options(cfg: Any) -> None:
+    g = getattr(cfg, "generator", None)
+    if g is None or getattr(g, "name", None) != "simnet":
+        return
+    # the released SIMNet is single-scale: the multi-scale options would be silently ignored
+    bad = [k for k, v in (("multiscale", not g.multiscale), ("sid", not g.sid), ("downsample", g.downsample is not None)) if v]
+    if bad:
+        raise PnganError(f"generator.{bad[0]} applies to generator.name=smnet (the multi-scale SMNet) only; "
+                         "generator.name=simnet (the released network) is single-scale")
+
+
+CROSS_CHECKS: list[Callable[[Any], None]] = [_check_sigma_range, _check_level, _check_lowpass, _check_generator_options]
 
 
 def validate_config(cfg: Any, prefix: str = "") -> None:

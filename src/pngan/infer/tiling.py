@@ -30,17 +30,25 @@ class _Stop(Exception):
     pass
 
 
-def _fca_pools(net: nn.Module) -> list[list[nn.Module]]:
-    """The ``pool`` submodules of channel-attention layers, in execution order, grouped: pools that
-    sit side by side in one ``fcas`` list (the parallel paths of one SMNet block) only depend on
-    the block's input, so one stats pass collects the whole group."""
-    named = [(n, m.pool) for n, m in net.named_modules()
-             if isinstance(getattr(m, "pool", None), nn.AdaptiveAvgPool2d)]
+def _fca_pools(net: nn.Module) -> list[list[tuple[int, int]]]:
+    """The calls of channel-attention ``pool`` submodules, in execution order, as keys
+    ``(id(pool), k)`` for the k-th call of that pool in one forward (a shared module, such as
+    SIMNet's CAU applied twice, pools different inputs on each call). Grouped: pools that sit side
+    by side in one ``fcas`` list (the parallel paths of one SMNet block) only depend on the block's
+    input, so one stats pass collects the whole group."""
+    named = {id(m.pool): n for n, m in net.named_modules()
+             if isinstance(getattr(m, "pool", None), nn.AdaptiveAvgPool2d)}
     if not named:
         return []
-    order: list[int] = []
-    ids = {id(p): i for i, (_, p) in enumerate(named)}
-    hooks = [p.register_forward_hook(lambda m, i, o: order.append(ids[id(m)])) for _, p in named]
+    order: list[tuple[int, int]] = []
+    calls: dict[int, int] = {}
+
+    def record(m, i, o):
+        k = calls.get(id(m), 0)
+        calls[id(m)] = k + 1
+        order.append((id(m), k))
+
+    hooks = [m.register_forward_hook(record) for m in net.modules() if id(m) in named]
     try:
         with torch.inference_mode():
             mult = getattr(net, "multiple", 4)
@@ -49,19 +57,15 @@ def _fca_pools(net: nn.Module) -> list[list[nn.Module]]:
     finally:
         for h in hooks:
             h.remove()
-    groups: list[list[nn.Module]] = []
+    groups: list[list[tuple[int, int]]] = []
     keys: list[str] = []
-    seen = set()
-    for i in order:
-        if i in seen:
-            continue
-        seen.add(i)
-        name, pool = named[i]
-        key = name.split(".fcas.")[0] if ".fcas." in name else name
+    for call in order:
+        name = named[call[0]]
+        key = name.split(".fcas.")[0] if ".fcas." in name else f"{name}#{call[1]}"
         if keys and keys[-1] == key:
-            groups[-1].append(pool)
+            groups[-1].append(call)
         else:
-            groups.append([pool])
+            groups.append([call])
             keys.append(key)
     return groups
 
@@ -134,21 +138,24 @@ def tiled_forward(
              for (y0, y1, ey0, ey1) in rows for (x0, x1, ex0, ex1) in cols]
 
     groups = _fca_pools(net) if exact else []
-    known: dict[int, torch.Tensor] = {}  # pool id -> whole-image mean
-    state = {"collect": (), "core": None, "sums": {}, "counts": {}, "left": 0}
+    known: dict[tuple[int, int], torch.Tensor] = {}  # (pool id, call) -> whole-image mean
+    state = {"collect": (), "core": None, "sums": {}, "counts": {}, "left": 0, "calls": {}}
 
     def make_hook(pid: int):
         def hook(module, inputs, output):
-            if pid in known:
-                return known[pid].to(output.dtype).expand_as(output)
-            if pid in state["collect"]:
+            k = state["calls"].get(pid, 0)
+            state["calls"][pid] = k + 1
+            key = (pid, k)
+            if key in known:
+                return known[key].to(output.dtype).expand_as(output)
+            if key in state["collect"]:
                 inp = inputs[0]
                 cy0, cy1, cx0, cx1, ey0, ex0, eh = state["core"]
                 s = eh // inp.shape[-2]  # this FCA's scale (1, 2 or 4)
                 part = inp[..., (cy0 - ey0) // s:(cy1 - ey0) // s, (cx0 - ex0) // s:(cx1 - ex0) // s]
                 tot = part.double().sum(dim=(-2, -1), keepdim=True)
-                state["sums"][pid] = tot if pid not in state["sums"] else state["sums"][pid] + tot
-                state["counts"][pid] = state["counts"].get(pid, 0) + part.shape[-2] * part.shape[-1]
+                state["sums"][key] = tot if key not in state["sums"] else state["sums"][key] + tot
+                state["counts"][key] = state["counts"].get(key, 0) + part.shape[-2] * part.shape[-1]
                 state["left"] -= 1
                 if state["left"] == 0:
                     raise _Stop
@@ -160,19 +167,21 @@ def tiled_forward(
     # for SMNet; corrected on the first tile otherwise): the tiles' activations then always reuse
     # the same freed memory above it instead of being split around it (peak memory, issue 6).
     out = torch.zeros(1, x.shape[1], Hp, Wp, device=x.device, dtype=torch.float32)
-    handles = [p.register_forward_hook(make_hook(id(p))) for grp in groups for p in grp]
+    pools = {id(m): m for m in net.modules() if isinstance(m, nn.AdaptiveAvgPool2d)}
+    handles = [pools[pid].register_forward_hook(make_hook(pid)) for pid in {pid for grp in groups for pid, _ in grp}]
     try:
         for grp in groups:
-            state.update(collect={id(p) for p in grp}, sums={}, counts={})
+            state.update(collect=set(grp), sums={}, counts={})
             for (y0, y1, x0, x1, ey0, ey1, ex0, ex1) in tiles:
                 state["core"] = (y0, y1, x0, x1, ey0, ex0, ey1 - ey0)
                 state["left"] = len(grp)
+                state["calls"] = {}
                 try:
                     run(xp[..., ey0:ey1, ex0:ex1])
                 except _Stop:
                     pass
-            for pid in state["collect"]:
-                known[pid] = (state["sums"][pid] / state["counts"][pid]).to(x.dtype)
+            for key in state["collect"]:
+                known[key] = (state["sums"][key] / state["counts"][key]).to(x.dtype)
         state["collect"] = ()
         # Tiles form a grid and each weight map is wy (x) wx, so the sum of the weights is separable:
         # two 1-D sums instead of a full-image buffer.
@@ -180,6 +189,7 @@ def tiled_forward(
         wsum_x = torch.zeros(Wp, device=x.device, dtype=torch.float32)
         seen_y, seen_x = set(), set()
         for (y0, y1, x0, x1, ey0, ey1, ex0, ex1) in tiles:
+            state["calls"] = {}
             o = run(xp[..., ey0:ey1, ex0:ex1])
             if o.shape[1] != out.shape[1]:
                 out = torch.zeros(1, o.shape[1], Hp, Wp, device=x.device, dtype=torch.float32)

@@ -72,6 +72,17 @@ def load_state_dict_strict(net: nn.Module, sd: dict[str, torch.Tensor], path: st
         if shapes:
             parts.append(f"{len(shapes)} mis-shaped (e.g. {'; '.join(shapes[:2])})")
         raise PnganError(f"checkpoint does not fit network '{name}': " + "; ".join(parts), path)
+    # A module used in several places (SIMNet's CAU applied twice, its one PReLU) is listed under
+    # each of its names; loading would silently keep the last copy, so the copies must agree.
+    shared: dict[int, list[str]] = {}
+    for k, v in own.items():
+        if v.numel():
+            shared.setdefault(v.data_ptr(), []).append(k)
+    for keys in shared.values():
+        if len(keys) > 1 and any(not torch.equal(sd[keys[0]], sd[k]) for k in keys[1:]):
+            diff = next(k for k in keys[1:] if not torch.equal(sd[keys[0]], sd[k]))
+            raise PnganError(f"checkpoint does not fit network '{name}': {keys[0]} and {diff} are one shared weight "
+                             "in the network but differ in the file", path)
     net.load_state_dict(sd, strict=True)
 
 

@@ -16,7 +16,9 @@ from pngan.errors import PnganError
 
 _REGISTRY: dict[str, tuple[type[nn.Module], str]] = {}
 _MODULES = [
+    "pngan.nets.simnet",
     "pngan.nets.smnet",
+    "pngan.nets.dense_discriminator",
     "pngan.nets.discriminator",
     "pngan.nets.dncnn",
     "pngan.nets.ridnet",

@@ -223,6 +223,11 @@ class SMNet(nn.Module):
         )
         self.tail = nn.Conv2d(channels, in_channels, 3, padding=1)
 
+    def identity_init(self) -> None:
+        """Start as the identity of the input: the tail conv at zero (residual zero-init)."""
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         ph, pw = (-h) % self.multiple, (-w) % self.multiple

@@ -1,20 +1,23 @@
-"""PNGAN training configuration (typed; YAML; presets ``paper`` and ``cpu-small``).
+"""PNGAN training configuration (typed; YAML; presets ``paper``, ``cpu-small`` and ``cpu-sidd``).
 
-``paper`` is the paper's setting (Sec. 4.1): SMNet C=64 with 3 groups x 2 blocks, Adam
-(0.9, 0.999), learning rate 2e-4 cosine-annealed to 1e-6 over 700k iterations, 128x128 patches,
-batch 8, random flips, loss weights lambda_p = 6e-3 (perceptual) and lambda_ra = 8e-4
-(adversarial). Never shrink it: use ``cpu-small`` (or overrides) for small runs.
+``paper`` is the paper's setting (Sec. 4.1) with the authors' released networks: SIMNet (their
+SMNet, C=64, 3 groups x 2 blocks, 802,207 parameters) and their pixel-level discriminator
+(``Discriminator_dense``), Adam (0.9, 0.999), learning rate 2e-4 cosine-annealed to 1e-6 over 700k
+iterations, 128x128 patches, batch 8, random flips, loss weights lambda_p = 6e-3 (perceptual) and
+lambda_ra = 8e-4 (adversarial). Never shrink it: use ``cpu-small`` (or overrides) for small runs.
+Where it still differs from the paper: docs/paper-mapping.md ("What the paper preset is").
 
-``cpu-small`` is the same method at a scale that trains in minutes on 2 CPU cores: SMNet C=32 with
-2 groups x 1 block, 48x48 patches, batch 8, 400 iterations, learning rate 1e-3 cosine-annealed to
-1e-6 (a short run needs a larger step), the same loss weights and the same discriminator. Two
-choices differ from the paper, because at this budget they decide whether the output is realistic
-at all (measured in docs/experiments.md): the generator's input is the ``calibrated`` setting
-fitted on the training pairs instead of setting 1 (from AWGN sigma 50, 400 steps give a blurred copy
-of the clean image with blotchy noise, 2.3x too strong), and the generator starts as the identity
-of its input (``generator.init=identity``: the tail conv starts at zero). Two terms are added or
-changed in the loss: the alignment L1 compares low-passed denoised images (``loss.align_lowpass=4``)
-and the noise power spectra of fake and real are matched (``loss.lambda_spectrum=0.01``).
+``cpu-small`` is the method at a scale that trains in minutes on 2 CPU cores: our multi-scale
+SMNet at C=32 with 2 groups x 1 block and our 9x9 pixel discriminator, 48x48 patches, batch 8, 400
+iterations, learning rate 1e-3 cosine-annealed to 1e-6 (a short run needs a larger step), the same
+loss weights. Two choices differ from the paper, because at this budget they decide whether the
+output is realistic at all (measured in docs/experiments.md): the generator's input is the
+``calibrated`` setting fitted on the training pairs instead of setting 1 (from AWGN sigma 50, 400
+steps give a blurred copy of the clean image with blotchy noise, 2.3x too strong), and the
+generator starts as the identity of its input (``generator.init=identity``: its last conv starts
+at zero). Two terms are added or changed in the loss: the alignment L1 compares low-passed
+denoised images (``loss.align_lowpass=4``) and the noise power spectra of fake and real are matched
+(``loss.lambda_spectrum=0.01``).
 """
 
 from __future__ import annotations
@@ -25,26 +28,33 @@ from typing import Literal
 
 @dataclass
 class GeneratorConfig:
-    name: str = "smnet"
+    # "simnet": the generator the authors released (SIMNet, 802,207 parameters at the defaults: the
+    # paper's 0.8M; single scale). "smnet": our multi-scale reading of the paper's Fig. 3 (three
+    # paths, SID, FCA; 903,481 parameters), the network of Table 3's generator rows.
+    name: Literal["simnet", "smnet"] = "simnet"
     channels: int = 64
     groups: int = 3
     blocks: int = 2
+    # smnet only: the three paths (False: full resolution only) and anti-aliased (SID) downsampling
     multiscale: bool = True
     sid: bool = True
+    # channel attention (smnet: FCA; simnet: its CA). False: Table 3's rows without attention
     fca: bool = True
     # How the generator's weights start. "default": PyTorch's initialisation (the paper says
-    # nothing). "identity": the last conv (tail) starts at zero, so fake = x + tail(...) starts as
+    # nothing). "identity": the last conv starts at zero, so fake = x + last(...) starts as
     # the identity of its input (residual zero-init): with a realistic input (the calibrated
     # setting) training starts from the fitted baseline instead of from a random perturbation.
     init: Literal["default", "identity"] = "default"
-    # how SMNet's paths are downsampled: sid | stride | bilinear (Table 3's "+Multi-scale" row);
-    # None (default): sid if generator.sid else stride
+    # smnet only: how the paths are downsampled: sid | stride | bilinear (Table 3's "+Multi-scale"
+    # row); None (default): sid if generator.sid else stride
     downsample: Literal["sid", "stride", "bilinear"] | None = None
     # not in the paper: values whose clean value is 8-bit white pass through unchanged, in training
     # and generation (pngan.noise.clipping; recorded in the generator file)
     keep_white: bool = False
 
     def kwargs(self) -> dict:
+        if self.name == "simnet":
+            return dict(channels=self.channels, groups=self.groups, blocks=self.blocks, attention=self.fca)
         kw = dict(channels=self.channels, groups=self.groups, blocks=self.blocks,
                   multiscale=self.multiscale, sid=self.sid, fca=self.fca)
         if self.downsample is not None:  # only when set: older runs' kwargs stay as they were
@@ -92,7 +102,11 @@ class SyntheticConfig:
 
 @dataclass
 class LossConfig:
-    discriminator: Literal["pixel", "image", "none"] = "pixel"
+    # "dense": the pixel-level discriminator the authors released (Discriminator_dense: four convs,
+    # BatchNorm, 7x7 receptive field; its pre-sigmoid logits feed the relativistic loss). "pixel":
+    # our earlier reading of Fig. 2 (four 3x3 convs, no normalisation, 9x9). "image": the
+    # image-level discriminator of Table 3. "none": no adversarial term.
+    discriminator: Literal["dense", "pixel", "image", "none"] = "dense"
     d_channels: int = 64
     # what D sees: noisy images (the paper), noisy - clean, or noisy - clean with the clean image beside
     # it (6 channels: a conditional D that can judge the noise against the intensity it sits on)
@@ -190,7 +204,9 @@ class TrainConfig:
 PRESETS: dict[str, dict] = {
     "paper": {},  # the dataclass defaults are the paper's values
     "cpu-small": {
-        "generator": {"channels": 32, "groups": 2, "blocks": 1, "init": "identity"},
+        # our multi-scale SMNet and 9x9 pixel discriminator (docs/experiments.md: the CPU comparison
+        # with the released networks)
+        "generator": {"name": "smnet", "channels": 32, "groups": 2, "blocks": 1, "init": "identity"},
         # the generator's input: the calibrated setting fitted on the training pairs (docs/experiments.md:
         # from setting 1 at this budget the generator returns a blurred copy with blotchy noise)
         "synthetic": {"setting": "calibrated"},
@@ -198,7 +214,8 @@ PRESETS: dict[str, dict] = {
         # alignment L1 then pulls the generator to weaker, blurred noise (docs/experiments.md, session 4)
         # lambda_spectrum 0.01: the 9x9 pixel discriminator cannot see the noise level at low frequencies and
         # lets it sink; matching the batch's radial noise spectra holds it (docs/experiments.md, session 5)
-        "loss": {"perceptual_missing": "warn", "align_lowpass": 4.0, "lambda_spectrum": 0.01},
+        "loss": {"discriminator": "pixel", "perceptual_missing": "warn", "align_lowpass": 4.0,
+                 "lambda_spectrum": 0.01},
         "optim": {"lr": 1e-3},
         "data": {"patch_size": 48, "batch_size": 8},
         "run": {"steps": 400, "log_every": 10, "sample_every": 100, "ckpt_every": 100},

@@ -176,12 +176,9 @@ def build_models(cfg: TrainConfig, denoiser: str | None, vgg_weights: str | None
 
     G = build(cfg.generator.name, **cfg.generator.kwargs()).to(device)
     if cfg.generator.init == "identity":
-        tail = getattr(G, "tail", None)
-        if not isinstance(tail, nn.Conv2d):
-            raise PnganError(f"generator.init=identity needs a generator with a 'tail' conv; {cfg.generator.name} has none")
-        nn.init.zeros_(tail.weight)
-        if tail.bias is not None:
-            nn.init.zeros_(tail.bias)
+        if not hasattr(G, "identity_init"):
+            raise PnganError(f"generator.init=identity: generator {cfg.generator.name} cannot start as the identity")
+        G.identity_init()
     D = None
     if cfg.loss.discriminator != "none":
         d_kw = {"in_channels": 6} if cfg.loss.d_input == "noise_clean" else {}
@@ -454,15 +451,30 @@ def ema_update(avg: nn.Module, net: nn.Module, decay: float) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _sync_batchnorm(net: nn.Module) -> None:
+    """Replace every BatchNorm child of ``net`` by a SyncBatchNorm holding the same tensors."""
+    for name, child in list(net.named_children()):
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            setattr(net, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
+        else:
+            _sync_batchnorm(child)
+
+
 def _wrap_for_training(cfg: TrainConfig, dist: Dist, device: torch.device, G: nn.Module, D: nn.Module | None):
     Gm, Dm = G, D
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [device.index] if device.type == "cuda" else None
-        # broadcast_buffers=False: G and D hold no running statistics, only constant buffers (SMNet's
-        # blur-pool kernel, identical on every rank). DDP's per-forward buffer broadcast also fails
+        # broadcast_buffers=False: G holds no running statistics, only constant buffers (SMNet's
+        # blur-pool kernel, identical on every rank); DDP's per-forward buffer broadcast also fails
         # on that kernel once it is channels_last (a (C,1,3,3) tensor whose strides look overlapping).
+        # The released dense D has BatchNorm: on CUDA it becomes SyncBatchNorm (global-batch
+        # statistics, running statistics equal on every rank); gloo has none, so on CPU each process
+        # normalises its own part of the batch (rank 0's running statistics are saved; training
+        # never reads them). Converted in place, so D's state-dict keys stay the same.
+        if D is not None and device.type == "cuda":
+            _sync_batchnorm(D)
         with warnings.catch_warnings():  # newer torch calls broadcast_buffers deprecated; still correct
             warnings.simplefilter("ignore", FutureWarning)
             Gm = DDP(G, device_ids=ids, broadcast_buffers=False)
