@@ -23,3 +23,41 @@ def test_image_discriminator_docstring_matches_its_convs():
     assert [c.stride[0] for c in convs] == [2, 2, 2, 1]
     doc = discriminator.__doc__
     assert "three 4x4" in doc and "then a 3x3 convolution" in doc and "four 4x4" not in doc
+
+
+README = DOCS.parents[1] / "README.md"
+
+
+def _count(name: str, **kw) -> int:
+    return sum(p.numel() for p in build(name, **kw).parameters())
+
+
+def test_network_parameter_counts_stated_in_the_docs():
+    text, readme = DOCS.read_text(), README.read_text()
+    assert _count("simnet") == 802_207 and "802,207 parameters" in text and "802,207 parameters" in readme
+    assert _count("dense_discriminator") == 371_329 and "371,329 parameters" in text
+    assert _count("smnet") == 903_481 and "903,481 parameters" in text
+    assert _count("pixel_discriminator") == 224_385 and "224,385 parameters" in text
+
+
+def test_receptive_fields_stated_in_the_docs():
+    import torch
+
+    def field(name: str) -> int:  # how far one output pixel sees: the support of its input gradient
+        net = build(name, channels=4).eval()
+        x = torch.zeros(1, 3, 31, 31, requires_grad=True)
+        net(x)[0, 0, 15, 15].backward()
+        rows = x.grad.abs().sum(dim=(0, 1, 3)).nonzero()
+        return int(rows.max() - rows.min() + 1)
+
+    assert field("dense_discriminator") == 7 and field("pixel_discriminator") == 9
+    text = DOCS.read_text()
+    assert "7x7" in text and "9x9 view" in text
+    assert "paper's 9x9" not in text and "paper's 9x9" not in README.read_text()
+
+
+def test_docs_do_not_claim_what_the_paper_does_not_say():
+    text, readme = DOCS.read_text(), README.read_text()
+    for claim in ("exactly the paper's setting", "the paper's order", "The paper clamps", "Sec. 4.1", "Sec. 4.3",
+                  "Realism metrics (paper Table 2)", "(DnCNN, RIDNet, MIRNet, MPRNet)"):
+        assert claim not in text and claim not in readme, claim

@@ -1,9 +1,9 @@
 """Noise power-spectrum matching (not in the paper; ``loss.lambda_spectrum``, default 0).
 
-PNGAN's pixel-level discriminator is four 3x3 convolutions: it sees a 9x9 neighbourhood, so it
-cannot see how much noise power a fake has at low spatial frequencies (row banding, JPEG blocks,
-demosaicking), and the image-domain alignment of Eq. 2 is built to ignore noise altogether. Measured
-on ``camera:builtin`` (docs/experiments.md, session 5), training therefore learns the fine structure
+A pixel-level discriminator sees a small neighbourhood (the CPU presets' four 3x3 convolutions
+9x9, the released one 7x7), so it cannot see how much noise power a fake has at low spatial
+frequencies (row banding, JPEG blocks, demosaicking), and the image-domain alignment of Eq. 2 is
+built to ignore noise altogether. Measured on ``camera:builtin`` (docs/experiments.md), training therefore learns the fine structure
 of real noise but lets its level sink ~5% below its start. This loss anchors the level and the
 spectrum's shape: on aligned pairs, the noise of the fake (fake - clean) and of the real image
 (real - clean) are compared through their radial power spectra, averaged over the batch (one

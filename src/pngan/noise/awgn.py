@@ -1,6 +1,6 @@
 """Setting 1 of the paper: additive white Gaussian noise (AWGN), sigma on the 0-255 scale.
 
-The paper trains the generator on AWGN with sigma = 50 (Sec. 4.1). ``sigma=(lo, hi)`` draws a
+The paper trains the generator on AWGN with sigma = 50 (Sec. 3.1). ``sigma=(lo, hi)`` draws a
 sigma per image uniformly from [lo, hi] (a blind variant). The noisy image is not clipped by
 default: the paper writes the synthetic input as x_clean + n with n ~ N(0, sigma^2), and a clipped
 image would have biased, non-Gaussian noise near black and white; ``clip=True`` clips to [0, 1].

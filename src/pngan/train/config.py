@@ -1,6 +1,6 @@
 """PNGAN training configuration (typed; YAML; presets ``paper``, ``cpu-small`` and ``cpu-sidd``).
 
-``paper`` is the paper's setting (Sec. 4.1) with the authors' released networks: SIMNet (their
+``paper`` is the paper's setting (Sec. 3.1) with the authors' released networks: SIMNet (their
 SMNet, C=64, 3 groups x 2 blocks, 802,207 parameters) and their pixel-level discriminator
 (``Discriminator_dense``), Adam (0.9, 0.999), learning rate 2e-4 cosine-annealed to 1e-6 over 700k
 iterations, 128x128 patches, batch 8, random flips, loss weights lambda_p = 6e-3 (perceptual) and

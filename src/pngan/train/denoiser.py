@@ -187,7 +187,7 @@ SMALL_NET_KWARGS: dict[str, dict] = {
 @dataclass
 class DenoiserOptimConfig:
     lr: float = 2e-4  # from scratch
-    finetune_lr: float = 1e-6  # with --init (paper Sec. 4.1: fine-tuning at 1e-6)
+    finetune_lr: float = 1e-6  # with --init (paper Sec. 3.1: fine-tuning at 1e-6)
     lr_min: float = 1e-6
     beta1: float = 0.9
     beta2: float = 0.999
@@ -205,7 +205,7 @@ class DenoiserDataConfig:
 
 @dataclass
 class DenoiserRunConfig:
-    steps: int = 700_000  # paper Sec. 4.1: 700k iterations; fine-tuning keeps the other settings
+    steps: int = 700_000  # paper Sec. 3.1: 700k iterations; fine-tuning keeps the other settings
     seed: int = 0
     log_every: int = 100
     ckpt_every: int = 5000
@@ -228,7 +228,7 @@ class DenoiserTrainConfig:
 
 PRESETS: dict[str, dict] = {
     # paper: Adam (0.9, 0.999), 128x128 patches, batch 8, 700k iterations, cosine 2e-4 -> 1e-6 from
-    # scratch, constant 1e-6 when fine-tuning (Sec. 4.1: fine-tuning keeps the other settings).
+    # scratch, constant 1e-6 when fine-tuning (Sec. 3.1: fine-tuning keeps the other settings).
     "paper": {},
     "cpu-small": {
         "net": {"arch_kwargs": SMALL_NET_KWARGS},

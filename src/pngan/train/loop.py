@@ -1,4 +1,4 @@
-"""The PNGAN training loop (paper Sec. 2, Fig. 2; Sec. 4.1): ``PnganStep`` (one iteration: D step,
+"""The PNGAN training loop (paper Sec. 2, Fig. 2; Sec. 3.1): ``PnganStep`` (one iteration: D step,
 then G step) and the driver ``train_pngan`` (setup, resume, logging, samples, checkpoints).
 
 Each iteration, as the paper describes it:
@@ -345,7 +345,7 @@ class PnganStep:
         if not dist.any_flag(not math.isfinite(terms["loss_d"]), device):
             lossD.backward()
             if not dist.any_flag(not _finite_grads(n.D), device):
-                n.optD.step()  # D is updated before G's step (the paper's order)
+                n.optD.step()  # D is updated before G's step (our choice of order; the paper does not settle it)
             else:
                 terms["loss_d"] = float("nan")
         _set_grad(n.D, False)
