@@ -54,7 +54,9 @@ def _common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", action="append", required=True, metavar="SPEC",
                    help="real noisy/clean training pairs (repeatable)")
     p.add_argument("--test", required=True, metavar="SPEC", help="held-out real noisy/clean pairs for the evaluation")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (tables + one run folder per row)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (tables + one run folder per row); "
+                   "a later run into it reuses finished rows and adds its rows to the table (rows not run again are "
+                   "kept); another config, data or test set in the same folder is refused")
     p.add_argument("--config", default=None, metavar="PRESET|FILE.yaml",
                    help="config of every row: cpu-small (default on CPU) or paper (default on GPU)")
     p.add_argument("--steps", type=STEPS, help="training steps of every row (overrides run.steps)")

@@ -132,8 +132,21 @@ def _trajectory(args: argparse.Namespace) -> int:
         from pngan.validate import writable_file
 
         writable_file(args.plot, "--plot file")
+    from pathlib import Path
+
+    from pngan.train.checkpoint import list_checkpoints
+
+    # everything that can be refused is refused before the table's header is printed
     real = open_dataset(args.real)
     samples = args.samples or 1
+    kept = [d / "generator.safetensors" for _, d in list_checkpoints(args.generator)]
+    kept = [f for f in kept if f.is_file()]
+    if not kept:
+        what = "a folder" if Path(args.generator).is_dir() else "not a run folder"
+        raise PnganError(f"--checkpoints: no generator checkpoints here ({what}); give a 'pngan train' run folder",
+                         args.generator)
+    de.generator_sampler(kept[-1], seed=args.seed, level=args.level)  # a generator, at a level it can take
+    baseline = de.synthetic_sampler("calibrated", args.seed, fit=args.fit, level=args.level) if args.fit else None
     head = "| step | " + " | ".join(TRAJECTORY_COLUMNS) + " |"
     print(head + "\n|" + "---|" * (len(TRAJECTORY_COLUMNS) + 1), flush=True)
 
@@ -141,9 +154,8 @@ def _trajectory(args: argparse.Namespace) -> int:
         print(f"| {label} | " + " | ".join(f"{mean[k]:.4f}" for k in TRAJECTORY_COLUMNS) + " |", flush=True)
 
     baselines = {}
-    if args.fit:  # the same baseline as '--setting calibrated --fit SPEC'
-        b = de.evaluate_noise(real, sample_fn=de.synthetic_sampler("calibrated", args.seed, fit=args.fit,
-                                                                   level=args.level), samples=samples)
+    if baseline is not None:  # the same baseline as '--setting calibrated --fit SPEC'
+        b = de.evaluate_noise(real, sample_fn=baseline, samples=samples)
         baselines["calibrated (fitted on --fit)"] = b["mean"]
         row("calibrated", b["mean"])
     res = de.checkpoint_trajectory(args.generator, real, seed=args.seed, samples=samples, level=args.level,

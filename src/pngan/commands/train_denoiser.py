@@ -12,7 +12,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", action="append", required=True, metavar="SPEC",
                    help="noisy/clean pairs, FORMAT:PATH (repeatable), or synth:SETTING:SPEC for the clean images of "
                         "SPEC with fresh synthetic noise every step (SETTING awgn = setting 1, raw = setting 2; paper "
-                        "Table 2). With --ratio the FIRST --data is the generated set and the others the real sets")
+                        "Table 2; or a saved calibration, synth:FILE.json:SPEC, written by 'pngan synth --setting "
+                        "calibrated --fit PAIRS --save-fit FILE.json'), or gen:RUN:SPEC (a 'pngan train' run's "
+                        "generator). With --ratio the FIRST --data is the generated set and the others the real sets")
     p.add_argument("--ratio", type=float_range(0.0, 1e6), metavar="RHO",
                    help="generated:real samples = rho:1 exactly over training (paper Table 4; 0 = real only)")
     p.add_argument("--init", metavar="CHECKPOINT", help="fine-tune from this checkpoint (NAME:PATH or pngan "

@@ -90,11 +90,20 @@ def split_indices(imageset: ImageSet, split: str) -> list[int]:
     return [i for i, s in enumerate(metas) if (s in test_scenes) == want_test]
 
 
+def pair_folder_hint(path: str | Path) -> str | None:
+    """"it holds noisy/ and clean/: use pairs:DIR" when a plain folder is a pairs: set, else None."""
+    p = Path(path).expanduser()
+    if (p / "noisy").is_dir():
+        both = "noisy/ and clean/" if (p / "clean").is_dir() else "noisy/"
+        return f"{p} holds {both}: give it as pairs:{path}"
+    return None
+
+
 def parse_spec(spec: str) -> tuple[str, str, str]:
     """``"polyu:/data/PolyU@test"`` -> ``("polyu", "/data/PolyU", "test")``."""
     if ":" not in spec:
         raise PnganError(f"data set '{spec}' must be FORMAT:PATH with FORMAT one of {', '.join(FORMATS)} "
-                         "(e.g. pairs:data/real)")
+                         f"({pair_folder_hint(spec) or 'e.g. pairs:data/real'})")
     fmt, rest = spec.split(":", 1)
     fmt = fmt.strip().lower()
     if fmt not in FORMATS:

@@ -108,7 +108,10 @@ def collect_generated(source: str) -> dict[str, list[torch.Tensor]]:
 
         files = list_images(p)
         if not files:
-            raise PnganError("no images in the generated folder", p)
+            from pngan.data.specs import pair_folder_hint
+
+            hint = pair_folder_hint(p)
+            raise PnganError("no images in the generated folder" + (f" ({hint})" if hint else ""), p)
         for f in files:
             out.setdefault(f.stem, []).append(read_image(f))
         return out
