@@ -140,10 +140,14 @@ def _suffix_pairs(root: Path, spec: str, kind: str, noisy_tag: str, clean_tag: s
     noisy, clean = {}, {}
     for f in files:
         low = f.stem.lower()
-        if low.endswith(noisy_tag):
-            noisy[f.stem[: -len(noisy_tag)]] = f
-        elif low.endswith(clean_tag):
-            clean[f.stem[: -len(clean_tag)]] = f
+        for tag, side in ((noisy_tag, noisy), (clean_tag, clean)):
+            if low.endswith(tag):
+                name = f.stem[: -len(tag)]
+                if name in side:  # x_real.png and x_real.jpg: which one is the pair's is not ours to guess
+                    raise PnganError(f"two {'noisy' if side is noisy else 'clean'} images for '{name}': "
+                                     f"{side[name].name} and {f.name} (keep one)", root)
+                side[name] = f
+                break
     if not noisy and not clean:
         raise PnganError(f"no files named <name>{noisy_tag}.* / <name>{clean_tag}.* ({kind} naming)", root)
     if not noisy:

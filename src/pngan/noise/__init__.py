@@ -35,12 +35,12 @@ def build_synthetic(setting: str | int, **kwargs) -> nn.Module:
 
             return AWGN(**kwargs)
         if name == "calibrated":
-            from pngan.noise.calibrated import CalibratedNoise
+            from pngan.noise.calibrated import calibration_from_dict
 
-            if "a" not in kwargs:
+            if "a" not in kwargs and "b" not in kwargs:
                 raise PnganError("the calibrated setting is fitted on noisy/clean pairs: give the pairs to fit on "
                                  "(--fit SPEC) or a calibration file (calibrated:FILE.json)")
-            return CalibratedNoise(**kwargs)
+            return calibration_from_dict(kwargs)  # every key checked by name, type and range
         from pngan.noise.raw import RawNoise
 
         return RawNoise(**kwargs)
@@ -62,12 +62,20 @@ def synthesize(setting: nn.Module, x, generator=None, *, gain=None, return_param
     if gain is None:
         return setting(x, generator=generator, return_params=return_params)
     check_gain(setting)
+    gain_value(gain)  # a string or a bool is one clear error, not a TypeError from inside torch
     out = setting(x, generator=generator, return_params=return_params, gain=gain)
     if not return_params:
         return out
     noisy, params = out
-    g = [float(v) for v in torch.as_tensor(gain).reshape(-1).expand(len(params))]
+    g = [float(v) for v in gain_value(gain).expand(len(params))]
     return noisy, [{**p, "gain": v} for p, v in zip(params, g)]
+
+
+def gain_value(gain) -> torch.Tensor:
+    """A noise-level gain checked (see :func:`pngan.noise.calibrated.gain_value`)."""
+    from pngan.noise.calibrated import gain_value as check
+
+    return check(gain)
 
 
 def resolve_setting(spec: str, fit: str | None = None, levels: bool = False, **kwargs) -> nn.Module:
@@ -92,4 +100,4 @@ def resolve_setting(spec: str, fit: str | None = None, levels: bool = False, **k
     return build_synthetic(name, **kwargs)
 
 
-__all__ = ["build_synthetic", "canonical_setting", "check_gain", "resolve_setting", "synthesize", "SETTINGS"]
+__all__ = ["build_synthetic", "canonical_setting", "check_gain", "gain_value", "resolve_setting", "synthesize", "SETTINGS"]

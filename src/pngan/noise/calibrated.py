@@ -11,7 +11,7 @@ Model, per channel c of an sRGB image x in [0, 1]::
 * ``a``, ``b``: the heteroscedastic variance (noise level function) of each channel, fitted by
   weighted least squares of the mean squared noise in ``FIT_BINS`` intensity bins against the
   clean intensity (bins whose clean value is within 2/255 of black or white are left out: clipping
-  lowers their variance); negative values are clipped to 0 and the fit redone for the other one;
+  lowers their variance), under the constraints that keep the variance >= 0 on [0, 1] (``_fit_line``);
 * ``k``: a ``kernel_size`` x ``kernel_size`` spatial colouring kernel with unit energy, the
   zero-phase spectral square root of the normalised noise's autocorrelation (lags up to
   ``kernel_size // 2``, averaged over channels and images): it reproduces the spatial correlation
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -51,34 +52,106 @@ FIT_BINS = 32
 MEAN_FLOOR = 0.1
 
 
+# the bounds a calibration must keep (CalibratedNoise checks them on every construction)
+MAX_VARIANCE = 1.0   # a noise std of 1: the whole [0, 1] range
+MIN_VARIANCE = 1e-12  # a std of 1e-6, far below 8-bit quantisation (0.0011): no noise at all
+MAX_KERNEL = 63
+MAX_KAPPA = 10.0
+UNIT_TOL = 1e-2  # kernel and mix rows: relative tolerance on their unit energy (hand-rounded values pass)
+KEYS = ("a", "b", "kernel", "mix", "clip", "fitted_on", "kappa")
+
+
+def _short(v) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def _numbers(key: str, value, n: int, what: str | None = None) -> list[float]:
+    """``value`` as ``n`` finite floats, or a PnganError naming the key."""
+    what = what or key
+    seq = value.tolist() if isinstance(value, (np.ndarray, torch.Tensor)) else value
+    if not isinstance(seq, (list, tuple)) or len(seq) != n or not all(_is_number(v) for v in seq):
+        raise PnganError(f"calibration key '{key}': expected {what} as a list of {n} numbers (one per channel), "
+                         f"got {_short(value)}")
+    out = [float(v) for v in seq]
+    if not all(math.isfinite(v) for v in out):
+        raise PnganError(f"calibration key '{key}': expected {n} finite numbers, got {out}")
+    return out
+
+
+def _matrix(key: str, value) -> list[list[float]]:
+    """``value`` as a non-empty rectangular list of lists of finite floats, or a PnganError naming the key."""
+    seq = value.tolist() if isinstance(value, (np.ndarray, torch.Tensor)) else value
+    if not isinstance(seq, (list, tuple)) or not seq or \
+            not all(isinstance(r, (list, tuple)) and len(r) == len(seq[0]) and r and all(_is_number(v) for v in r)
+                    for r in seq):
+        raise PnganError(f"calibration key '{key}': expected a matrix (a list of equal-length lists of numbers), "
+                         f"got {_short(value)}")
+    out = [[float(v) for v in r] for r in seq]
+    if not all(math.isfinite(v) for r in out for v in r):
+        raise PnganError(f"calibration key '{key}': holds NaN or Inf values")
+    return out
+
+
 class CalibratedNoise(nn.Module):
     setting = "calibrated"
 
     def __init__(self, a, b, kernel=None, mix=None, clip: bool = True, fitted_on: str = "", kappa=None):
         super().__init__()
-        self.a = [float(v) for v in a]
-        self.b = [float(v) for v in b]
-        if len(self.a) != 3 or len(self.b) != 3:
-            raise PnganError("calibrated: a and b need one value per channel (3)")
+        # every way a calibration comes in (a fit, a JSON file, a generator's metadata, the Python
+        # API) builds it here, so a value that cannot be right is refused whatever its path
+        self.a = _numbers("a", a, 3)
+        self.b = _numbers("b", b, 3)
         # the variance a*x + b must be >= 0 on [0, 1]: b >= 0 and a + b >= 0 (a < 0: a falling noise
         # level function, as sRGB noise of one ISO often has; see fit_calibrated(levels=True))
-        if not all(math.isfinite(v) for v in self.a + self.b) or \
-                not all(bc >= 0 and ac + bc >= 0 for ac, bc in zip(self.a, self.b)):
-            raise PnganError(f"calibrated: a and b must be finite with b >= 0 and a + b >= 0 (a variance a*x + b "
-                             f">= 0 on [0, 1]), got a={self.a} b={self.b}")
-        self.kernel = None if kernel is None else [[float(v) for v in row] for row in kernel]
-        self.mix = None if mix is None else [[float(v) for v in row] for row in mix]
+        if not all(bc >= 0 and ac + bc >= 0 for ac, bc in zip(self.a, self.b)):
+            raise PnganError(f"calibration keys 'a', 'b': need b >= 0 and a + b >= 0 (a variance a*x + b >= 0 "
+                             f"on [0, 1]), got a={self.a} b={self.b}")
+        # the fit's variance is a mean of (noisy - clean)^2 of images in [0, 1]: never above 1
+        top = max(max(bc, ac + bc) for ac, bc in zip(self.a, self.b))
+        if top > MAX_VARIANCE:
+            raise PnganError(f"calibration keys 'a', 'b': the noise variance a*x + b reaches {top:.3g}, above "
+                             f"{MAX_VARIANCE:g} (a noise std of the whole [0, 1] range: every pixel would "
+                             f"saturate), got a={self.a} b={self.b}")
+        if top <= MIN_VARIANCE:
+            raise PnganError(f"calibration keys 'a', 'b': the noise variance a*x + b is zero everywhere (it "
+                             f"would add no noise), got a={self.a} b={self.b}")
+        self.kernel = None if kernel is None else _matrix("kernel", kernel)
         if self.kernel is not None:
             k = np.asarray(self.kernel)
-            if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] % 2 == 0:
-                raise PnganError(f"calibrated: kernel must be square with an odd size, got {k.shape}")
-        if self.mix is not None and np.asarray(self.mix).shape != (3, 3):
-            raise PnganError("calibrated: mix must be 3x3")
+            if k.shape[0] != k.shape[1] or k.shape[0] % 2 == 0 or k.shape[0] > MAX_KERNEL:
+                raise PnganError(f"calibration key 'kernel': must be square with an odd size up to {MAX_KERNEL}, "
+                                 f"got {k.shape[0]}x{k.shape[1]}")
+            energy = float((k * k).sum())
+            if energy == 0:
+                raise PnganError("calibration key 'kernel': is all zero (the noise would vanish)")
+            if abs(energy - 1) > UNIT_TOL:  # the fit normalises it: any other energy rescales the noise std
+                raise PnganError(f"calibration key 'kernel': needs unit energy (sum of squares 1, as the fit "
+                                 f"writes it; it scales the noise std), got {energy:.6g}")
+        self.mix = None if mix is None else _matrix("mix", mix)
+        if self.mix is not None:
+            m = np.asarray(self.mix)
+            if m.shape != (3, 3):
+                raise PnganError(f"calibration key 'mix': must be 3x3, got {m.shape[0]}x{m.shape[1]}")
+            rows = (m * m).sum(axis=1)
+            if np.any(np.abs(rows - 1) > UNIT_TOL):  # a correlation matrix's Cholesky factor: unit rows
+                raise PnganError(f"calibration key 'mix': each row needs unit energy (sum of squares 1: each "
+                                 f"channel's noise keeps its fitted variance), got {[round(float(v), 6) for v in rows]}")
+        if not isinstance(clip, (bool, np.bool_)):
+            raise PnganError(f"calibration key 'clip': expected true or false, got {_short(clip)}")
         self.clip = bool(clip)
-        self.fitted_on = str(fitted_on)
-        self.kappa = None if kappa is None else [float(v) for v in kappa]
-        if self.kappa is not None and (len(self.kappa) != 3 or not all(math.isfinite(v) for v in self.kappa)):
-            raise PnganError(f"calibrated: kappa (the noise mean) needs three finite values, got {kappa!r}")
+        if not isinstance(fitted_on, str):
+            raise PnganError(f"calibration key 'fitted_on': expected a string, got {_short(fitted_on)}")
+        self.fitted_on = fitted_on
+        self.kappa = None if kappa is None else _numbers("kappa", kappa, 3, what="kappa (the noise mean)")
+        if self.kappa is not None and max(abs(v) for v in self.kappa) > MAX_KAPPA:
+            raise PnganError(f"calibration key 'kappa' (the noise mean): needs |kappa| <= {MAX_KAPPA:g} (a gamma "
+                             f"curve gives (1 - gamma) / 2, about -0.6; fits on real pairs give -0.6 to 2), "
+                             f"got {self.kappa}")
 
     def describe(self) -> dict:
         d = {"setting": "calibrated", "a": self.a, "b": self.b, "kernel": self.kernel, "mix": self.mix,
@@ -124,9 +197,10 @@ class CalibratedNoise(nn.Module):
         xx = x.to(wdt)
         std = torch.sqrt(self.variance(xx))
         if gain is not None:
-            g = torch.as_tensor(gain, dtype=wdt, device=x.device).reshape(-1)
-            if g.numel() not in (1, x.shape[0]) or not bool(torch.isfinite(g).all()) or bool((g < 0).any()):
-                raise PnganError(f"calibrated: gain must be one finite number >= 0, or one per image; got {gain!r}")
+            g = gain_value(gain).to(x.device, wdt)
+            if g.numel() not in (1, x.shape[0]):
+                raise PnganError(f"calibrated: gain must be one finite number >= 0, or one per image ({x.shape[0]}); "
+                                 f"got {g.numel()} values")
             std = std * g[:, None, None, None]
         noisy = xx + std * self.field(x.shape, generator, x.device, wdt)
         if self.kappa is not None:
@@ -137,6 +211,31 @@ class CalibratedNoise(nn.Module):
         if return_params:
             return noisy, [{"setting": "calibrated"} for _ in range(x.shape[0])]
         return noisy
+
+
+def gain_value(gain) -> torch.Tensor:
+    """A noise-level gain (a number, or one per image as a list, array or tensor) as a 1-D float64
+    CPU tensor of finite values >= 0; anything else (a string, a bool, NaN, a meta tensor) is one
+    PnganError, not a TypeError from inside torch."""
+    bad = PnganError(f"gain must be a finite number >= 0, or one per image (a list, array or tensor of them), got "
+                     f"{_short(gain)} ({type(gain).__name__})")
+    if isinstance(gain, torch.Tensor):
+        if gain.is_meta or gain.dtype == torch.bool or gain.is_complex():
+            raise bad
+        g = gain.detach().to("cpu", torch.float64).reshape(-1)
+    elif isinstance(gain, np.ndarray):
+        if gain.dtype.kind not in "fiu":
+            raise bad
+        g = torch.from_numpy(gain.astype(np.float64)).reshape(-1)
+    elif _is_number(gain):
+        g = torch.tensor([float(gain)], dtype=torch.float64)
+    elif isinstance(gain, (list, tuple)) and all(_is_number(v) for v in gain):
+        g = torch.tensor([float(v) for v in gain], dtype=torch.float64)
+    else:
+        raise bad
+    if g.numel() == 0 or not bool(torch.isfinite(g).all()) or bool((g < 0).any()):
+        raise bad
+    return g
 
 
 def level_gain(model: CalibratedNoise, clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
@@ -161,7 +260,9 @@ def level_gain(model: CalibratedNoise, clean: torch.Tensor, noisy: torch.Tensor)
 
 def _fit_line(x: np.ndarray, y: np.ndarray, w: np.ndarray, falling: bool = False) -> tuple[float, float]:
     """Weighted least squares y = a x + b with b >= 0 and a >= 0 (``falling``: a + b >= 0 instead,
-    so the line may fall but stays >= 0 on [0, 1])."""
+    so the line may fall but stays >= 0 on [0, 1]). Exact: y >= 0, so the free line can break only
+    one of the two constraints, and the best line on that constraint's boundary keeps the other.
+    ``a = -b`` (a variance b (1 - x), zero at white) is a valid fit, not an absence of noise."""
     if w.sum() <= 0:
         return 0.0, 0.0
     A = np.stack([x, np.ones_like(x)], 1) * np.sqrt(w)[:, None]
@@ -174,6 +275,30 @@ def _fit_line(x: np.ndarray, y: np.ndarray, w: np.ndarray, falling: bool = False
         b = float(np.sum(w * (1 - x) * y) / max(np.sum(w * (1 - x) ** 2), 1e-30))
         a = -b
     return float(a), float(b)
+
+
+# fit_calibrated refuses pairs smaller than this (and than 2 * kernel_size + 1) on either side
+MIN_FIT_SIDE = 16
+# a pair of at least SCENE_MIN_SIDE pixels a side whose noise regresses on its clean image with a
+# slope below SCENE_SLOPE is warned about: its noisy image shows another scene (the residual holds
+# minus the clean image: slope ~ -1). Measured on the shared real pairs (SIDD, PolyU, CC15, Nam):
+# whole images -0.10 to 0.08, every 64x64 crop >= -0.49 (32x32 crops reach -0.76: too little image
+# to tell, so smaller pairs are not judged); each pair's noisy image swapped for the next pair's in
+# the same set: median -1.0, 126 of 135 below -0.6 (the rest: neighbouring crops of one scene)
+SCENE_SLOPE = -0.6
+SCENE_MIN_SIDE = 64
+
+
+def scene_slope(clean: np.ndarray, noise: np.ndarray) -> float:
+    """The least-squares slope of ``noise`` (noisy - clean) on ``clean`` ((3, H, W) numpy arrays,
+    each channel about its mean): ~0 for real noise, ~-1 when the noisy image is another scene.
+    0 for a flat clean image (no structure to follow)."""
+    cc = clean - clean.mean(axis=(1, 2), keepdims=True)
+    nn_ = noise - noise.mean(axis=(1, 2), keepdims=True)
+    den = float((cc * cc).sum())
+    if den <= (2 / 255) ** 2 * cc.size:  # clean std below 2 levels: a flat image
+        return 0.0
+    return float((cc * nn_).sum()) / den
 
 
 # fit_calibrated(levels=True): at most this many alternations of (a, b) and the pairs' gains, until
@@ -192,7 +317,11 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
     (``a < 0``, ``a + b >= 0``). Pooling pairs of different ISOs without the gains confounds level
     with brightness: on the shared SIDD crops the pooled fit rises with intensity while each image's
     noise falls (docs/experiments.md, session 6). The levels fit also fits the noise's mean (``kappa``,
-    see the module docstring; session 7). This is the fit ``synthetic.level=match`` trains from."""
+    see the module docstring; session 7). This is the fit ``synthetic.level=match`` trains from.
+
+    A pair smaller than ``MIN_FIT_SIDE`` (or ``2 * kernel_size + 1``) on a side is refused, naming it
+    (not skipped: the user meant it to count); a pair whose noisy image looks like another scene
+    (:func:`scene_slope`) is warned about once, naming it."""
     if not (imageset.has_clean and imageset.has_noisy):
         raise PnganError(f"fitting the calibrated setting needs noisy/clean pairs; {imageset.spec} has only one side")
     if kernel_size < 1 or kernel_size % 2 == 0:
@@ -204,12 +333,31 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
     pairs = []
     edges = np.linspace(0.0, 1.0, FIT_BINS + 1)
     it = progress(idx) if progress is not None else idx
+    min_side = max(MIN_FIT_SIDE, 2 * kernel_size + 1) if correlated else MIN_FIT_SIDE
+    other_scene = []
     for i in it:
         s = imageset.load(int(i))
+        h, w = s.clean.shape[-2:]
+        if min(h, w) < min_side:  # refused, not skipped: a pair this small in a fit set is a mistake
+            raise PnganError(f"{imageset.spec}: pair '{s.name}' is {h}x{w}: too small to fit noise on (at least "
+                             f"{min_side}x{min_side} pixels: the noise's spatial correlation needs room)")
         c = s.clean.to(torch.float64).numpy()
         nz = s.noisy.to(torch.float64).numpy() - c
+        slope = scene_slope(c, nz) if min(h, w) >= SCENE_MIN_SIDE else 0.0
+        if slope < SCENE_SLOPE:
+            other_scene.append(f"'{s.name}' ({slope:.2f})")
         bins = [np.clip(np.digitize(c[ch].ravel(), edges) - 1, 0, FIT_BINS - 1) for ch in range(3)]
         pairs.append((c, nz, bins))
+    if other_scene:
+        import warnings
+
+        more = f" and {len(other_scene) - 5} more" if len(other_scene) > 5 else ""
+        warnings.warn(f"{imageset.spec}: the noise (noisy - clean) of pair(s) {', '.join(other_scene[:5])}{more} "
+                      f"follows the clean image (its slope on the clean image is below {SCENE_SLOPE}; real pairs "
+                      "stay above -0.5): is the noisy image of another scene? The fit takes the whole difference "
+                      "as noise", stacklevel=2)
+    if not any(np.any(nz != 0) for _, nz, _ in pairs):
+        raise PnganError(f"{imageset.spec}: the noisy and clean images are identical: no noise to fit")
     centers = 0.5 * (edges[:-1] + edges[1:])
     usable = (centers > 2 / 255) & (centers < 1 - 2 / 255)
 
@@ -226,8 +374,9 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
 
     gains = np.ones(len(pairs))
     a, b = fit_ab(gains)
-    if sum(a) + sum(b) <= 0:
-        raise PnganError(f"{imageset.spec}: the noisy and clean images are identical: no noise to fit")
+    if max(max(bc, ac + bc) for ac, bc in zip(a, b)) <= MIN_VARIANCE:
+        raise PnganError(f"{imageset.spec}: the noisy and clean images differ only near black or white (where "
+                         "clipping hides the noise): no noise to fit")
 
     def pair_gains(a, b, kappa=None):
         m = CalibratedNoise(a, b, kappa=kappa)
@@ -264,7 +413,7 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
             # std never comes near 0 and keeps its published numbers)
             if kappa is not None:  # the noise about its fitted mean
                 nz = nz - _tone_mean(c, std**2, kappa)
-            z = nz / np.maximum(std, 0.25 * float(np.median(std)) if levels else 1e-6)
+            z = nz / np.maximum(std, max(0.25 * float(np.median(std)), 1e-6) if levels else 1e-6)
             z = z - z.mean(axis=(1, 2), keepdims=True)
             h, wd = z.shape[1:]
             f = np.fft.fft2(z)
@@ -292,7 +441,11 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
         k /= np.sqrt((k**2).sum())
         kernel = k.tolist()
         mix = np.linalg.cholesky(corr + 1e-6 * np.eye(3)).tolist()
-    model = CalibratedNoise(a, b, kernel, mix, fitted_on=imageset.describe(), kappa=kappa)
+    try:
+        model = CalibratedNoise(a, b, kernel, mix, fitted_on=imageset.describe(), kappa=kappa)
+    except PnganError as e:  # the pairs give a noise model no camera makes
+        raise PnganError(f"{imageset.spec}: the fit gives an implausible noise model ({e}): are the noisy "
+                         "images of the clean images' scenes?") from None
     # each fitted pair's noise level relative to the fit (not saved with the model): a wide spread
     # means the pairs were taken at several ISOs (see synthetic.level=match)
     model.pair_gains = (raw_gains if raw_gains is not None else pair_gains(a, b)).tolist()
@@ -324,21 +477,79 @@ def _fit_kappa(pairs, a, b, gains) -> list[float]:
     return [float(v) for v in num / np.maximum(den, 1e-30)]
 
 
+def calibration_from_dict(d, source: str | Path | None = None) -> CalibratedNoise:
+    """A calibrated setting from its ``describe()`` dict (``"setting"`` optional), every key checked
+    by name and type; errors name ``source`` (a file) and the key."""
+    try:
+        if not isinstance(d, dict):
+            raise PnganError(f"expected a JSON object with the keys {', '.join(KEYS)}, got {type(d).__name__}")
+        d = dict(d)
+        if d.pop("setting", "calibrated") != "calibrated":
+            raise PnganError("not a calibration (expected \"setting\": \"calibrated\")")
+        unknown = [k for k in d if k not in KEYS]
+        if unknown:
+            import difflib
+
+            k = str(unknown[0])
+            near = difflib.get_close_matches(k, KEYS, n=1)
+            raise PnganError(f"unknown calibration key '{k}'" + (f" (did you mean '{near[0]}'?)" if near else "")
+                             + f"; known: {', '.join(KEYS)}")
+        missing = [k for k in ("a", "b") if k not in d]
+        if missing:
+            raise PnganError(f"missing calibration key '{missing[0]}' (the noise variance a*x + b, one value per "
+                             "channel)")
+        return CalibratedNoise(**d)
+    except PnganError as e:
+        if source is None:
+            raise
+        raise PnganError(str(e), source) from None
+
+
 def load_calibration(path: str | Path) -> CalibratedNoise:
-    """A calibrated setting from a JSON file written by ``save_calibration`` (or a checkpoint's
-    ``pngan.synthetic`` metadata)."""
+    """A calibrated setting from a JSON file written by ``save_calibration``, or from the
+    ``pngan.synthetic`` metadata of a generator trained on it (its ``generator.safetensors``, or the
+    run folder holding that file). Every value is checked (:class:`CalibratedNoise`)."""
+    if not str(path).strip():
+        raise PnganError("calibrated: needs a file: calibrated:FILE.json (a saved calibration) or "
+                         "calibrated:RUN (a generator trained on the calibrated setting: its run folder or "
+                         "generator.safetensors)")
     p = Path(path)
+    if p.is_dir():
+        if not (p / "generator.safetensors").is_file():
+            raise PnganError("is a folder without generator.safetensors: give a calibration file (FILE.json) or "
+                             "the run folder of a generator trained on the calibrated setting", p)
+        p = p / "generator.safetensors"
+    if not p.is_file():
+        raise PnganError("no such calibration file", p)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise PnganError(f"cannot read the calibration file: {e.strerror or e}", p) from None
+    if p.suffix == ".safetensors" or (len(head) >= 9 and head[8:9] == b"{"):  # a safetensors header
+        from pngan.nets.loading import read_metadata
+
+        meta = read_metadata(p)
+        if "pngan.synthetic" not in meta:
+            raise PnganError("has no pngan.synthetic metadata: not a generator written by 'pngan train' (give "
+                             "a calibration FILE.json or a generator trained on the calibrated setting)", p)
+        try:
+            d = json.loads(meta["pngan.synthetic"])
+        except json.JSONDecodeError as e:
+            raise PnganError(f"its pngan.synthetic metadata is not JSON ({e})", p) from None
+        if isinstance(d, dict) and d.get("setting") != "calibrated":
+            raise PnganError(f"its generator was trained on the '{d.get('setting')}' setting, not on a "
+                             "calibrated one: there is no calibration to take from it", p)
+        return calibration_from_dict(d, f"{p} (pngan.synthetic)")
     try:
         d = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise PnganError(f"cannot read the calibration file: {e}", p) from None
+    except OSError as e:
+        raise PnganError(f"cannot read the calibration file: {e.strerror or e}", p) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PnganError(f"not a calibration file (not JSON: {e})", p) from None
     if not isinstance(d, dict) or d.get("setting") != "calibrated":
         raise PnganError("not a calibration file (expected a JSON object with \"setting\": \"calibrated\")", p)
-    d = {k: v for k, v in d.items() if k != "setting"}
-    try:
-        return CalibratedNoise(**d)
-    except TypeError as e:
-        raise PnganError(f"bad calibration file: {e}", p) from None
+    return calibration_from_dict(d, p)
 
 
 def save_calibration(model: CalibratedNoise, path: str | Path) -> None:
