@@ -25,6 +25,28 @@ import torch.nn as nn
 from pngan.errors import PnganError
 
 
+class ApiArgumentError(PnganError, ValueError):
+    """A bad argument to the Python API (a device, a gain): one clear message, as the CLI gives it."""
+
+
+def api_device(device: str | torch.device) -> torch.device:
+    """``device`` checked before anything is moved there: cpu, cuda, cuda:N, mps or auto (CUDA when
+    there is one); an unknown name or an absent device is an :class:`ApiArgumentError`."""
+    from pngan.validate import check_device
+
+    if not isinstance(device, (str, torch.device)):
+        raise ApiArgumentError(f"device must be a string or torch.device (cpu, cuda, cuda:N, mps or auto), "
+                               f"got {type(device).__name__}")
+    name = str(device)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        check_device(name)  # 'meta', 'tpu', typos, CUDA without CUDA: refused here, not deep inside torch
+    except PnganError as e:
+        raise ApiArgumentError(str(e)) from None
+    return torch.device(name)
+
+
 def resolve_generator_path(path: str | Path) -> Path:
     p = Path(path)
     if p.is_dir():
@@ -67,6 +89,7 @@ class NoiseGenerator(nn.Module):
 
         from pngan.nets.loading import read_metadata
 
+        dev = api_device(device)
         f = resolve_generator_path(path)
         if "pngan.network" not in read_metadata(f):
             raise PnganError("not a pngan generator (the file has no pngan metadata): give a 'pngan train' run "
@@ -76,9 +99,14 @@ class NoiseGenerator(nn.Module):
             raise PnganError(f"holds a '{meta['pngan.network']}' network, not a generator", f)
         if "pngan.synthetic" not in meta:
             raise PnganError("has no pngan.synthetic metadata: cannot tell which synthetic setting feeds it", f)
-        syn = json.loads(meta["pngan.synthetic"])
-        synthetic = build_synthetic(**syn)
-        return cls(net, synthetic, meta, **kwargs).to(device)
+        try:
+            syn = json.loads(meta["pngan.synthetic"])
+            if not isinstance(syn, dict) or "setting" not in syn:
+                raise PnganError(f"expected a JSON object with a \"setting\", got {syn!r:.60}")
+            synthetic = build_synthetic(**syn)  # a calibrated one is checked key by key
+        except (PnganError, json.JSONDecodeError) as e:
+            raise PnganError(f"its pngan.synthetic metadata cannot be used: {e}", f) from None
+        return cls(net, synthetic, meta, **kwargs).to(dev)
 
     @property
     def device(self) -> torch.device:
@@ -93,6 +121,8 @@ class NoiseGenerator(nn.Module):
         if not isinstance(synthetic_noisy, torch.Tensor) or not synthetic_noisy.is_floating_point() \
                 or synthetic_noisy.ndim != 4 or synthetic_noisy.numel() == 0:
             raise ImageInputError("realistic() takes a non-empty float (B, 3, H, W) tensor")
+        if synthetic_noisy.is_meta:
+            raise ImageInputError("synthetic noisy images are meta tensors (shapes without values): give real tensors")
         if not bool(torch.isfinite(synthetic_noisy).all()):
             raise ImageInputError("synthetic noisy images hold NaN/Inf values")
         x = synthetic_noisy.to(self.device)  # tiles are made channels_last one at a time (no full-size copy)
@@ -117,9 +147,17 @@ class NoiseGenerator(nn.Module):
         """Realistic noisy images for ``clean`` (see the module docstring for the contract).
         ``gain``: the noise level of a generator fed by the calibrated setting (1: the level fitted on
         its training pairs; one number, or one per image); None leaves the setting as it is."""
-        from pngan.noise import synthesize
-        from pngan.validate import image_batch
+        from pngan.noise import check_gain, gain_value, synthesize
+        from pngan.validate import ImageInputError, image_batch
 
+        if isinstance(clean, torch.Tensor) and clean.is_meta:
+            raise ImageInputError("clean images are meta tensors (shapes without values): give real tensors")
+        if gain is not None:
+            try:
+                check_gain(self.synthetic, "gain")
+                gain_value(gain)
+            except PnganError as e:
+                raise ApiArgumentError(str(e)) from None
         x, batched = image_batch(clean)
         dtype = x.dtype
         x = x if batched else x[None]
