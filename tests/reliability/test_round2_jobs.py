@@ -215,3 +215,43 @@ def test_train_denoiser_resume_refuses_an_edited_calibration_or_a_retrained_gene
                     gen_run / "generator.safetensors")
     _one_line(capsys, ["train-denoiser", "--arch", "dncnn", "--data", data2, "--out", run2, "--resume", "--steps",
                        "3", "--quiet"], "the generator was retrained")
+
+
+def test_synth_with_other_isp_networks_is_another_job(f, capsys, tmp_path):
+    from pngan.nets.registry import build
+
+    def ckpts(tag: str, seed: int) -> str:
+        torch.manual_seed(seed)
+        paths = []
+        for name in ("cycleisp_rgb2raw", "cycleisp_raw2rgb", "cycleisp_ccm"):
+            p = tmp_path / tag / f"{name}.pth"
+            p.parent.mkdir(exist_ok=True)
+            torch.save({"state_dict": {"module." + k: v for k, v in build(name).state_dict().items()}}, p)
+            paths.append(str(p))
+        return ",".join(paths)
+
+    out = tmp_path / "O"
+    synth = ["synth", "--setting", "raw", "--input", f"clean:{f}/C", "--output", out]
+    _run(capsys, synth)
+    before = _bytes(out)
+    _one_line(capsys, synth + ["--cycleisp", ckpts("a", 0)], "cycleisp:")  # the analytic pipeline's output
+    _run(capsys, synth + ["--cycleisp", ckpts("a", 0), "--overwrite"])
+    assert _bytes(out) != before
+    before = _bytes(out)
+    _one_line(capsys, synth + ["--cycleisp", ckpts("a", 1)], "cycleisp:")  # other weights under the same paths
+    assert _bytes(out) == before
+
+
+def test_pgap_resume_refuses_changed_training_files(f, capsys, tmp_path):
+    import shutil
+
+    data = tmp_path / "pairs"
+    shutil.copytree(f / "A", data)
+    (tmp_path / "empty" / "noisy").mkdir(parents=True)
+    (tmp_path / "empty" / "clean").mkdir(parents=True)
+    base = ["evaluate", "pgap", "--real-train", f"pairs:{data}", "--generated-train", f"pairs:{f}/B",
+            "--test", f"pairs:{tmp_path / 'empty'}", "--out", tmp_path / "pg"]
+    _one_line(capsys, base, "no images")  # the (empty) test set stops it, after the job is recorded
+    _one_line(capsys, base + ["--resume"], "no images")  # the same job continues
+    _swap(data / "noisy" / "i0.png", data / "noisy" / "i1.png")
+    _one_line(capsys, base + ["--resume"], "content:")

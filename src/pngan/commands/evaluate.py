@@ -96,6 +96,17 @@ def _check_outputs(args) -> None:
         writable_dir(args.out, "--out folder")
 
 
+def _adopt_content(old: dict, job: dict, out) -> dict:
+    """A pgap job.json of an older pngan records no content hashes: adopt this run's, with a warning."""
+    if "content" in old:
+        return old
+    import warnings
+
+    warnings.warn(f"{out}/job.json records no content hashes of the data (written by an older pngan): whether its "
+                  "files changed cannot be checked this time; they are recorded now")
+    return {**old, "content": job["content"]}
+
+
 def _print_noise(res: dict) -> None:
     from pngan.eval.noise_metrics import METRIC_LABELS
 
@@ -222,12 +233,16 @@ def run(args: argparse.Namespace) -> int:
                "generated_train": [normalize_spec(x) for x in args.generated_train],
                "test": normalize_spec(args.test), "arch": args.arch, "config": args.config,
                "overrides": list(args.overrides)}
+        from pngan.train.runid import data_content
+
+        # the files behind the training specs (and a synth:FILE.json / gen:RUN), not only their paths
+        job["content"] = [data_content(x) for x in [*args.real_train, *args.generated_train]]
         out = Path(args.out)
         if args.resume and out.is_dir() and not (out / outdir.JOB_FILE).exists():  # a folder of an older pngan
             from pngan.io.atomic import atomic_write_text
 
             atomic_write_text(out / outdir.JOB_FILE, json.dumps(job, indent=1, sort_keys=True) + "\n")
-        outdir.claim(out, job)
+        outdir.claim(out, job, upgrade=lambda old, _out: _adopt_content(old, job, _out))
         try:
             res = de.pgap(args.real_train, args.generated_train, args.test, args.out, arch=args.arch,
                           config=args.config, overrides=args.overrides, resume=args.resume, progress=True)

@@ -231,6 +231,10 @@ def run(args: argparse.Namespace) -> int:
            "seed": args.seed, "format": args.format, **({"gain": args.gain} if args.gain is not None else {})}
     if setting == "calibrated":  # the fitted numbers define the output, not the word "calibrated"
         job["calibration"] = calibration_id(module)
+    if args.cycleisp is not None:  # so do the ISP networks' weights (absent: the analytic pipeline, as before)
+        from pngan.io.records import file_sha256
+
+        job["cycleisp"] = ["sha256:" + file_sha256(p) for p in kwargs["cycleisp"]]
     outdir.claim(out, job, overwrite=args.overwrite, upgrade=_upgrade_job)  # lock; refuse another job's files
     try:
         if args.save_fit:

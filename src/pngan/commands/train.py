@@ -114,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
     if not resume:  # a new run: everything that can be refused is refused before anything is made
         cfg0 = load_train_config(args.config or preset, overrides)
         check_perceptual(cfg0, args.vgg)
+        if cfg0.synthetic.setting == "calibrated" and cfg0.synthetic.calibration:
+            from pngan.noise.calibrated import load_calibration
+
+            load_calibration(cfg0.synthetic.calibration)  # a bad file is refused before any folder is made
         check_device(cfg0.run.device)
         writable_dir(out, "run folder")
         # a frozen denoiser is needed only for a weighted alignment term (cpu-sidd has none)
