@@ -442,7 +442,7 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
         kernel = k.tolist()
         mix = np.linalg.cholesky(corr + 1e-6 * np.eye(3)).tolist()
     try:
-        model = CalibratedNoise(a, b, kernel, mix, fitted_on=imageset.describe(), kappa=kappa)
+        model = CalibratedNoise(a, b, kernel, mix, fitted_on=str(imageset.describe()), kappa=kappa)
     except PnganError as e:  # the pairs give a noise model no camera makes
         raise PnganError(f"{imageset.spec}: the fit gives an implausible noise model ({e}): are the noisy "
                          "images of the clean images' scenes?") from None
