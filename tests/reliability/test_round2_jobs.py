@@ -255,3 +255,26 @@ def test_pgap_resume_refuses_changed_training_files(f, capsys, tmp_path):
     _one_line(capsys, base + ["--resume"], "no images")  # the same job continues
     _swap(data / "noisy" / "i0.png", data / "noisy" / "i1.png")
     _one_line(capsys, base + ["--resume"], "content:")
+
+
+def test_frozen_denoiser_is_not_continued_on_changed_data(f, capsys, tmp_path):
+    import shutil
+
+    data = tmp_path / "pairs"
+    shutil.copytree(f / "A", data)
+    dcfg = tmp_path / "dn.yaml"
+    dcfg.write_text("base: frozen-cpu\nrun: {steps: 2}\nnet: {kwargs: {depth: 2, channels: 4}}\n"
+                    "data: {patch_size: 16, batch_size: 2}\n")
+    run = tmp_path / "run"
+    argv = ["train", "--data", f"pairs:{data}", "--out", run, "--denoiser-config", dcfg, *TINY, "run.steps=1"]
+    _run(capsys, argv)
+    # as if stopped while its frozen denoiser trained: only RUN/frozen-denoiser, not done
+    for p in run.iterdir():
+        if p.name != "frozen-denoiser":
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    (run / "frozen-denoiser" / "done").unlink()
+    _swap(data / "noisy" / "i0.png", data / "noisy" / "i1.png")
+    _one_line(capsys, argv + ["--resume"], "frozen denoiser of this run was started on other data")
+    _swap(data / "noisy" / "i0.png", data / "noisy" / "i1.png")
+    _run(capsys, argv + ["--resume"])  # the same files: it continues, then PNGAN trains
+    assert (run / "generator.safetensors").is_file()

@@ -68,6 +68,18 @@ def frozen_denoiser(args: argparse.Namespace, cfg) -> str | None:
     again = (dn_dir / "config.yaml").is_file()
     dcfg = load_denoiser_config(str(dn_dir / "config.yaml") if again else preset,
                                 [f"run.seed={cfg.run.seed}", f"run.device={cfg.run.device}"])
+    from pngan.train import runid
+
+    # the frozen denoiser learns from the run's --data: continuing it on other files is refused
+    ident = runid.identity("train-denoiser", list(args.data), {"init": None})
+    if again:
+        runid.check_resume(dn_dir, dcfg, dcfg, ident, refusal="the frozen denoiser of this run was started on "
+                           "other data", hint="Give the --data it started with, or start a new run (another --out)")
+        rec = runid.read(dn_dir)
+        if rec is None or "content" not in (rec.get("identity") or {}):  # an older pngan's: adopt
+            runid.write(dn_dir, {**(rec or {}), "identity": ident, "resumes": (rec or {}).get("resumes", [])})
+    else:
+        runid.record_new(dn_dir, ident)
     log.info("no --denoiser given: %s the frozen real denoiser (%s, %s, %d steps) on %s into %s",
              "continuing" if again else "training", dcfg.net.arch, preset, dcfg.run.steps, ", ".join(args.data), dn_dir)
     res = train_denoiser(dcfg, list(args.data), dn_dir, resume=again, progress=not args.quiet)
