@@ -278,3 +278,14 @@ def test_frozen_denoiser_is_not_continued_on_changed_data(f, capsys, tmp_path):
     _swap(data / "noisy" / "i0.png", data / "noisy" / "i1.png")
     _run(capsys, argv + ["--resume"])  # the same files: it continues, then PNGAN trains
     assert (run / "generator.safetensors").is_file()
+
+
+def test_resume_of_a_run_inside_its_data_folder(f, capsys, tmp_path):
+    import shutil
+
+    data = tmp_path / "pairs"  # the run folder beside noisy/ and clean/: its own files are not the data
+    shutil.copytree(f / "A", data)
+    argv = ["train", "--data", f"pairs:{data}", "--out", data / "run", "--setting", "awgn", *TINY,
+            "loss.lambda_align=0"]
+    _run(capsys, argv + ["run.steps=2"])
+    _run(capsys, argv + ["--resume", "--steps", "3"])

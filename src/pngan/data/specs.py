@@ -182,24 +182,32 @@ def _file_digest(path: Path) -> str:
 
 
 def data_fingerprint(spec: str) -> str | None:
-    """A SHA-256 over every file under the spec's PATH (relative name and contents), so that a data
-    set whose files were replaced, edited or swapped between names counts as other data, however its
-    spec is spelled. ``camera:builtin`` is "builtin"; None when PATH does not exist (opening the
-    spec reports that)."""
+    """A SHA-256 over the files a data spec reads (each image's name and its noisy and clean files'
+    contents), so that a data set whose files were replaced, edited or swapped between names counts
+    as other data, however its spec is spelled. Formats without per-image files (``.mat`` blocks)
+    hash every file under PATH. ``camera:builtin`` is "builtin"; None when the spec cannot be opened
+    (opening it again reports why)."""
     import hashlib
 
     fmt, path_s, _ = parse_spec(spec)
     if fmt == "camera":
         return "builtin"
-    root = Path(path_s).expanduser()
-    if root.is_file():
-        files = [(root.name, root)]
-    elif root.is_dir():
-        files = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*")
-                       if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    else:
+    try:
+        iset = open_dataset(spec)
+    except PnganError:
         return None
+    base, idx = (iset.base, iset.indices) if isinstance(iset, SubsetImageSet) else (iset, None)
+    entries = getattr(base, "entries", None)
     h = hashlib.sha256()
+    if entries is not None:
+        for e in entries if idx is None else [entries[i] for i in idx]:
+            files = [_file_digest(Path(p)) if p is not None else "-" for p in (e.noisy, e.clean)]
+            h.update(f"{e.name}\0{files[0]}\0{files[1]}\n".encode())
+        return h.hexdigest()
+    root = Path(path_s).expanduser()
+    files = [(root.name, root)] if root.is_file() else sorted(
+        (p.relative_to(root).as_posix(), p) for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
     for rel, p in files:
         h.update(f"{rel}\0{_file_digest(p)}\n".encode())
     return h.hexdigest()
