@@ -8,6 +8,7 @@ launch of the CLI, exactly as a user would type it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -97,10 +98,10 @@ def _max_diff(a, b) -> float:
     return max(float((a[n][k] - b[n][k]).abs().max()) for n in a for k in a[n])
 
 
-def _noise_masks(run: Path, step: int) -> dict[str, dict[str, torch.Tensor]]:
+def _noise_masks(run: Path, step: int, generator: str = "smnet") -> dict[str, dict[str, torch.Tensor]]:
     """Elements whose RMS gradient (Adam's bias-corrected sqrt(v)) is at rounding-noise level."""
     st = torch.load(run / "checkpoints" / f"{step:08d}" / "state.pt", weights_only=True)
-    nets = {"generator": ("optG", build("smnet", channels=4, groups=1, blocks=1)),
+    nets = {"generator": ("optG", build(generator, channels=4, groups=1, blocks=1)),
             "discriminator": ("optD", build("pixel_discriminator", channels=4))}
     out = {}
     for name, (opt, net) in nets.items():
@@ -115,7 +116,7 @@ def _noise_masks(run: Path, step: int) -> dict[str, dict[str, torch.Tensor]]:
 def _assert_same_training(a, b, masks) -> None:
     noisy = total = 0
     for n in a:
-        for k in a[n]:
+        for k in masks[n]:  # every parameter once (a shared module's other names hold the same tensor)
             d, m = (a[n][k] - b[n][k]).abs(), masks[n][k]
             exact, noise = float(torch.where(m, 0.0, d).max()), float(torch.where(m, d, 0.0).max())
             assert exact < ATOL, (n, k, exact)
@@ -168,6 +169,25 @@ def test_two_process_ra_mean_batch_hw_matches_one_process(setup):
     for a, b in zip(s1, s2):
         assert b["loss_adv"] == pytest.approx(a["loss_adv"], rel=1e-5, abs=1e-7)
     assert s1[0]["loss_d"] != s_batch[0]["loss_d"]  # the option changed the loss
+
+
+def test_two_process_train_with_the_released_networks(setup):
+    """SIMNet (one CAU applied twice, one PReLU everywhere: shared parameters under DDP) trains to the
+    1-process weights; the released dense D (BatchNorm: per-process statistics on CPU) trains too."""
+    root, _, train = setup
+    for n in (1, 2):
+        _pngan(n, *train, "--out", str(root / f"sim{n}"), *TINY, "generator.name=simnet", cwd=root)
+    w1, w2 = _weights(root / "sim1", 4), _weights(root / "sim2", 4)
+    # G only: here D's near-shift-invariant biases (see the tolerance note above) drift by up to a few
+    # Adam steps with gradients of ~1e-4 RMS, which the 1e-6 noise threshold was not set for
+    masks = _noise_masks(root / "sim1", 4, "simnet")
+    _assert_same_training({"generator": w1["generator"]}, {"generator": w2["generator"]},
+                          {"generator": masks["generator"]})
+    assert _max_diff({"generator": _weights(root / "sim1", 2)["generator"]}, {"generator": w1["generator"]}) > 10 * ATOL
+    _pngan(2, *train, "--out", str(root / "dense2"), *TINY, "generator.name=simnet", "loss.discriminator=dense", cwd=root)
+    d = _weights(root / "dense2", 4)["discriminator"]
+    assert int(d["net.3.num_batches_tracked"]) > 0 and all(torch.isfinite(v).all() for v in d.values())
+    assert all(math.isfinite(r["loss_d"]) for r in _stats(root / "dense2"))
 
 
 @pytest.mark.parametrize("first,then", [(2, 1), (1, 2)])
