@@ -95,8 +95,10 @@ def test_save_fit(f, capsys, tmp_path):
     _run(capsys, synth + ["--output", tmp_path / "O1", "--save-fit", a])
     saved = a.read_bytes()
     assert json.loads(saved)["setting"] == "calibrated"
+    _run(capsys, synth + ["--output", tmp_path / "O1", "--save-fit", a])  # the same job again: fine
+    assert a.read_bytes() == saved
     # an existing calibration file is not replaced without --overwrite; nothing is written
-    _one_line(capsys, synth[:-1] + [f"pairs:{f}/B", "--output", tmp_path / "O2", "--save-fit", a], "--overwrite")
+    _one_line(capsys, synth[:-1] + [f"pairs:{f}/B", "--output", tmp_path / "O2", "--save-fit", a], "another calibration")
     assert a.read_bytes() == saved and not (tmp_path / "O2").exists()
     # a refused output writes no fit file either
     _one_line(capsys, ["synth", "--input", f"clean:{f}/C", "--setting", "awgn", "--output", tmp_path / "O1",

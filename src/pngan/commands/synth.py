@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="calibrated only: the noise std times G (1: the level of the pairs it was fitted on)")
     parser.add_argument("--save-fit", metavar="FILE.json",
                         help="calibrated only: also save the fitted noise model to FILE.json, to reuse as --setting "
-                        "calibrated:FILE.json, in train-denoiser as --data synth:FILE.json:SPEC, or in evaluate")
+                        "calibrated:FILE.json, in train-denoiser as --data synth:FILE.json:SPEC, or in evaluate; a "
+                        "FILE holding another calibration is replaced only with --overwrite")
     parser.add_argument("--seed", type=SEED, default=0, help="run seed; image X uses derive_seed(seed, X) (default 0)")
     parser.add_argument("--format", choices=sorted(FORMATS), default="png",
                         help="png (8-bit, default), png16 or tif (16-bit)")
@@ -137,7 +138,7 @@ def _upgrade_job(old: dict, out: Path) -> dict:
     return {**old, "calibration": ident}
 
 
-def _check_save_fit(path: str, setting: str, fit: str | None, overwrite: bool) -> None:
+def _check_save_fit(path: str, setting: str, fit: str | None) -> None:
     """Before any work: --save-fit needs a fit to save and a file it may (over)write."""
     from pngan.errors import PnganError
     from pngan.validate import writable_file
@@ -145,9 +146,25 @@ def _check_save_fit(path: str, setting: str, fit: str | None, overwrite: bool) -
     if setting != "calibrated" or not fit:
         raise PnganError("--save-fit saves a new fit: use it with --setting calibrated --fit SPEC")
     writable_file(path, "--save-fit file")
-    if Path(path).exists() and not overwrite:
-        raise PnganError("--save-fit file exists (an earlier calibration?); choose another name, or pass --overwrite "
-                         "to replace it", path)
+
+
+def _fit_file_differs(module, path: str, overwrite: bool) -> bool:
+    """Whether ``path`` must be (re)written; an existing file holding another calibration is refused
+    without --overwrite (the same calibration, as a re-run of the same job writes, is left as it is)."""
+    from pngan.errors import PnganError
+    from pngan.io.records import json_sha256
+
+    p = Path(path)
+    if not p.exists():
+        return True
+    try:
+        same = json_sha256(json.loads(p.read_text(encoding="utf-8"))) == json_sha256(module.describe())
+    except (OSError, ValueError):
+        same = False
+    if not same and not overwrite:
+        raise PnganError("--save-fit file exists and holds another calibration; choose another name, or pass "
+                         "--overwrite to replace it", p)
+    return not same
 
 
 def _save_fit(module, path: str) -> None:
@@ -200,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     setting = check_setting_options(args.setting, fit=args.fit, sigma=args.sigma, gain=args.gain,
                                     cycleisp=args.cycleisp)
     if args.save_fit:
-        _check_save_fit(args.save_fit, setting, args.fit, args.overwrite)
+        _check_save_fit(args.save_fit, setting, args.fit)
     kwargs = {}
     if args.sigma is not None:
         kwargs["sigma"] = args.sigma if not isinstance(args.sigma, str) else _parse_sigma(args.sigma)
@@ -235,9 +252,10 @@ def run(args: argparse.Namespace) -> int:
         from pngan.io.records import file_sha256
 
         job["cycleisp"] = ["sha256:" + file_sha256(p) for p in kwargs["cycleisp"]]
+    write_fit = bool(args.save_fit) and _fit_file_differs(module, args.save_fit, args.overwrite)
     outdir.claim(out, job, overwrite=args.overwrite, upgrade=_upgrade_job)  # lock; refuse another job's files
     try:
-        if args.save_fit:
+        if write_fit:
             _save_fit(module, args.save_fit)
         return _synth(args, spec, out, module, setting)
     finally:
