@@ -262,3 +262,13 @@ def test_two_noisy_images_for_one_name_are_refused(tmp_path):
     with pytest.raises(PnganError, match=r"x\.jpg, x\.png"):
         open_dataset(f"pairs:{d}")
 
+
+
+def test_two_sidd_images_for_one_index_are_refused(tmp_path):
+    img = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0))
+    sc = tmp_path / "Data" / "0001_001_S6_00100_00060_3200_L"
+    for name in ("GT_SRGB_010.PNG", "NOISY_SRGB_010.PNG", "noisy_srgb_010.png"):
+        write_image(sc / name, img)
+    with pytest.raises(PnganError) as e:
+        open_dataset(f"sidd:{tmp_path}")
+    assert "NOISY_SRGB_010.PNG" in str(e.value) and "noisy_srgb_010.png" in str(e.value), str(e.value)

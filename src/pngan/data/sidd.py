@@ -58,7 +58,10 @@ def open_sidd(root: Path, spec: str, skip_bad: bool = False) -> FileImageSet:
         for f in sorted(sc.iterdir()):
             m = FILE_RE.match(f.stem)
             if m and f.suffix.lower() == ".png":
-                files[(m.group(1).upper(), m.group(2))] = f
+                key = (m.group(1).upper(), m.group(2))
+                if key in files:  # NOISY_SRGB_010.PNG and noisy_srgb_010.png: not ours to pick one
+                    raise PnganError(f"two {key[0]}_SRGB_{key[1]} images: {files[key].name} and {f.name} (keep one)", sc)
+                files[key] = f
         idx = sorted({k[1] for k in files})
         if not idx:
             _bad("no GT_SRGB_0NN.PNG / NOISY_SRGB_0NN.PNG files", sc, skip_bad)
