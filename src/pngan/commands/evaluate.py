@@ -208,6 +208,9 @@ def run(args: argparse.Namespace) -> int:
             raise PnganError("--level match generates at each real pair's level: use it with --generator or "
                              "--setting, not --generated")
         if args.generator is not None:
+            from pngan.train.runid import generator_file
+
+            generator_file(args.generator, "--generator")  # a denoiser's run folder is named as such
             fn = de.generator_sampler(args.generator, seed=args.seed, level=args.level)
         elif args.setting is not None:
             fn = de.synthetic_sampler(args.setting, seed=args.seed, fit=args.fit, level=args.level)

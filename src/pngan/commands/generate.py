@@ -52,8 +52,10 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.device)
     spec = args.input if ":" in args.input and not Path(args.input).exists() else f"clean:{args.input}"
     fmt, in_path, _ = parse_spec(spec)
+    from pngan.train.runid import generator_file
+
+    gen_file = resolve_generator_path(generator_file(args.generator, "--generator"))  # before the folder is made
     check_output(Path(args.output), None if fmt == "camera" else Path(in_path))  # before anything is written
-    gen_file = resolve_generator_path(args.generator)
     gen = NoiseGenerator.load(gen_file, device="cpu", tile=args.tile, overlap=args.overlap,
                               exact_tiles=not args.fast_tiles, precision=args.precision)
     job = {"command": "generate", "generator_sha256": file_sha256(gen_file), "input": normalize_spec(spec),

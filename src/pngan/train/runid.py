@@ -83,17 +83,18 @@ def data_content(spec: str) -> dict[str, str | None]:
     return out
 
 
-def generator_file(run_or_file: str | Path) -> Path:
-    """The generator weights of ``gen:RUN`` (a ``pngan train`` run folder or its .safetensors)."""
+def generator_file(run_or_file: str | Path, what: str = "gen:RUN") -> Path:
+    """The generator weights of a ``pngan train`` run folder or .safetensors file (``gen:RUN``,
+    ``--generator``); a train-denoiser run folder or a folder without weights is named as such."""
     p = Path(run_or_file).expanduser()
     if p.is_dir() and not (p / "generator.safetensors").is_file():
         if (p / "denoiser.safetensors").is_file():
-            raise PnganError("gen:RUN: this is a 'pngan train-denoiser' run folder (it holds denoiser.safetensors); "
-                             "gen: takes a 'pngan train' run folder or the generator.safetensors it wrote", p)
-        raise PnganError("gen:RUN: the folder holds no generator.safetensors: give a 'pngan train' run folder that "
+            raise PnganError(f"{what}: this is a 'pngan train-denoiser' run folder (it holds denoiser.safetensors); "
+                             f"{what} takes a 'pngan train' run folder or the generator.safetensors it wrote", p)
+        raise PnganError(f"{what}: the folder holds no generator.safetensors: give a 'pngan train' run folder that "
                          "has written a checkpoint, or a generator .safetensors file", p)
     if not p.exists():
-        raise PnganError("gen:RUN: no such 'pngan train' run folder or generator file", p)
+        raise PnganError(f"{what}: no such 'pngan train' run folder or generator file", p)
     return p / "generator.safetensors" if p.is_dir() else p
 
 
