@@ -56,6 +56,9 @@ CASES = [
      "'pngan train-denoiser' run folder"),
     (["train", "--data", "pairs:{r}/A", "--out", "{r}/o5", "--quiet", "synthetic.setting=calibrated",
       "synthetic.calibration={r}/nowhere.json", "loss.lambda_align=0"], "nowhere.json"),
+    (["train-denoiser", "--arch", "dncnn", "--data", "synth:{r}/nowhere.json:clean:{r}/C", "--out", "{r}/o7", *DN],
+     "nowhere.json"),
+    (["train-denoiser", "--arch", "dncnn", "--data", "pairs:{r}/C", "--out", "{r}/o8", *DN], "noisy"),
     (["generate", "--generator", "{r}/dnrun", "--input", "clean:{r}/C", "--output", "{r}/o6"],
      "'pngan train-denoiser' run folder"),
     (["evaluate", "noise", "--real", "pairs:{r}/A", "--generator", "{r}/dnrun"], "'pngan train-denoiser' run folder"),
@@ -75,7 +78,7 @@ def test_one_clear_line_before_any_output(f, capsys, argv, needle):
     err = [x for x in cap.err.splitlines() if x.strip()]
     assert rc == 2 and len(err) == 1 and needle.replace("{r}", str(f)) in err[0], err
     assert cap.out.strip() == "", cap.out  # e.g. no table header before a --checkpoints error
-    assert not any((f / o).exists() for o in ("o1", "o2", "o3", "o4", "o5", "o6"))
+    assert not any((f / o).exists() for o in ("o1", "o2", "o3", "o4", "o5", "o6", "o7", "o8"))
 
 
 @pytest.mark.parametrize("spec", ["synth:{r}/cal.json:clean:{r}/C", "synth:calibrated:{r}/cal.json:clean:{r}/C",

@@ -239,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
         from pngan.train.runid import data_content
 
         # the files behind the training specs (and a synth:FILE.json / gen:RUN), not only their paths
-        job["content"] = [data_content(x) for x in [*args.real_train, *args.generated_train]]
+        job["content"] = [data_content(x, strict=False) for x in [*args.real_train, *args.generated_train]]
         out = Path(args.out)
         if args.resume and out.is_dir() and not (out / outdir.JOB_FILE).exists():  # a folder of an older pngan
             from pngan.io.atomic import atomic_write_text

@@ -181,12 +181,12 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def data_fingerprint(spec: str) -> str | None:
+def data_fingerprint(spec: str, strict: bool = False) -> str | None:
     """A SHA-256 over the files a data spec reads (each image's name and its noisy and clean files'
     contents), so that a data set whose files were replaced, edited or swapped between names counts
     as other data, however its spec is spelled. Formats without per-image files (``.mat`` blocks)
-    hash every file under PATH. ``camera:builtin`` is "builtin"; None when the spec cannot be opened
-    (opening it again reports why)."""
+    hash every file under PATH. ``camera:builtin`` is "builtin". A spec that cannot be opened raises
+    its one-line error (``strict``) or gives None."""
     import hashlib
 
     fmt, path_s, _ = parse_spec(spec)
@@ -195,6 +195,8 @@ def data_fingerprint(spec: str) -> str | None:
     try:
         iset = open_dataset(spec)
     except PnganError:
+        if strict:
+            raise
         return None
     base, idx = (iset.base, iset.indices) if isinstance(iset, SubsetImageSet) else (iset, None)
     entries = getattr(base, "entries", None)

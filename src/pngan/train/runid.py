@@ -65,18 +65,23 @@ def network_identity(spec: str | None) -> dict | None:
     return ident
 
 
-def data_content(spec: str) -> dict[str, str | None]:
+def data_content(spec: str, strict: bool = True) -> dict[str, str | None]:
     """Content hashes of what a ``--data`` spec reads: its files (``data``), and for on-the-fly
     sources the calibration file of ``synth:FILE.json:SPEC`` (``calibration``) or the generator
     weights of ``gen:RUN:SPEC`` (``generator``). A path compares equal however it is spelled; these
-    tell whether the files behind it are still the ones the run started with."""
+    tell whether the files behind it are still the ones the run started with. ``strict``: data or a
+    calibration that cannot be read raise their one-line error here, before a run folder is made."""
     from pngan.data.specs import data_fingerprint
     from pngan.train.denoiser import split_source_spec
 
     kind, arg, inner = split_source_spec(spec)
-    out: dict[str, str | None] = {"data": data_fingerprint(inner)}
+    out: dict[str, str | None] = {"data": data_fingerprint(inner, strict=strict)}
     if kind == "synth" and str(arg).lower().endswith(".json"):
         p = Path(arg).expanduser()
+        if strict:
+            from pngan.noise.calibrated import load_calibration
+
+            load_calibration(p)
         out["calibration"] = file_sha256(p) if p.is_file() else None
     elif kind == "gen":
         out["generator"] = file_sha256(generator_file(arg))
