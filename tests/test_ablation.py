@@ -65,7 +65,7 @@ def test_table3_trains_and_evaluates_every_row(tiny, tmp_path):
     assert main(args) == 0
     res = json.loads((out / "table3.json").read_text())
     names = [r["row"] for r in res["rows"]]
-    assert names == ["Baseline 1", "+D_R", "+D", "+VGG", "Baseline 2", "+Multi-scale", "+SID", "+FCA"]
+    assert names == ["Baseline 1", "+D_R", "+D", "+VGG", "Baseline 2", "+Multi-scale", "+SID", "+FCA", "SIMNet"]
     for r in res["rows"]:
         assert all(isinstance(r[k], float) for k in ("kld_noiseflow", "akld", "mmd", "psnr", "ssim_y")), r
     rows = {r["row"]: r for r in res["rows"]}
@@ -78,12 +78,21 @@ def test_table3_trains_and_evaluates_every_row(tiny, tmp_path):
 
     b1 = cfg("baseline-1")
     assert (b1["loss"]["alignment"], b1["loss"]["discriminator"], b1["loss"]["perceptual"]) == ("naive", "none", "off")
-    assert cfg("d-r")["loss"]["alignment"] == "denoiser" and cfg("d")["loss"]["discriminator"] == "pixel"
+    assert cfg("d-r")["loss"]["alignment"] == "denoiser" and cfg("d")["loss"]["discriminator"] == "dense"
+    assert cfg("simnet")["generator"]["name"] == "simnet" and cfg("sid")["generator"]["name"] == "smnet"
+    # the table says what each CPU row adds beyond the paper's row (cpu-small's CPU choices), and
+    # nothing for what is only scale
+    beyond = set(rows["Baseline 1"]["beyond_paper"])
+    assert {"synthetic.setting=calibrated", "generator.init=identity", "loss.align_lowpass=4.0",
+            "loss.lambda_spectrum=0.01", "generator.name=smnet"} <= beyond
+    assert not any(b.startswith(("generator.channels", "data.", "run.")) for b in beyond)
+    assert "generator.name=smnet" not in rows["+FCA"]["beyond_paper"]  # the row's own change, not beyond it
     assert cfg("vgg")["loss"]["perceptual"] == "imagenet"
     assert cfg("baseline-2")["generator"]["multiscale"] is False
     assert cfg("multi-scale")["generator"]["downsample"] == "bilinear" and cfg("sid")["generator"]["fca"] is False
     md = (out / "table3.md").read_text()
-    assert "| +Multi-scale |" in md and "akld" in md
+    assert "| +Multi-scale |" in md and "akld" in md and "beyond the paper's row" in md
+    assert "synthetic.setting=calibrated" in md.split("| Baseline 1 |")[1].splitlines()[0]
     # a rerun reuses the finished runs (no training; same table)
     assert main(args) == 0
     assert json.loads((out / "table3.json").read_text())["rows"] == res["rows"]

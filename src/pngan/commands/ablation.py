@@ -2,11 +2,17 @@
 
 ``table3`` (paper Table 3): one PNGAN generator per row, cumulative as in the paper,
 
-    loss / discriminator part             generator part (full loss)
+    loss / discriminator part             generator part (full loss; our multi-scale SMNet)
     Baseline 1  naive L1(fake, real)      Baseline 2   single-scale SMNet, no FCA
     +D_R        L1(Dn(fake), Dn(real))    +Multi-scale three paths, bilinear down/up-sampling
     +D          + pixel discriminator     +SID         SID downsampling instead of bilinear
     +VGG        + perceptual loss         +FCA         + channel attention (= full PNGAN)
+                                          SIMNet       the authors' released generator (full loss)
+
+The pixel discriminator of every row with one is the released ``dense`` one; the loss rows use the
+config's generator (the released SIMNet in ``paper``). The generator rows are our multi-scale
+reading of the paper's figure: the released network is single-scale, so it has no "+Multi-scale"
+row of its own; its row is added last.
 
 all at one config (``--config``, ``--steps``), then evaluated on held-out real pairs with the
 realism metrics of ``pngan evaluate noise`` (KLD, AKLD, MMD; one generated sample per clean
@@ -36,15 +42,21 @@ from pathlib import Path
 LOSS_ROWS: list[tuple[str, list[str]]] = [
     ("Baseline 1", ["loss.alignment=naive", "loss.discriminator=none", "loss.perceptual=off"]),
     ("+D_R", ["loss.alignment=denoiser", "loss.discriminator=none", "loss.perceptual=off"]),
-    ("+D", ["loss.alignment=denoiser", "loss.discriminator=pixel", "loss.perceptual=off"]),
-    ("+VGG", ["loss.alignment=denoiser", "loss.discriminator=pixel", "loss.perceptual=imagenet"]),
+    ("+D", ["loss.alignment=denoiser", "loss.discriminator=dense", "loss.perceptual=off"]),
+    ("+VGG", ["loss.alignment=denoiser", "loss.discriminator=dense", "loss.perceptual=imagenet"]),
 ]
 GENERATOR_ROWS: list[tuple[str, list[str]]] = [
-    ("Baseline 2", ["generator.multiscale=false", "generator.fca=false"]),
-    ("+Multi-scale", ["generator.multiscale=true", "generator.downsample=bilinear", "generator.fca=false"]),
-    ("+SID", ["generator.multiscale=true", "generator.downsample=sid", "generator.fca=false"]),
-    ("+FCA", ["generator.multiscale=true", "generator.downsample=sid", "generator.fca=true"]),
+    ("Baseline 2", ["generator.name=smnet", "generator.multiscale=false", "generator.fca=false"]),
+    ("+Multi-scale", ["generator.name=smnet", "generator.multiscale=true", "generator.downsample=bilinear",
+                      "generator.fca=false"]),
+    ("+SID", ["generator.name=smnet", "generator.multiscale=true", "generator.downsample=sid", "generator.fca=false"]),
+    ("+FCA", ["generator.name=smnet", "generator.multiscale=true", "generator.downsample=sid", "generator.fca=true"]),
+    ("SIMNet", ["generator.name=simnet", "generator.multiscale=true", "generator.sid=true", "generator.fca=true"]),
 ]
+# Keys that set a run's scale or bookkeeping, not its method: a CPU row differs from the paper's row in
+# these by design. Every other key that differs is printed in the table ("beyond the paper's row").
+SCALE_KEYS = ("generator.channels", "generator.groups", "generator.blocks", "loss.d_channels",
+              "loss.perceptual_missing", "data.", "run.")
 METRICS = ("kld_noiseflow", "kld_naflow", "akld", "mmd")
 
 
@@ -97,7 +109,7 @@ def _table3_rows(args) -> list[tuple[str, list[str], str]]:
     """(name, overrides, note) of every row to run."""
     rows = []
     perceptual = "loss.perceptual=imagenet" if args.vgg else "loss.perceptual=off"
-    full_loss = ["loss.alignment=denoiser", "loss.discriminator=pixel", perceptual]
+    full_loss = ["loss.alignment=denoiser", "loss.discriminator=dense", perceptual]
     for name, ov in LOSS_ROWS:
         if name == "+VGG" and not args.vgg:
             rows.append((name, ov, "skipped: needs --vgg (VGG16 weights)"))
@@ -117,6 +129,21 @@ def _table3_rows(args) -> list[tuple[str, list[str], str]]:
             raise PnganError(f"unknown --rows {bad}; rows: {', '.join(known)}")
         rows = [r for r in rows if r[0] in want]
     return rows
+
+
+def _beyond_paper(cfg, paper) -> list[str]:
+    """``KEY=VALUE`` for every method key in which a row's config differs from the paper's row (the
+    ``paper`` preset with the row's own overrides): what the row adds beyond the paper's row."""
+    from pngan.config import to_dict
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    a, b = flat(to_dict(cfg)), flat(to_dict(paper))
+    return [f"{k}={a[k]}" for k in a if a[k] != b.get(k) and not k.startswith(SCALE_KEYS)]
 
 
 def _config_key(cfg) -> str:
@@ -188,9 +215,10 @@ def _table3(args, preset: str, common: list[str], out: Path) -> dict:
             results.append(entry)
             continue
         overrides = common + ov
+        entry["beyond_paper"] = _beyond_paper(load_train_config(preset, overrides), load_train_config("paper", ov))
         key = _config_key(load_train_config(preset, overrides))
         if key in by_config:  # same configuration as an earlier row: same run
-            entry.update({k: v for k, v in by_config[key].items() if k not in ("row", "overrides", "note")})
+            entry.update({k: v for k, v in by_config[key].items() if k not in ("row", "overrides", "note", "beyond_paper")})
             entry["note"] = (note + "; " if note else "") + f"same run as {by_config[key]['row']}"
             results.append(entry)
             continue
@@ -224,12 +252,15 @@ def _table3_markdown(res: dict, job: dict) -> str:
     cols = [*METRICS, *(("psnr", "ssim_y") if job.get("psnr_arch") else ())]
     rows = res["rows"]
     return _markdown(
-        "PNGAN ablation (paper Table 3)", ["row", *cols, "note"],
-        [[r["row"], *[_fmt(r.get(k)) for k in cols], r["note"]] for r in rows],
+        "PNGAN ablation (paper Table 3)", ["row", *cols, "beyond the paper's row", "note"],
+        [[r["row"], *[_fmt(r.get(k)) for k in cols], ", ".join(r.get("beyond_paper") or []) or "-", r["note"]]
+         for r in rows],
         [f"config: {job['config']} {' '.join(job['overrides'])}; {_steps_note(rows, lambda r: r['row'])}; "
          f"training data: {' '.join(res['data'])}; held-out: {res['test']}",
          "realism metrics of `pngan evaluate noise` (lower is more realistic), one generated sample per "
-         "held-out clean image, mean over images"])
+         "held-out clean image, mean over images",
+         "'beyond the paper's row': every setting of the row that is not the paper's (the `paper` preset with "
+         "the row's own changes), scale (widths, patches, steps) aside; '-' is the paper's row at this scale"])
 
 
 def _row_psnr(args, preset: str, gcfg, run: Path, test) -> dict:
@@ -362,9 +393,8 @@ def _earlier_rows(path: Path, job: dict) -> list[dict]:
     old = read_json_record(path, "ablation table")
     if old is None:
         return []
-    if not isinstance(old.get("job"), dict):
-        raise PnganError("this table was written by an older pngan and does not record what its rows were trained "
-                         "with; move it away (its rows would be mixed with new ones) or choose another --out", path)
+    if not isinstance(old.get("job"), dict):  # written by an older pngan: its own fields say what it was
+        old["job"] = _older_job(old, job, path)
     # a network given to one run and not to another (e.g. --denoiser, which Baseline 1 alone does not
     # use) is no difference here: each row's own run records and checks the networks it trained with
     optional = {"denoiser", "vgg", "init"}
@@ -377,6 +407,24 @@ def _earlier_rows(path: Path, job: dict) -> list[dict]:
         raise PnganError("--out holds an ablation of another config or data (" + "; ".join(diffs[:4]) + "); its rows "
                          "would be mixed with these: choose another --out", path)
     return list(old.get("rows") or [])
+
+
+def _older_job(old: dict, job: dict, path: Path) -> dict:
+    """The job of a table written by an older pngan, from the config, overrides, data and test set it
+    lists (it recorded no networks: those of this run are taken; each row's run still checks its own)."""
+    from pngan.errors import PnganError
+    from pngan.train.runid import normalize_spec
+
+    try:
+        older = {**job, "config": old["config"],
+                 "overrides": [o for o in old["overrides"] if not str(o).startswith("run.steps=")],
+                 "data": [normalize_spec(d) for d in old["data"]], "test": normalize_spec(old["test"])}
+        if job["table"] == "rho":
+            older.update(generated=normalize_spec(old["generated"]), arch=old["arch"])
+    except (KeyError, TypeError, PnganError):
+        raise PnganError("unreadable ablation table of an older pngan; move it away or choose another --out",
+                         path) from None
+    return older
 
 
 def _merge(earlier: list[dict], new: list[dict], key, order) -> list[dict]:
