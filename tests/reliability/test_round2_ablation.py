@@ -85,3 +85,17 @@ def test_table3_row_trained_with_another_config_is_not_reused(f, capsys, tmp_pat
     # --rows '' runs nothing (before: every row)
     _one_line(capsys, base + ["--rows", "", *GEN], "--rows names no row")
     _one_line(capsys, base + ["--rows", " , ", *GEN], "--rows names no row")
+
+
+def test_table_of_an_older_pngan_is_merged_when_it_lists_the_same_config(f, capsys, tmp_path):
+    out = tmp_path / "rho"
+    base = ["ablation", "rho", "--generated", f"synth:awgn:pairs:{f}/train", "--data", f"pairs:{f}/train", "--test",
+            f"pairs:{f}/test", "--config", "cpu-small", "--steps", "1", "--quiet", "--out", out]
+    _run(capsys, base + ["--ratios", "0", *DN])
+    res = json.loads((out / "table4_rho.json").read_text())
+    del res["job"]  # as an older pngan wrote it
+    res["overrides"] = [*res["overrides"], "run.steps=1"]
+    (out / "table4_rho.json").write_text(json.dumps(res))
+    _one_line(capsys, base + ["--ratios", "0.5", "net.kwargs={depth: 3, channels: 4}", *DN[1:]], "another config")
+    _run(capsys, base + ["--ratios", "1", *DN])
+    assert [r["rho"] for r in json.loads((out / "table4_rho.json").read_text())["rows"]] == [0.0, 1.0]
