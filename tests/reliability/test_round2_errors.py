@@ -42,7 +42,7 @@ CASES = [
     (["train-denoiser", "--arch", "dncnn", "--data", "synth:calibrated:clean:{r}/C", "--out", "{r}/o1", *DN],
      "--save-fit FILE.json"),
     (["synth", "--setting", "calibrated:", "--input", "clean:{r}/C", "--output", "{r}/o2"], "after 'calibrated:'"),
-    (["synth", "--setting", "calibrated:{r}", "--input", "clean:{r}/C", "--output", "{r}/o2"], "a folder"),
+    (["synth", "--setting", "calibrated:{r}", "--input", "clean:{r}/C", "--output", "{r}/o2"], "folder"),
     (["synth", "--setting", "calibrated", "--fit", "pairs:{r}/A", "--sigma", "5", "--input", "clean:{r}/C",
       "--output", "{r}/o2"], "scale it with --gain"),
     (["evaluate", "noise", "--real", "pairs:{r}/A", "--setting", "awgn", "--level", "match"],

@@ -89,9 +89,6 @@ def check_setting_options(setting: str, *, fit: str | None = None, sigma=None, g
         if not path.strip():
             raise PnganError("--setting calibrated:FILE.json needs the calibration file after 'calibrated:' "
                              "(or use --setting calibrated --fit SPEC to fit one)")
-        if os.path.isdir(path):
-            raise PnganError(f"--setting calibrated:{path}: a folder, not a calibration file (FILE.json, written "
-                             "by 'pngan synth --setting calibrated --fit SPEC --save-fit FILE.json')")
         name = "calibrated"
     else:
         name = canonical_setting(text)
