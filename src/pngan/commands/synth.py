@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     from pngan.errors import PnganError
     from pngan.io.atomic import atomic_write_text
     from pngan.io.images import write_image
-    from pngan.noise import build_synthetic, canonical_setting
+    from pngan.noise import build_synthetic
     from pngan.seeding import derive_seed
 
     setting = check_setting_options(args.setting, fit=args.fit, sigma=args.sigma, gain=args.gain,
