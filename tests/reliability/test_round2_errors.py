@@ -62,6 +62,8 @@ CASES = [
     (["generate", "--generator", "{r}/dnrun", "--input", "clean:{r}/C", "--output", "{r}/o6"],
      "'pngan train-denoiser' run folder"),
     (["evaluate", "noise", "--real", "pairs:{r}/A", "--generator", "{r}/dnrun"], "'pngan train-denoiser' run folder"),
+    (["generate", "--generator", "{r}/dnrun/denoiser.safetensors", "--input", "clean:{r}/C", "--output", "{r}/o9"],
+     "not a generator"),
     (["evaluate", "noise", "--real", "pairs:{r}/A", "--generator", "{r}/genrun", "--checkpoints"],
      "no generator checkpoints"),
     (["evaluate", "noise", "--real", "pairs:{r}/A", "--generator", "{r}/ckrun", "--checkpoints", "--fit",
@@ -78,7 +80,7 @@ def test_one_clear_line_before_any_output(f, capsys, argv, needle):
     err = [x for x in cap.err.splitlines() if x.strip()]
     assert rc == 2 and len(err) == 1 and needle.replace("{r}", str(f)) in err[0], err
     assert cap.out.strip() == "", cap.out  # e.g. no table header before a --checkpoints error
-    assert not any((f / o).exists() for o in ("o1", "o2", "o3", "o4", "o5", "o6", "o7", "o8"))
+    assert not any((f / o).exists() for o in ("o1", "o2", "o3", "o4", "o5", "o6", "o7", "o8", "o9"))
 
 
 @pytest.mark.parametrize("spec", ["synth:{r}/cal.json:clean:{r}/C", "synth:calibrated:{r}/cal.json:clean:{r}/C",

@@ -54,10 +54,11 @@ def run(args: argparse.Namespace) -> int:
     fmt, in_path, _ = parse_spec(spec)
     from pngan.train.runid import generator_file
 
-    gen_file = resolve_generator_path(generator_file(args.generator, "--generator"))  # before the folder is made
-    check_output(Path(args.output), None if fmt == "camera" else Path(in_path))  # before anything is written
+    # the generator is checked before the output folder is made
+    gen_file = resolve_generator_path(generator_file(args.generator, "--generator"))
     gen = NoiseGenerator.load(gen_file, device="cpu", tile=args.tile, overlap=args.overlap,
                               exact_tiles=not args.fast_tiles, precision=args.precision)
+    check_output(Path(args.output), None if fmt == "camera" else Path(in_path))  # before anything is written
     job = {"command": "generate", "generator_sha256": file_sha256(gen_file), "input": normalize_spec(spec),
            "seed": args.seed, "fast_tiles": args.fast_tiles, "precision": args.precision,
            "tiling": [args.tile, args.overlap] if args.fast_tiles else None,
