@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         pass
     print("data formats: pairs, polyu, nam, sidd, sidd-mat, dnd, clean, camera (FORMAT:PATH[@train|@test])")
-    print("synthetic settings: awgn (setting 1), raw (setting 2)")
+    print("synthetic settings: awgn (setting 1), raw (setting 2), calibrated (fitted on real pairs; ours)")
     sd = shared_dir()
     print(f"shared folder: {sd if sd else 'absent (set $PNGAN_SHARED)'}")
     return 0
