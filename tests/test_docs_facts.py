@@ -61,3 +61,18 @@ def test_docs_do_not_claim_what_the_paper_does_not_say():
     for claim in ("exactly the paper's setting", "the paper's order", "The paper clamps", "Sec. 4.1", "Sec. 4.3",
                   "Realism metrics (paper Table 2)", "(DnCNN, RIDNet, MIRNet, MPRNet)"):
         assert claim not in text and claim not in readme, claim
+
+
+def test_generator_flops_per_megapixel_stated_in_the_docs():
+    import torch
+
+    from pngan.perf import count_flops
+
+    x = torch.rand(1, 3, 64, 64)
+    per_mp = {}
+    for name in ("simnet", "smnet"):
+        net = build(name).eval()
+        with torch.no_grad():
+            per_mp[name] = count_flops(lambda: net(x)) / 1e9 / (64 * 64 / 1e6)
+    assert round(per_mp["simnet"]) == 2538 and round(per_mp["smnet"]) == 896
+    assert "2,538 GFLOP per megapixel" in DOCS.read_text() and "2,538 GFLOP per megapixel" in README.read_text()
