@@ -114,6 +114,15 @@ def test_numeric_options_at_boundaries(case, value, capsys, outdir):
     if opt == "--sigma" and "," in text:
         parts = [_parse(p) for p in text.split(",")]
         ok = len(parts) == 2 and all(p is not None and valid(p) for p in parts) and parts[0] <= parts[1]
+    elif opt == "--gain" and ("," in text or "-" in text.lstrip("-")):
+        # --gain is a level policy: a list G1,G2,... or a range LO-HI of gains in [0, 100] (pngan.noise.level)
+        from pngan.errors import PnganError
+        from pngan.noise.level import parse_level
+
+        try:
+            ok = parse_level(text) is not None
+        except PnganError:
+            ok = False
     else:
         ok = v is not None and valid(v)
     if ok:

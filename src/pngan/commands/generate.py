@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from pngan.validate import COUNT, GAIN, OVERLAP, SEED, device_name, tile_size
+from pngan.validate import COUNT, OVERLAP, SEED, device_name, tile_size
+
+
+def level_arg(text: str):
+    """argparse type of --gain: a level policy checked at parse time (pngan.noise.level)."""
+    from pngan.errors import PnganError
+    from pngan.noise.level import parse_level
+
+    try:
+        return parse_level(text)
+    except PnganError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--gain: ")) from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,10 +29,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="replace what an earlier job wrote in --output (noisy/, clean/, manifest.jsonl)")
     p.add_argument("--samples", type=COUNT, default=1, help="noisy samples per clean image (default 1)")
     p.add_argument("--seed", type=SEED, default=0, help="run seed; each (image, sample) derives its own")
-    p.add_argument("--gain", type=GAIN, default=None, metavar="G",
+    p.add_argument("--gain", type=level_arg, default=None, metavar="G|G1,G2,..|LO-HI|fitted",
                    help="noise level, for a generator fed by the calibrated setting: its input noise std times G "
-                   "(1: the level fitted on its training pairs; e.g. 0.4 or 1.7 for SIDD's low and high ISOs). "
-                   "Most useful with a generator trained with synthetic.level=match, whose output follows it")
+                   "(1: the level fitted on its training pairs; e.g. 0.4 or 1.7 for SIDD's low and high ISOs); "
+                   "0.5,1,2: each output image draws one of these; 0.3-2.3: each draws log-uniformly in the "
+                   "range; fitted: each draws one of the levels of the pairs it was fitted on. Default: fitted "
+                   "for a generator trained with synthetic.level=match on pairs of several levels, else 1. The "
+                   "level of each image is drawn from (seed, image, sample) and recorded in manifest.jsonl")
     p.add_argument("--tile", type=tile_size, default=512,
                    help="tile size for large images (default 512; 0: whole image; else >= 8)")
     p.add_argument("--overlap", type=OVERLAP, default=32, help="tile halo in pixels (default 32)")
@@ -58,11 +72,17 @@ def run(args: argparse.Namespace) -> int:
     gen_file = resolve_generator_path(generator_file(args.generator, "--generator"))
     gen = NoiseGenerator.load(gen_file, device="cpu", tile=args.tile, overlap=args.overlap,
                               exact_tiles=not args.fast_tiles, precision=args.precision)
+    from pngan.noise.level import resolve_level
+
+    policy = resolve_level(args.gain, gen.synthetic, gen.metadata)  # a level for awgn/raw: refused here
     check_output(Path(args.output), None if fmt == "camera" else Path(in_path))  # before anything is written
     job = {"command": "generate", "generator_sha256": file_sha256(gen_file), "input": normalize_spec(spec),
            "seed": args.seed, "fast_tiles": args.fast_tiles, "precision": args.precision,
            "tiling": [args.tile, args.overlap] if args.fast_tiles else None,
-           "samples": args.samples, "_safe": ["samples"], **({"gain": args.gain} if args.gain is not None else {})}
+           "samples": args.samples, "_safe": ["samples"],
+           # the level policy defines the output (a fixed G is recorded as the number, as before; the
+           # default policy of a multi-level generator as "fitted", the same job as --gain fitted)
+           **({"gain": policy.job_value()} if policy is not None else {})}
     dist = init(args.device)
     device = resolve_device(args.device, dist)
     if device.type == "cuda":
@@ -81,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = generate(gen, spec, args.output, samples=args.samples, seed=args.seed, rank=dist.rank,
                        world_size=dist.world_size, progress=not args.quiet, barrier=dist.barrier,
-                       generator_id=job["generator_sha256"][:16], gain=args.gain)
+                       generator_id=job["generator_sha256"][:16], gain=policy)
     finally:
         if dist.is_main:
             outdir.release(args.output)

@@ -15,7 +15,8 @@ import json
 import os
 from pathlib import Path
 
-from pngan.validate import GAIN, SEED
+from pngan.commands.generate import level_arg
+from pngan.validate import SEED
 
 FORMATS = {"png": (".png", 8), "png16": (".png", 16), "tif": (".tif", 16)}
 
@@ -37,8 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace what an earlier job wrote in --output (noisy/, clean/, manifest.jsonl); without "
                         "it a folder holding another job or foreign files is refused")
-    parser.add_argument("--gain", type=GAIN, default=None, metavar="G",
-                        help="calibrated only: the noise std times G (1: the level of the pairs it was fitted on)")
+    parser.add_argument("--gain", type=level_arg, default=None, metavar="G|G1,G2,..|LO-HI|fitted",
+                        help="calibrated only: the noise std times G (1: the level of the pairs it was fitted on); "
+                        "0.5,1,2: each image draws one of these; 0.3-2.3: each draws log-uniformly in the range; "
+                        "fitted: each draws one of the levels of the pairs it was fitted on (the default for a fit "
+                        "on pairs of several levels, else 1). Each image's level comes from (seed, image) and is "
+                        "recorded in manifest.jsonl")
     parser.add_argument("--save-fit", metavar="FILE.json",
                         help="calibrated only: also save the fitted noise model to FILE.json, to reuse as --setting "
                         "calibrated:FILE.json, in train-denoiser as --data synth:FILE.json:SPEC, or in evaluate; a "
@@ -112,10 +117,14 @@ def check_setting_options(setting: str, *, fit: str | None = None, sigma=None, g
 
 
 def calibration_id(module) -> str:
-    """What makes a calibrated output what it is: a hash of every fitted number (``describe()``)."""
+    """What makes a calibrated output what it is: a hash of every fitted number (``describe()``)
+    but the recorded pair levels, which define the output only under the ``fitted`` level policy
+    (the job then records them itself), so a calibration saved by an older pngan (without them)
+    keeps its identity."""
     from pngan.io.records import json_sha256
 
-    return "sha256:" + json_sha256(module.describe())
+    d = {k: v for k, v in module.describe().items() if k != "pair_gains"}
+    return "sha256:" + json_sha256(d)
 
 
 def _upgrade_job(old: dict, out: Path) -> dict:
@@ -129,7 +138,7 @@ def _upgrade_job(old: dict, out: Path) -> dict:
             first = json.loads(f.readline())
         from pngan.io.records import json_sha256
 
-        ident = "sha256:" + json_sha256(first["synthetic"])
+        ident = "sha256:" + json_sha256({k: v for k, v in first["synthetic"].items() if k != "pair_gains"})
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return {**old, "calibration": ident}
@@ -154,10 +163,18 @@ def _fit_file_differs(module, path: str, overwrite: bool) -> bool:
     p = Path(path)
     if not p.exists():
         return True
+    new = module.describe()
     try:
-        same = json_sha256(json.loads(p.read_text(encoding="utf-8"))) == json_sha256(module.describe())
+        old = json.loads(p.read_text(encoding="utf-8"))
+        same = json_sha256(old) == json_sha256(new)
+        # a file saved by an older pngan: this calibration without its pair levels; it is rewritten
+        # with them (not another calibration, so no --overwrite is needed)
+        older = isinstance(old, dict) and "pair_gains" not in old and \
+            json_sha256(old) == json_sha256({k: v for k, v in new.items() if k != "pair_gains"})
     except (OSError, ValueError):
-        same = False
+        same = older = False
+    if older:
+        return True
     if not same and not overwrite:
         raise PnganError("--save-fit file exists and holds another calibration; choose another name, or pass "
                          "--overwrite to replace it", p)
@@ -211,6 +228,10 @@ def run(args: argparse.Namespace) -> int:
     from pngan.noise import build_synthetic
     from pngan.seeding import derive_seed
 
+    if isinstance(args.gain, str):  # called from Python with the text of --gain
+        from pngan.noise.level import parse_level
+
+        args.gain = parse_level(args.gain)
     setting = check_setting_options(args.setting, fit=args.fit, sigma=args.sigma, gain=args.gain,
                                     cycleisp=args.cycleisp)
     if args.save_fit:
@@ -241,10 +262,18 @@ def run(args: argparse.Namespace) -> int:
     from pngan.io import outdir
     from pngan.train.runid import normalize_spec
 
+    from pngan.noise.level import resolve_level
+
+    policy = resolve_level(args.gain, module)  # None: the setting's own level (no recorded spread)
+    args.level_policy = policy
     job = {"command": "synth", "setting": setting, "sigma": kwargs.get("sigma"), "input": normalize_spec(spec),
-           "seed": args.seed, "format": args.format, **({"gain": args.gain} if args.gain is not None else {})}
+           "seed": args.seed, "format": args.format,
+           # a fixed G is recorded as the number (as before); other policies as their text
+           **({"gain": policy.job_value()} if policy is not None else {})}
     if setting == "calibrated":  # the fitted numbers define the output, not the word "calibrated"
         job["calibration"] = calibration_id(module)
+    if policy is not None and policy.kind == "fitted":  # ... and so do the levels drawn from
+        job["levels"] = list(policy.values)
     if args.cycleisp is not None:  # so do the ISP networks' weights (absent: the analytic pipeline, as before)
         from pngan.io.records import file_sha256
 
@@ -289,14 +318,19 @@ def _synth(args, spec, out, module, setting) -> int:
             raise PnganError(f"{args.input}: image {sample.name} has no clean version")
         seed = derive_seed(args.seed, sample.name)
         g = torch.Generator().manual_seed(seed)
+        policy = getattr(args, "level_policy", None)
+        # the level has its own seed (seed, "level", image): the noise stream g is the same at any level
+        level = None if policy is None else policy.draw(args.seed, "level", sample.name)
         with torch.no_grad():
-            noisy, params = synthesize(module, sample.clean[None].float(), g, gain=args.gain, return_params=True)
+            noisy, params = synthesize(module, sample.clean[None].float(), g, gain=level, return_params=True)
         rel = names[i] + ext
         write_image(out / "noisy" / rel, noisy[0].clamp(0, 1), bits=bits)
         write_image(out / "clean" / rel, sample.clean, bits=bits)
         records.append({
             "name": sample.name, "source": data.spec, "noisy": f"noisy/{rel}", "clean": f"clean/{rel}",
             "seed": seed, "run_seed": args.seed, "synthetic": module.describe(), "params": params[0],
+            # the level the image was drawn at (1: the fit's); none for settings 1 and 2
+            **({"gain": 1.0 if level is None else level} if setting == "calibrated" else {}),
         })
     atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     print(f"wrote {len(records)} noisy/clean pairs to {out} (pairs:{out})")

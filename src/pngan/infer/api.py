@@ -12,6 +12,11 @@ is a float tensor or numpy array of shape (3, H, W) or (B, 3, H, W), finite, in 
 
     from pngan.infer.api import GeneratedPairs
     ds = GeneratedPairs("clean:photos", gen, patch_size=128, seed=0)  # on-the-fly (noisy, clean) pairs
+
+Noise level (a generator fed by the calibrated setting, :mod:`pngan.noise.level`): ``gain=1.7``
+(or one number per image) sets it; ``gain="0.5,1,2"``, ``"0.3-2.3"``, ``"fitted"`` (or a
+``LevelPolicy``) draws one level per image; no ``gain``: ``fitted`` for a generator trained with
+``synthetic.level=match`` on pairs of several levels, else the fitted level (gain 1).
 """
 
 from __future__ import annotations
@@ -141,18 +146,40 @@ class NoiseGenerator(nn.Module):
             fake = keep_white(fake, clean.to(fake.device, fake.dtype))
         return fake
 
+    def level_policy(self, gain=None):
+        """The level policy ``gain`` gives this generator (:mod:`pngan.noise.level`): None for the
+        default (``fitted`` for a generator trained with ``synthetic.level=match`` on pairs of several
+        levels, else None: the fitted level); a policy text (``"fitted"``, ``"0.5,1,2"``,
+        ``"0.3-2.3"``) or a LevelPolicy, checked. A bad one is an :class:`ApiArgumentError`."""
+        from pngan.noise.level import _NUMBER, resolve_level
+
+        try:
+            if isinstance(gain, str) and _NUMBER.match(gain):  # numbers are given as numbers
+                raise PnganError(f"gain must be a finite number >= 0 (not the text {gain!r}), one per image, or a "
+                                 "level policy: 'fitted', 'G1,G2,...', 'LO-HI' or a LevelPolicy")
+            return resolve_level(gain, self.synthetic, self.metadata, what="gain")
+        except PnganError as e:
+            raise ApiArgumentError(str(e)) from None
+
     @torch.inference_mode()
     def forward(self, clean, generator: torch.Generator | None = None, return_synthetic: bool = False,
-                gain: float | torch.Tensor | None = None):
+                gain=None):
         """Realistic noisy images for ``clean`` (see the module docstring for the contract).
         ``gain``: the noise level of a generator fed by the calibrated setting (1: the level fitted on
-        its training pairs; one number, or one per image); None leaves the setting as it is."""
+        its training pairs; one number, or one per image), or a level policy (``"fitted"``,
+        ``"0.5,1,2"``, ``"0.3-2.3"`` or a ``LevelPolicy``: one level per image, drawn from
+        ``generator`` before the noise); None: the generator's default policy (see
+        :meth:`level_policy`; a single-level generator: the setting as it is)."""
         from pngan.noise import check_gain, gain_value, synthesize
+        from pngan.noise.level import LevelPolicy
         from pngan.validate import ImageInputError, image_batch
 
         if isinstance(clean, torch.Tensor) and clean.is_meta:
             raise ImageInputError("clean images are meta tensors (shapes without values): give real tensors")
-        if gain is not None:
+        policy = None
+        if gain is None or isinstance(gain, (str, LevelPolicy)):
+            policy = self.level_policy(gain)
+        else:
             try:
                 check_gain(self.synthetic, "gain")
                 gain_value(gain)
@@ -161,6 +188,10 @@ class NoiseGenerator(nn.Module):
         x, batched = image_batch(clean)
         dtype = x.dtype
         x = x if batched else x[None]
+        if policy is not None:  # one level per image, from the caller's generator (reproducible with it)
+            dev = generator.device if generator is not None else "cpu"
+            u = torch.rand(x.shape[0], generator=generator, device=dev, dtype=torch.float64).cpu()
+            gain = torch.tensor([policy.at(float(v)) for v in u], dtype=torch.float64)
         syn = synthesize(self.synthetic, x.to(self.device, torch.float32), generator, gain=gain)
         fake = self.finish(self.realistic(syn), x)
         fake, syn = fake.to(dtype), syn.to(dtype)
@@ -174,10 +205,14 @@ class GeneratedPairs(torch.utils.data.Dataset):
 
     Item ``i`` is sample ``i % samples`` of image ``i // samples``; its randomness (crop and noise)
     comes from ``derive_seed(seed, name, sample)``, so items do not depend on order or workers.
-    Returns ``{"noisy", "clean", "name"}`` with (3, P, P) tensors (full images if ``patch_size`` is None).
+    Returns ``{"noisy", "clean", "name"}`` with (3, P, P) tensors (full images if ``patch_size`` is None),
+    and ``"gain"`` (the item's noise level) when a level policy applies. ``gain``: a level policy
+    (see :class:`NoiseGenerator`; None: the generator's default); item ``i`` draws its level from
+    ``(seed, "level", name, sample)``.
     """
 
-    def __init__(self, clean_set, generator, patch_size: int | None = None, seed: int = 0, samples: int = 1):
+    def __init__(self, clean_set, generator, patch_size: int | None = None, seed: int = 0, samples: int = 1,
+                 gain=None):
         from pngan.data.specs import open_dataset
 
         self.images = open_dataset(clean_set) if isinstance(clean_set, str) else clean_set
@@ -185,6 +220,13 @@ class GeneratedPairs(torch.utils.data.Dataset):
             raise PnganError(f"{self.images.spec} has no clean images")
         self.gen = generator if isinstance(generator, NoiseGenerator) else NoiseGenerator.load(generator)
         self.patch, self.seed, self.samples = patch_size, seed, samples
+        from pngan.noise.level import parse_level
+
+        try:
+            pol = gain if gain is None or isinstance(gain, str) else parse_level(gain, "gain")
+        except PnganError as e:
+            raise ApiArgumentError(str(e)) from None
+        self.policy = self.gen.level_policy(pol)
 
     def __len__(self) -> int:
         return len(self.images) * self.samples
@@ -203,5 +245,9 @@ class GeneratedPairs(torch.utils.data.Dataset):
             top = int(torch.randint(h - self.patch + 1, (1,), generator=g))
             left = int(torch.randint(w - self.patch + 1, (1,), generator=g))
             clean = clean[:, top:top + self.patch, left:left + self.patch]
-        noisy = self.gen(clean[None], generator=g)[0].clamp(0, 1).cpu()
-        return {"noisy": noisy, "clean": clean, "name": f"{s.name}_{k}"}
+        if self.policy is None:
+            noisy = self.gen(clean[None], generator=g)[0].clamp(0, 1).cpu()
+            return {"noisy": noisy, "clean": clean, "name": f"{s.name}_{k}"}
+        level = self.policy.draw(self.seed, "level", s.name, k)  # its own seed: g's stream is unchanged
+        noisy = self.gen(clean[None], generator=g, gain=level)[0].clamp(0, 1).cpu()
+        return {"noisy": noisy, "clean": clean, "name": f"{s.name}_{k}", "gain": level}

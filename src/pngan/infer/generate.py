@@ -2,7 +2,9 @@
 
 Output ``OUT/noisy/X_k.png`` (k = 0..samples-1) and ``OUT/clean/X.png`` — itself a ``pairs:`` data
 set — and ``OUT/manifest.jsonl`` (one line per noisy file: source, sample, seed, the synthetic
-setting's per-image parameters). Sample k of image X uses its own generator seeded with
+setting's per-image parameters, and ``gain``: the noise level the file was drawn at, for a
+generator fed by the calibrated setting; see :mod:`pngan.noise.level`: sample k of image X draws
+its level from ``(seed, "level", X, k)``). Sample k of image X uses its own generator seeded with
 ``derive_seed(seed, X, k)``, so files do not depend on batch size, tiling or process count.
 Files are written atomically; each manifest line records the SHA-256 of its noisy file (``sha256``)
 and of the clean file (``clean_sha256``), of the input file (``source_sha256``, file-backed inputs)
@@ -82,21 +84,26 @@ def generate(
     progress: bool = True,
     barrier=None,
     generator_id: str | None = None,
-    gain: float | None = None,
+    gain=None,
 ) -> dict:
     """Write the pairs; returns counts ``{"written", "skipped", "images"}``. ``gain``: the noise
-    level of a generator fed by the calibrated setting (1: the level fitted on its training pairs)."""
+    level of a generator fed by the calibrated setting, a level policy (:mod:`pngan.noise.level`:
+    a number, 1 being the level fitted on its training pairs; ``"0.5,1,2"``, ``"0.3-2.3"``,
+    ``"fitted"`` or a LevelPolicy); None: the generator's default (``fitted`` for one trained with
+    ``synthetic.level=match`` on pairs of several levels, else its fitted level)."""
     from pngan.data.specs import open_dataset, parse_spec
     from pngan.io.atomic import atomic_write_text
-    from pngan.noise import check_gain, synthesize
+    from pngan.noise import synthesize
+    from pngan.noise.level import resolve_level
     from pngan.io.images import write_image
     from pngan.seeding import derive_seed, make_generator
 
     fmt, path_s, _ = parse_spec(clean_spec)
     out = Path(out)
     check_output(out, None if fmt == "camera" else Path(path_s))
-    if gain is not None:
-        check_gain(gen.synthetic)  # before anything is read or written
+    # before anything is read or written: a level for a setting without one is refused here
+    policy = resolve_level(gain, gen.synthetic, getattr(gen, "metadata", {}))
+    has_level = getattr(gen.synthetic, "setting", None) == "calibrated"
     images = open_dataset(clean_spec)
     if not images.has_clean:
         raise PnganError(f"{images.spec} has no clean images to generate from")
@@ -133,12 +140,14 @@ def generate(
         p = getattr(entries[i], "clean", None) if entries is not None else None
         return _sha256(Path(p)) if p is not None else None
 
-    def record(name: str, k: int, params: dict) -> None:
+    def record(name: str, k: int, params: dict, level: float | None) -> None:
         line = json.dumps({"noisy": f"noisy/{name}_{k}.png", "clean": f"clean/{name}.png", "source": name,
                            "sample": k, "seed": derive_seed(seed, name, k), "run_seed": seed,
                            "params": _json_safe(params), "generator": generator_id,
                            "sha256": _sha256(out / "noisy" / f"{name}_{k}.png"),
-                           "clean_sha256": clean_hash.get(name), "source_sha256": source_hash.get(name)},
+                           "clean_sha256": clean_hash.get(name), "source_sha256": source_hash.get(name),
+                           # the level it was drawn at (1: the fit's); none for a setting without levels
+                           **({"gain": 1.0 if level is None else level} if has_level else {})},
                           sort_keys=True)
         with open(part, "a") as f:  # one line per finished file, at once: a kill loses at most one
             f.write(line + "\n")
@@ -179,7 +188,9 @@ def generate(
             if k not in todo:
                 skipped += 1
             else:
-                syn, params = synthesize(gen.synthetic, clean[None].to(gen.device), g, gain=gain,
+                # the level is drawn from its own seed: the noise stream g is the same at any level
+                level = None if policy is None else policy.draw(seed, "level", name, k)
+                syn, params = synthesize(gen.synthetic, clean[None].to(gen.device), g, gain=level,
                                          return_params=True)
                 if k == samples - 1 and not gen.keep_white:
                     del clean  # not needed any more: one full-size image less while the generator runs
@@ -188,7 +199,7 @@ def generate(
                 write_image(target, fake[0])
                 del fake
                 written += 1
-                record(name, k, params[0])
+                record(name, k, params[0], level)
             if bar is not None:
                 bar.update(1)
     if bar is not None:

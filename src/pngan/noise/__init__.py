@@ -100,4 +100,13 @@ def resolve_setting(spec: str, fit: str | None = None, levels: bool = False, **k
     return build_synthetic(name, **kwargs)
 
 
-__all__ = ["build_synthetic", "canonical_setting", "check_gain", "gain_value", "resolve_setting", "synthesize", "SETTINGS"]
+def __getattr__(name):
+    # the level policy (pngan.noise.level) is reachable from here without importing it eagerly
+    if name in ("LevelPolicy", "parse_level", "resolve_level"):
+        from pngan.noise import level
+
+        return getattr(level, name)
+    raise AttributeError(name)
+
+
+__all__ = ["LevelPolicy", "parse_level", "resolve_level", "build_synthetic", "canonical_setting", "check_gain", "gain_value", "resolve_setting", "synthesize", "SETTINGS"]

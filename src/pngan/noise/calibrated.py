@@ -58,7 +58,8 @@ MIN_VARIANCE = 1e-12  # a std of 1e-6, far below 8-bit quantisation (0.0011): no
 MAX_KERNEL = 63
 MAX_KAPPA = 10.0
 UNIT_TOL = 1e-2  # kernel and mix rows: relative tolerance on their unit energy (hand-rounded values pass)
-KEYS = ("a", "b", "kernel", "mix", "clip", "fitted_on", "kappa")
+KEYS = ("a", "b", "kernel", "mix", "clip", "fitted_on", "kappa", "pair_gains")
+MAX_PAIR_GAIN = 100.0  # a recorded pair level (the noise std of a fitted pair over the fit's) is at most this
 
 
 def _short(v) -> str:
@@ -100,7 +101,8 @@ def _matrix(key: str, value) -> list[list[float]]:
 class CalibratedNoise(nn.Module):
     setting = "calibrated"
 
-    def __init__(self, a, b, kernel=None, mix=None, clip: bool = True, fitted_on: str = "", kappa=None):
+    def __init__(self, a, b, kernel=None, mix=None, clip: bool = True, fitted_on: str = "", kappa=None,
+                 pair_gains=None):
         super().__init__()
         # every way a calibration comes in (a fit, a JSON file, a generator's metadata, the Python
         # API) builds it here, so a value that cannot be right is refused whatever its path
@@ -152,12 +154,25 @@ class CalibratedNoise(nn.Module):
             raise PnganError(f"calibration key 'kappa' (the noise mean): needs |kappa| <= {MAX_KAPPA:g} (a gamma "
                              f"curve gives (1 - gamma) / 2, about -0.6; fits on real pairs give -0.6 to 2), "
                              f"got {self.kappa}")
+        # the noise level of each pair the model was fitted on, relative to the fit (level_gain):
+        # what the 'fitted' level policy draws from (pngan.noise.level). Absent in files saved by
+        # an older pngan, which load as before (no recorded levels)
+        self.pair_gains = None
+        if pair_gains is not None:
+            seq = pair_gains.tolist() if isinstance(pair_gains, (np.ndarray, torch.Tensor)) else pair_gains
+            if not isinstance(seq, (list, tuple)) or not seq or not all(_is_number(v) for v in seq) or \
+                    not all(math.isfinite(float(v)) and 0 <= float(v) <= MAX_PAIR_GAIN for v in seq):
+                raise PnganError(f"calibration key 'pair_gains' (the level of each fitted pair): expected a non-empty "
+                                 f"list of finite numbers in [0, {MAX_PAIR_GAIN:g}], got {_short(pair_gains)}")
+            self.pair_gains = [float(v) for v in seq]
 
     def describe(self) -> dict:
         d = {"setting": "calibrated", "a": self.a, "b": self.b, "kernel": self.kernel, "mix": self.mix,
              "clip": self.clip, "fitted_on": self.fitted_on}
         if self.kappa is not None:  # only when fitted: earlier settings describe (and hash) as before
             d["kappa"] = self.kappa
+        if self.pair_gains is not None:  # likewise: only a fit made by this pngan records them
+            d["pair_gains"] = self.pair_gains
         return d
 
     def variance(self, x: torch.Tensor) -> torch.Tensor:
@@ -442,13 +457,15 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
         kernel = k.tolist()
         mix = np.linalg.cholesky(corr + 1e-6 * np.eye(3)).tolist()
     try:
-        model = CalibratedNoise(a, b, kernel, mix, fitted_on=str(imageset.describe()), kappa=kappa)
+        # each fitted pair's noise level relative to the fit, saved with the model (6 significant
+        # digits): a wide spread means the pairs were taken at several ISOs (synthetic.level=match),
+        # and the 'fitted' level policy draws generated images at these levels
+        levels = [float(f"{max(float(g), 0.0):.6g}") for g in (raw_gains if raw_gains is not None else pair_gains(a, b))]
+        model = CalibratedNoise(a, b, kernel, mix, fitted_on=str(imageset.describe()), kappa=kappa,
+                                pair_gains=levels)
     except PnganError as e:  # the pairs give a noise model no camera makes
         raise PnganError(f"{imageset.spec}: the fit gives an implausible noise model ({e}): are the noisy "
                          "images of the clean images' scenes?") from None
-    # each fitted pair's noise level relative to the fit (not saved with the model): a wide spread
-    # means the pairs were taken at several ISOs (see synthetic.level=match)
-    model.pair_gains = (raw_gains if raw_gains is not None else pair_gains(a, b)).tolist()
     return model
 
 

@@ -26,6 +26,10 @@ same schedule): a data spec ``synth:SETTING:SPEC`` (e.g. ``synth:awgn:clean:phot
 ``gen:runs/sidd:clean:photos``) takes the clean images of SPEC and draws fresh noise for every
 sample of every step from a random generator seeded by (seed, step, global sample index), clipped
 to [0, 1] like an image file. The generator runs on the CPU, where batches are prepared.
+Their noise level (a calibrated setting, or a generator fed by one) follows the level policy
+``data.gain`` (:mod:`pngan.noise.level`: ``data.gain=1.7``, ``=0.5,1,2``, ``=0.3-2.3`` or
+``=fitted``; unset: ``fitted`` for a model fitted on pairs of several levels, else the fitted level),
+each sample's level drawn from (source seed, "level", step, global sample index).
 """
 
 from __future__ import annotations
@@ -102,8 +106,9 @@ class PairSource:
     of a set with fresh noise per (seed, step, global sample index) from ``noise`` (a synthetic
     setting, or a trained PNGAN generator: ``pngan.infer.api.NoiseGenerator``)."""
 
-    def __init__(self, sampler, noise=None, seed: int = 0, label: str | None = None):
+    def __init__(self, sampler, noise=None, seed: int = 0, label: str | None = None, level=None):
         self.sampler, self.noise, self.seed, self.label = sampler, noise, seed, label
+        self.level = level  # a LevelPolicy (pngan.noise.level) for the noise's level, or None
 
     def describe(self) -> str:
         d = self.sampler.imageset.describe()
@@ -117,7 +122,11 @@ class PairSource:
 
         g = make_generator(self.seed, "synth-data", step, j)
         with torch.no_grad():
-            noisy = self.noise(s["clean"][None], generator=g)[0].clamp(0, 1)
+            if self.level is None:
+                noisy = self.noise(s["clean"][None], generator=g)[0].clamp(0, 1)
+            else:  # the level from its own seed: the noise stream g is the same at any level
+                gain = self.level.draw(self.seed, "level", step, j)
+                noisy = self.noise(s["clean"][None], generator=g, gain=gain)[0].clamp(0, 1)
         return {"clean": s["clean"], "noisy": noisy.cpu()}
 
 
@@ -201,6 +210,15 @@ class DenoiserDataConfig:
     ratio: float | None = None
     cache_gb: float = 2.0
     num_workers: int = -1  # batch-preparing worker processes; -1: auto (CUDA: up to 4 per process; CPU: 0)
+    # the level policy of on-the-fly synth:/gen: sources (pngan.noise.level): 1.7, 0.5,1,2, 0.3-2.3
+    # or fitted; None: fitted for a model fitted on pairs of several levels, else the fitted level
+    gain: float | str | None = None
+
+    def __post_init__(self):
+        if self.gain is not None:  # a bad form is refused when the config is read, before a run folder
+            from pngan.noise.level import parse_level
+
+            parse_level(self.gain, "data.gain")
 
 
 @dataclass
@@ -316,7 +334,7 @@ def _open_sources(cfg: DenoiserTrainConfig, data: list[str]) -> list[PairSource]
         seed = cfg.run.seed if gi == 0 else derive_seed(cfg.run.seed, "mix", gi) % (2**31)
         sampler = PatchSampler(iset, cfg.data.patch_size, cfg.data.batch_size, cfg.data.flips, seed,
                                cache_bytes=int(cfg.data.cache_gb * 2**30), keys=need)
-        noise, label = None, None
+        noise, label, level = None, None, None
         if kind == "synth":
             if arg.lower().endswith(".json"):
                 from pngan.noise.calibrated import load_calibration
@@ -330,7 +348,18 @@ def _open_sources(cfg: DenoiserTrainConfig, data: list[str]) -> list[PairSource]
 
             noise = NoiseGenerator.load(arg)  # on the CPU: batches are prepared off the training device
             label = f"gen:{arg}"
-        sources.append(PairSource(sampler, noise, derive_seed(cfg.run.seed, "synth-data", gi), label))
+        if kind:
+            from pngan.noise.level import resolve_level
+
+            gen = getattr(noise, "synthetic", None)  # a generator: its input setting and its metadata
+            level = resolve_level(cfg.data.gain, noise if gen is None else gen,
+                                  None if gen is None else noise.metadata, what="data.gain")
+            if level is not None:  # recorded in the denoiser's pngan.data metadata
+                label = f"{label}@gain={level.text()}"
+        sources.append(PairSource(sampler, noise, derive_seed(cfg.run.seed, "synth-data", gi), label, level))
+    if cfg.data.gain is not None and not any(s.noise is not None for s in sources):
+        raise PnganError("data.gain sets the noise level of on-the-fly sources (synth:FILE.json:SPEC, gen:RUN:SPEC); "
+                         "this run's --data has none")
     return sources
 
 
