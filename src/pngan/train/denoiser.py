@@ -37,14 +37,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-from pngan.errors import DivergenceError, PnganError
+from pngan.errors import PnganError
+from pngan.train.engine import Engine, Schedule, TrainResult
 from pngan.train.schedule import cosine_lr
 
 log = logging.getLogger("pngan")
@@ -273,11 +273,7 @@ def load_denoiser_config(preset_or_path: str | None, overrides: list[str] | None
     return load_config(DenoiserTrainConfig, preset_or_path, overrides, PRESETS)
 
 
-@dataclass
-class DenoiserResult:
-    run_dir: Path
-    step: int
-    interrupted: bool
+DenoiserResult = TrainResult  # the name train_denoiser has always returned
 
 
 class _DenoiseForward(torch.nn.Module):
@@ -363,16 +359,86 @@ def _open_sources(cfg: DenoiserTrainConfig, data: list[str]) -> list[PairSource]
     return sources
 
 
+class DenoiserTask:
+    """A denoiser, its optimiser and one step, L1(denoiser(noisy), clean), for the training engine."""
+
+    name = "pngan train-denoiser"
+
+    def __init__(self, cfg: DenoiserTrainConfig, engine: Engine, sources: list[PairSource], init: str | None):
+        from pngan import __version__
+        from pngan.config import config_hash
+        from pngan.nets.registry import build
+        from pngan.seeding import derive_seed
+
+        self.cfg, self.engine, self.sources = cfg, engine, sources
+        self.p_gen = mix_fraction(cfg.data.ratio)
+        kwargs = _net_kwargs(cfg)
+        torch.manual_seed(derive_seed(cfg.run.seed, "denoiser-init") % (2**63))  # same init on every rank / rerun
+        net = build(cfg.net.arch, **kwargs).to(engine.device)
+        if init is not None:
+            from pngan.nets.loading import load_network, parse_net_spec, read_metadata
+
+            name, path = parse_net_spec(init)
+            if not Path(path).is_file():
+                raise PnganError("--init checkpoint not found", path)
+            # the network's shape comes from the checkpoint's pngan metadata, else from net.kwargs
+            meta_init = read_metadata(path)
+            if "pngan.kwargs" in meta_init:
+                kwargs = json.loads(meta_init["pngan.kwargs"])
+            src = load_network(name or meta_init.get("pngan.network", cfg.net.arch), path, **kwargs)
+            if type(src) is not type(net):
+                raise PnganError(f"--init holds a different network than --arch {cfg.net.arch}", path)
+            net = src.to(engine.device)
+            cfg.net.kwargs = dict(kwargs)  # config.yaml then rebuilds this shape on --resume
+        self.finetune = init is not None  # fine-tuning: constant lr (paper: 1e-6); from scratch: cosine
+        net.to(memory_format=engine.mem_format)
+        self.net = net
+        lr0 = cfg.optim.finetune_lr if self.finetune else cfg.optim.lr
+        self.optimizers = {"opt": torch.optim.Adam(net.parameters(), lr=lr0, betas=(cfg.optim.beta1, cfg.optim.beta2))}
+        self.nets = {"denoiser": net}
+        self.meta = {"pngan.config_hash": config_hash(cfg), "pngan.version": __version__,
+                     "pngan.data": " + ".join(s.describe() for s in sources), "pngan.kwargs": json.dumps(kwargs)}
+        unused = []
+        if engine.dist.enabled:
+            # Some published layouts build modules their forward never uses (e.g. MIRNet with width=1);
+            # DDP then waits forever for their gradients unless told to look for unused parameters,
+            # which costs a graph traversal per step, so it is switched on only when a probe finds any.
+            unused = _unused_parameters(net, cfg.data.patch_size, engine.device)
+            if unused and engine.dist.is_main:
+                log.info("%s: %d parameter tensors take no part in the forward (e.g. %s); DDP skips them",
+                         cfg.net.arch, len(unused), unused[0])
+        # DDP calls forward(): wrapped so that forward() is the registry's denoise() (clean estimate)
+        self.denoise = engine.wrap(_DenoiseForward(net), find_unused_parameters=bool(unused))
+        net.train()
+
+    def learning_rates(self, step: int, scale: float) -> dict[str, float]:
+        o = self.cfg.optim
+        return {"opt": o.finetune_lr if self.finetune else cosine_lr(step, self.cfg.run.steps, o.lr, o.lr_min)}
+
+    def batches(self, first: int, n: int):
+        d = self.engine.dist
+        return MixedBatches(self.sources, self.p_gen, self.cfg.data.batch_size, first, n, d.rank, d.world_size)
+
+    def state(self) -> dict:
+        return {"finetune": self.finetune}
+
+    def load_state(self, st: dict) -> None:
+        self.finetune = self.finetune or bool(st.get("finetune"))
+
+    def step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        e = self.engine
+        clean, noisy = e.to_device(batch["clean"]), e.to_device(batch["noisy"])
+        with e.autocast():
+            loss = torch.nn.functional.l1_loss(self.denoise(noisy).float(), clean)
+        l1 = float(loss.detach())
+        e.update(self.optimizers["opt"], loss, self.net, math.isfinite(l1), step)
+        return {"loss_l1": l1}
+
+
 def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *, init: str | None = None,
                    resume: bool = False, progress: bool = True) -> DenoiserResult:
     """Train ``cfg.net.arch`` on ``data`` (see the module docstring for ``cfg.data.ratio``)."""
-    from pngan import __version__
-    from pngan.config import config_hash, save_yaml
-    from pngan.nets.registry import available, build
-    from pngan.seeding import derive_seed
-    from pngan.train import checkpoint as ck
-    from pngan.train.loop import _finite_grads, _SigintFlag
-    from pngan.train.runlog import StatsLog
+    from pngan.nets.registry import available
     from pngan.train.session import start_run
 
     if cfg.net.arch not in available("denoiser"):
@@ -386,142 +452,11 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
         if len(data) < 2:
             raise PnganError("--ratio needs two or more --data: the first is the generated set, the rest real")
     session = start_run(out, resume, device=cfg.run.device, threads=cfg.run.threads)
-    dist, device, run_dir = session.dist, session.device, session.run_dir
-
     sources = _open_sources(cfg, data)
-    p_gen = mix_fraction(ratio)
-
-    kwargs = _net_kwargs(cfg)
-    torch.manual_seed(derive_seed(cfg.run.seed, "denoiser-init") % (2**63))  # same init on every rank / rerun
-    net = build(cfg.net.arch, **kwargs).to(device)
-    lr0 = cfg.optim.lr
-    if init is not None:
-        from pngan.nets.loading import load_network, parse_net_spec
-
-        name, path = parse_net_spec(init)
-        if not Path(path).is_file():
-            raise PnganError("--init checkpoint not found", path)
-        from pngan.nets.loading import read_metadata
-
-        # the network's shape comes from the checkpoint's pngan metadata, else from net.kwargs
-        meta_init = read_metadata(path)
-        if "pngan.kwargs" in meta_init:
-            kwargs = json.loads(meta_init["pngan.kwargs"])
-        src = load_network(name or meta_init.get("pngan.network", cfg.net.arch), path, **kwargs)
-        if type(src) is not type(net):
-            raise PnganError(f"--init holds a different network than --arch {cfg.net.arch}", path)
-        net = src.to(device)
-        lr0 = cfg.optim.finetune_lr
-        cfg.net.kwargs = dict(kwargs)  # config.yaml then rebuilds this shape on --resume
-    mf = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
-    net.to(memory_format=mf)
-    opt = torch.optim.Adam(net.parameters(), lr=lr0, betas=(cfg.optim.beta1, cfg.optim.beta2))
-    total = cfg.run.steps
-    # fine-tuning: constant lr (paper: 1e-6); from scratch: cosine lr -> lr_min
-    lr_at = (lambda s: lr0) if init is not None else (lambda s: cosine_lr(s, total, lr0, cfg.optim.lr_min))
-    meta = {"pngan.config_hash": config_hash(cfg), "pngan.version": __version__,
-            "pngan.data": " + ".join(s.describe() for s in sources),
-            "pngan.kwargs": json.dumps(kwargs)}
-
-    def save(step: int) -> Path | None:
-        p = None
-        if dist.is_main:
-            m = dict(meta, **{"pngan.step": str(step)})
-            p = ck.save_checkpoint(run_dir, step, {"denoiser": net}, {"step": step, "opt": opt.state_dict(),
-                                   "rng": ck.rng_state(), "finetune": init is not None},
-                                   {"denoiser": m}, keep=cfg.run.keep_checkpoints, latest="denoiser")
-        dist.barrier()
-        return p
-
-    start, last_good = 0, None
-    if resume:
-        latest = ck.latest_checkpoint(run_dir)
-        if latest is not None:
-            ck.load_weights_into(net, latest[1] / "denoiser.safetensors")
-            st = ck.load_state(latest[1])
-            opt.load_state_dict(st["opt"])
-            ck.set_rng_state(st.get("rng", {}))
-            start, last_good = int(st["step"]), latest[1]
-            if st.get("finetune"):
-                init = init or "resumed"
-                lr_at = lambda s: cfg.optim.finetune_lr  # noqa: E731
-    elif dist.is_main:
-        save_yaml(cfg, run_dir / "config.yaml")
-    stats = StatsLog(run_dir / "stats.jsonl", enabled=dist.is_main, truncate_after=start if resume else None)
-    denoise = net.denoise
-    if dist.enabled:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        # Some published layouts build modules their forward never uses (e.g. MIRNet with width=1);
-        # DDP then waits forever for their gradients unless told to look for unused parameters,
-        # which costs a graph traversal per step, so it is switched on only when a probe finds any.
-        unused = _unused_parameters(net, cfg.data.patch_size, device)
-        if unused and dist.is_main:
-            log.info("%s: %d parameter tensors take no part in the forward (e.g. %s); DDP skips them",
-                     cfg.net.arch, len(unused), unused[0])
-        # DDP calls forward(): wrap so that forward() is the registry's denoise() (clean estimate)
-        # broadcast_buffers=False: the only buffers (MIRNet's blur kernels) are constants, and DDP's
-        # buffer broadcast fails on a channels_last (C, 1, 3, 3) kernel
-        denoise = DDP(_DenoiseForward(net), device_ids=[device.index] if device.type == "cuda" else None,
-                      find_unused_parameters=bool(unused), broadcast_buffers=False)
-    if cfg.run.compile:
-        denoise = torch.compile(denoise)
-    use_bf16 = cfg.run.precision == "bf16" and device.type == "cuda"
-
-    bar = None
-    if progress and dist.is_main:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, initial=start, desc="pngan train-denoiser", unit="step", dynamic_ncols=True)
-    net.train()
-    from pngan.train.distributed import batch_loader
-
-    loader = batch_loader(MixedBatches(sources, p_gen, cfg.data.batch_size, start, total - start, dist.rank,
-                                       dist.world_size),
-                          cfg.data.num_workers, device, dist.world_size)
-    step, t_log, n_log, interrupted = start, time.perf_counter(), 0, False
-    with _SigintFlag() as sigint:
-        while step < total:
-            batch = next(loader)
-            clean = batch["clean"].to(device, non_blocking=True).contiguous(memory_format=mf)
-            noisy = batch["noisy"].to(device, non_blocking=True).contiguous(memory_format=mf)
-            lr_now = lr_at(step)
-            for g in opt.param_groups:
-                g["lr"] = lr_now
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = torch.nn.functional.l1_loss(denoise(noisy).float(), clean)
-            if step == cfg.run.debug_nan_at_step:
-                loss = loss * float("nan")
-            opt.zero_grad(set_to_none=True)
-            # agreed by all ranks BEFORE the backward: a rank skipping DDP's backward would hang the others
-            ok = not dist.any_flag(not math.isfinite(float(loss.detach())), device)
-            if ok:
-                loss.backward()
-                ok = _finite_grads(net)
-            if dist.any_flag(not ok, device):
-                if bar is not None:
-                    bar.close()
-                raise DivergenceError(f"non-finite loss or gradient at step {step}; training stopped; last good "
-                                      f"checkpoint: {last_good if last_good is not None else 'none'}")
-            opt.step()
-            step += 1
-            n_log += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix({"l1": f"{float(loss.detach()):.4g}"}, refresh=False)
-            if step % cfg.run.log_every == 0 or step == total:
-                dt = time.perf_counter() - t_log
-                # the global batch's loss (mean of the ranks' equal slices)
-                l1 = float(dist.all_reduce_mean(loss.detach().double()))
-                stats.write({"step": step, "loss_l1": l1, "lr": lr_now,
-                             "sec_per_step": dt / max(n_log, 1)})
-                t_log, n_log = time.perf_counter(), 0
-            stop = dist.any_flag(sigint.hit, device)
-            if step % cfg.run.ckpt_every == 0 or step == total or stop:
-                last_good = save(step) or last_good
-            if stop:
-                interrupted = True
-                break
-    if bar is not None:
-        bar.close()
-    return DenoiserResult(run_dir, step, interrupted)
+    r = cfg.run
+    engine = Engine(session, Schedule(r.steps, r.log_every, r.ckpt_every, r.keep_checkpoints,
+                                      num_workers=cfg.data.num_workers),
+                    precision=r.precision, channels_last=r.channels_last, compile=r.compile,
+                    nan_at_step=r.debug_nan_at_step)
+    task = DenoiserTask(cfg, engine, sources, init)
+    return engine.run(task, cfg, resume=resume, progress=progress)
