@@ -123,6 +123,22 @@ def test_a_fit_records_its_pair_levels_and_older_files_still_load(tmp_path):
             _cal(bad)
 
 
+def test_save_fit_over_an_older_file_of_the_same_fit_adds_the_levels(tmp_path):
+    from helpers import write_pairs
+
+    write_pairs(tmp_path / "p", 2, 48, 48, sigma=0.02)
+    _grey(tmp_path / "in", 1, side=32)
+    fit = tmp_path / "fit.json"
+    cmd = ["synth", "--setting", "calibrated", "--fit", f"pairs:{tmp_path / 'p'}", "--input", str(tmp_path / "in"),
+           "--output", str(tmp_path / "o"), "--save-fit", str(fit)]
+    assert main(cmd) == 0
+    d = json.loads(fit.read_text())
+    assert len(d.pop("pair_gains")) == 2
+    fit.write_text(json.dumps(d))  # as an older pngan saved it: the same fit without its levels
+    assert main(cmd) == 0  # the same job: no --overwrite needed, and the file gets its levels back
+    assert len(json.loads(fit.read_text())["pair_gains"]) == 2
+
+
 def test_synth_fitted_draws_the_recorded_levels_and_the_noise_follows_them(tmp_path, capsys):
     _grey(tmp_path / "in", 16)
     cal = tmp_path / "c.json"
@@ -182,6 +198,9 @@ def test_a_single_level_model_keeps_gain_1_bit_identical(tmp_path):
         assert "gain" not in json.loads((out / "job.json").read_text())
         assert {r["gain"] for r in _records(out)} == {1.0}
     assert outs["today"] == outs["one-iso"]
+    # and it is the same synth job as the older calibration's: its folder continues, no --overwrite
+    assert main(["synth", "--setting", f"calibrated:{tmp_path / 'one-iso'}.json", "--input", str(tmp_path / "in"),
+                 "--output", str(tmp_path / "today")]) == 0
 
 
 def _generator(path, levels=None, level_match=True):
