@@ -144,11 +144,18 @@ class LossConfig:
 
 
 @dataclass
-class OptimConfig:
+class AdamConfig:
+    """Adam with the learning rate cosine-annealed from lr to lr_min (paper Sec. 3.1, for the
+    generator and for the denoisers alike)."""
+
     lr: float = 2e-4
     lr_min: float = 1e-6
     beta1: float = 0.9
     beta2: float = 0.999
+
+
+@dataclass
+class OptimConfig(AdamConfig):
     d_lr: float | None = None  # default: same as lr
     # not in the paper (0 = off, the paper): the generator's learning rate rises linearly over its
     # first g_warmup steps (D's does not). Adam's first steps move every weight by about the full
@@ -173,26 +180,34 @@ class DataConfig:
 
 
 @dataclass
-class RunConfig:
-    steps: int = 700_000
+class RunSettings:
+    """What both trainers' runs share (pngan.train.engine)."""
+
+    steps: int = 700_000  # paper Sec. 3.1: 700k iterations (fine-tuning a denoiser keeps the other settings)
     seed: int = 0
     log_every: int = 100
-    sample_every: int = 5000
     ckpt_every: int = 5000
     keep_checkpoints: int = 2
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # CPU threads (0: torch's default, all cores)
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast is used on CUDA only
     channels_last: bool = True
-    compile: bool = False
-    time_phases: bool = False  # CUDA: synchronise to log per-phase times (always logged on CPU)
-    threads: int = 0  # CPU threads (0: torch's default, all cores)
-    on_nan: Literal["stop", "rollback"] = "stop"
-    max_rollbacks: int = 3
+    compile: bool = False  # torch.compile the training forwards
     debug_nan_at_step: int = -1  # testing aid: inject a NaN loss at this step
 
 
 @dataclass
+class RunConfig(RunSettings):
+    sample_every: int = 5000
+    time_phases: bool = False  # CUDA: synchronise to log per-phase times (always logged on CPU)
+    on_nan: Literal["stop", "rollback"] = "stop"
+    max_rollbacks: int = 3
+
+
+@dataclass
 class TrainConfig:
+    """``pngan train``'s configuration (``--config`` PRESET or YAML, ``KEY=VALUE`` overrides)."""
+
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     loss: LossConfig = field(default_factory=LossConfig)

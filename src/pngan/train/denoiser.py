@@ -39,11 +39,11 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
 import torch
 
 from pngan.errors import PnganError
+from pngan.train.config import AdamConfig, RunSettings
 from pngan.train.engine import Engine, Schedule, TrainResult
 from pngan.train.schedule import cosine_lr
 
@@ -194,12 +194,8 @@ SMALL_NET_KWARGS: dict[str, dict] = {
 
 
 @dataclass
-class DenoiserOptimConfig:
-    lr: float = 2e-4  # from scratch
+class DenoiserOptimConfig(AdamConfig):  # lr: from scratch
     finetune_lr: float = 1e-6  # with --init (paper Sec. 3.1: fine-tuning at 1e-6)
-    lr_min: float = 1e-6
-    beta1: float = 0.9
-    beta2: float = 0.999
 
 
 @dataclass
@@ -222,22 +218,14 @@ class DenoiserDataConfig:
 
 
 @dataclass
-class DenoiserRunConfig:
-    steps: int = 700_000  # paper Sec. 3.1: 700k iterations; fine-tuning keeps the other settings
-    seed: int = 0
-    log_every: int = 100
-    ckpt_every: int = 5000
-    keep_checkpoints: int = 2
-    device: str = "auto"
-    threads: int = 0
-    channels_last: bool = True
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast is used on CUDA only
-    compile: bool = False  # torch.compile the network's forward
-    debug_nan_at_step: int = -1  # testing aid
+class DenoiserRunConfig(RunSettings):
+    pass
 
 
 @dataclass
 class DenoiserTrainConfig:
+    """``pngan train-denoiser``'s configuration (``--config`` PRESET or YAML, ``KEY=VALUE`` overrides)."""
+
     net: DenoiserNetConfig = field(default_factory=DenoiserNetConfig)
     optim: DenoiserOptimConfig = field(default_factory=DenoiserOptimConfig)
     data: DenoiserDataConfig = field(default_factory=DenoiserDataConfig)
