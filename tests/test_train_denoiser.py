@@ -96,11 +96,31 @@ def test_ratio_mixes_batches_and_errors(tmp_path, capsys):
     assert "unknown denoiser" in capsys.readouterr().err
 
 
-def test_nan_stops_with_last_good_checkpoint(tmp_path, capsys):
+def test_nan_stops_with_last_good_checkpoint(tmp_path, capsys, monkeypatch):
+    from pngan.train.engine import Engine
+
     data = _pairs(tmp_path / "d")
     run = tmp_path / "n"
+    monkeypatch.setattr(Engine, "nan_at_step", 3)
     assert main(["train-denoiser", "--arch", "dncnn", "--data", data, "--out", str(run), "--steps", "6", "--quiet",
-                 *TINY, "run.debug_nan_at_step=3"]) == 2
+                 *TINY]) == 2
     err = capsys.readouterr().err
     assert "non-finite loss" in err and "00000002" in err
     assert load_saved_network(run / "denoiser.safetensors")[1]["pngan.step"] == "2"
+
+
+def test_a_run_with_a_removed_config_key_is_used_but_not_resumed(tmp_path, capsys):
+    import yaml
+
+    data = _pairs(tmp_path / "d")
+    run = tmp_path / "old"
+    args = ["train-denoiser", "--arch", "dncnn", "--data", data, "--out", str(run), "--quiet", *TINY]
+    assert main([*args, "--steps", "2"]) == 0
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["run"]["debug_nan_at_step"] = -1  # written by an older pngan
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    capsys.readouterr()
+    assert main([*args, "--steps", "4", "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "run.debug_nan_at_step" in err and "removed" in err and len(err.splitlines()) == 1
+    assert load_saved_network(run / "denoiser.safetensors")[1]["pngan.step"] == "2"  # what evaluate reads

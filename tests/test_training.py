@@ -20,6 +20,7 @@ from pngan.nets.loading import read_state_dict, save_network
 from pngan.nets.registry import build
 from pngan.train.checkpoint import list_checkpoints
 from pngan.train.config import load_train_config
+from pngan.train.engine import Engine
 from pngan.train.loop import train_pngan
 
 TINY = [*TINY_NETS, "run.log_every=1", "run.sample_every=100",
@@ -71,16 +72,18 @@ def test_worker_prepared_batches_match_and_phase_times_are_logged(setup):
         assert all(p > 0 for p in phases) and sum(phases) <= r["sec_per_step"] * 1.05 + 1e-3
 
 
-def test_nan_stops_with_a_clear_message(setup):
+def test_nan_stops_with_a_clear_message(setup, monkeypatch):
     root, data, dn = setup
+    monkeypatch.setattr(Engine, "nan_at_step", 4)
     with pytest.raises(DivergenceError, match=r"step 4: non-finite.*last good checkpoint: .*00000003"):
-        train_pngan(_cfg("run.steps=6", "run.debug_nan_at_step=4"), [data], root / "nan", denoiser=dn, progress=False)
+        train_pngan(_cfg("run.steps=6"), [data], root / "nan", denoiser=dn, progress=False)
     assert [s for s, _ in list_checkpoints(root / "nan")] == [3]  # bad weights never written
 
 
-def test_nan_rollback_continues(setup):
+def test_nan_rollback_continues(setup, monkeypatch):
     root, data, dn = setup
-    res = train_pngan(_cfg("run.steps=6", "run.debug_nan_at_step=4", "run.on_nan=rollback"), [data],
+    monkeypatch.setattr(Engine, "nan_at_step", 4)
+    res = train_pngan(_cfg("run.steps=6", "run.on_nan=rollback"), [data],
                       root / "rb", denoiser=dn, progress=False)
     assert res.step == 6
     st = torch.load(root / "rb" / "checkpoints" / "00000006" / "state.pt", weights_only=True)

@@ -24,6 +24,14 @@ from pngan.errors import PnganError
 
 T = TypeVar("T")
 
+# Keys pngan had and no longer has, with why. A config naming one is refused with that reason: a
+# run folder whose config.yaml holds one cannot be resumed (its training would not be the same),
+# while generate/evaluate, which read the network files, still use its generator or denoiser.
+REMOVED_KEYS: dict[str, str] = {
+    "run.debug_nan_at_step": "it was a test hook; the tests now set pngan.train.engine.Engine.nan_at_step",
+    "synthetic.sigma_max": "setting 1 with a range of levels was used by no preset or experiment",
+}
+
 
 def _field_types(cls) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
@@ -100,6 +108,10 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
 def _build(cls: type[T], data: Mapping[str, Any], prefix: str, source: str, base: T | None = None) -> T:
     types_ = _field_types(cls)
     for k in data:
+        if f"{prefix}{k}" in REMOVED_KEYS:
+            resume = "; this run cannot be resumed: start a new one" if source.endswith("config.yaml") else ""
+            raise PnganError(f"config key '{prefix}{k}' was removed from pngan ({REMOVED_KEYS[prefix + str(k)]}){resume}",
+                             source)
         if k not in types_:
             near = difflib.get_close_matches(str(k), list(types_), n=1)
             hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""

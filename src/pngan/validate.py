@@ -226,40 +226,29 @@ CONFIG_RULES: dict[str, Rule] = {
     # generator / discriminator sizes
     "GeneratorConfig.channels": Rule(1, 4096), "GeneratorConfig.groups": Rule(1, 64),
     "GeneratorConfig.blocks": Rule(1, 64), "LossConfig.d_channels": Rule(1, 4096),
-    "SyntheticConfig.sigma": Rule(0.0, 1000.0), "SyntheticConfig.sigma_max": Rule(0.0, 1000.0),
+    "SyntheticConfig.sigma": Rule(0.0, 1000.0),
     "LossConfig.lambda_p": _NONNEG_F, "LossConfig.lambda_ra": _NONNEG_F, "LossConfig.lambda_align": _NONNEG_F,
     "LossConfig.align_lowpass": Rule(0.0, 64.0), "LossConfig.lambda_spectrum": _NONNEG_F, "LossConfig.lambda_lowpass": _NONNEG_F,
     "LossConfig.lambda_marginal": _NONNEG_F, "LossConfig.marginal_groups": Rule(1, 1024),
-    # optimiser (both trainers)
-    "OptimConfig.lr": _POS_F, "OptimConfig.lr_min": _NONNEG_F, "OptimConfig.d_lr": _POS_F,
-    "OptimConfig.g_warmup": Rule(0, 10**12), "OptimConfig.ema": Rule(0.0, 0.999999, note=" (EMA decay per step, < 1; 0: off)"),
-    "OptimConfig.beta1": _BETA, "OptimConfig.beta2": _BETA,
-    "DenoiserOptimConfig.lr": _POS_F, "DenoiserOptimConfig.finetune_lr": _POS_F,
-    "DenoiserOptimConfig.lr_min": _NONNEG_F, "DenoiserOptimConfig.beta1": _BETA, "DenoiserOptimConfig.beta2": _BETA,
+    # optimiser (AdamConfig: both trainers)
+    "AdamConfig.lr": _POS_F, "AdamConfig.lr_min": _NONNEG_F, "AdamConfig.beta1": _BETA, "AdamConfig.beta2": _BETA,
+    "OptimConfig.d_lr": _POS_F, "OptimConfig.g_warmup": Rule(0, 10**12),
+    "OptimConfig.ema": Rule(0.0, 0.999999, note=" (EMA decay per step, < 1; 0: off)"),
+    "DenoiserOptimConfig.finetune_lr": _POS_F,
     # data
     "DataConfig.patch_size": Rule(8, 8192), "DataConfig.batch_size": Rule(1, 65536),
     "DataConfig.num_workers": Rule(0, 256, allow=(-1,)), "DataConfig.cache_gb": Rule(0.0, 1e6),
     "DenoiserDataConfig.patch_size": Rule(8, 8192), "DenoiserDataConfig.batch_size": Rule(1, 65536),
     "DenoiserDataConfig.num_workers": Rule(0, 256, allow=(-1,)), "DenoiserDataConfig.cache_gb": Rule(0.0, 1e6),
     "DenoiserDataConfig.ratio": _NONNEG_F,  # 0: real data only (paper Table 4's rho; exact, see train/denoiser.py)
-    # run
-    "RunConfig.steps": Rule(1, 10**12), "RunConfig.log_every": _POS, "RunConfig.sample_every": _POS,
-    "RunConfig.ckpt_every": _POS, "RunConfig.keep_checkpoints": _POS, "RunConfig.threads": Rule(0, 4096),
-    "RunConfig.max_rollbacks": _NONNEG, "RunConfig.seed": Rule(0, 2**63 - 1),
-    "RunConfig.debug_nan_at_step": Rule(0, allow=(-1,)),
-    "DenoiserRunConfig.steps": Rule(1, 10**12), "DenoiserRunConfig.log_every": _POS, "DenoiserRunConfig.ckpt_every": _POS,
-    "DenoiserRunConfig.keep_checkpoints": _POS, "DenoiserRunConfig.threads": Rule(0, 4096),
-    "DenoiserRunConfig.seed": Rule(0, 2**63 - 1), "DenoiserRunConfig.debug_nan_at_step": Rule(0, allow=(-1,)),
+    # run (RunSettings: both trainers)
+    "RunSettings.steps": Rule(1, 10**12), "RunSettings.log_every": _POS, "RunSettings.ckpt_every": _POS,
+    "RunSettings.keep_checkpoints": _POS, "RunSettings.threads": Rule(0, 4096), "RunSettings.seed": Rule(0, 2**63 - 1),
+    "RunConfig.sample_every": _POS, "RunConfig.max_rollbacks": _NONNEG,
 }
 
 # field names checked as device names wherever they appear
 _DEVICE_FIELDS = {"device"}
-
-
-def _check_sigma_range(cfg: Any) -> None:
-    syn = getattr(cfg, "synthetic", None)
-    if syn is not None and getattr(syn, "sigma_max", None) is not None and syn.sigma_max < syn.sigma:
-        raise PnganError(f"synthetic.sigma_max ({syn.sigma_max}) is below synthetic.sigma ({syn.sigma})")
 
 
 def _check_level(cfg: Any) -> None:
@@ -290,7 +279,7 @@ def _check_generator_options(cfg: Any) -> None:
                          "generator.name=simnet (the released network) is single-scale")
 
 
-CROSS_CHECKS: list[Callable[[Any], None]] = [_check_sigma_range, _check_level, _check_lowpass, _check_generator_options]
+CROSS_CHECKS: list[Callable[[Any], None]] = [_check_level, _check_lowpass, _check_generator_options]
 
 
 def validate_config(cfg: Any, prefix: str = "") -> None:
@@ -303,7 +292,7 @@ def validate_config(cfg: Any, prefix: str = "") -> None:
 
 
 def _validate_fields(cfg: Any, prefix: str) -> None:
-    cls = type(cfg).__name__
+    classes = [c.__name__ for c in type(cfg).__mro__]  # a field's rule may be keyed by the class defining it
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
         key = prefix + f.name
@@ -314,6 +303,6 @@ def _validate_fields(cfg: Any, prefix: str) -> None:
             raise PnganError(f"config key '{key}' must be a finite number, got {v!r}")
         if f.name in _DEVICE_FIELDS and isinstance(v, str) and not _DEVICE.match(v):
             raise PnganError(f"config key '{key}' must be auto, cpu, cuda, cuda:N or mps, got {v!r}")
-        rule = CONFIG_RULES.get(f"{cls}.{f.name}")
+        rule = next((CONFIG_RULES[k] for k in (f"{c}.{f.name}" for c in classes) if k in CONFIG_RULES), None)
         if rule is not None:
             rule.check(key, v)

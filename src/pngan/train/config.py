@@ -66,7 +66,6 @@ class GeneratorConfig:
 class SyntheticConfig:
     setting: str = "awgn"  # awgn (setting 1) | raw (setting 2) | calibrated (fitted on the training pairs)
     sigma: float = 50.0  # setting 1, on the 0-255 scale
-    sigma_max: float | None = None  # setting 1: sample sigma uniformly in [sigma, sigma_max] per image
     calibration: str | None = None  # calibrated: a saved calibration JSON; default: fit on the training pairs
     correlated: bool = True  # calibrated: fit the spatial and cross-channel correlation too
     # calibrated: the noise level of the generator's input. "fixed": the fit's level for every
@@ -91,7 +90,7 @@ class SyntheticConfig:
         if canonical_setting(self.setting) == "awgn":
             if any(paths):
                 raise PnganError("synthetic.cycleisp_* applies to setting 2 (raw) only")
-            return {"sigma": (self.sigma, self.sigma_max) if self.sigma_max is not None else self.sigma}
+            return {"sigma": self.sigma}
         if any(paths):
             if not all(paths):
                 raise PnganError("synthetic: give all three of cycleisp_rgb2raw, cycleisp_raw2rgb, cycleisp_ccm "
@@ -193,7 +192,6 @@ class RunSettings:
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast is used on CUDA only
     channels_last: bool = True
     compile: bool = False  # torch.compile the training forwards
-    debug_nan_at_step: int = -1  # testing aid: inject a NaN loss at this step
 
 
 @dataclass

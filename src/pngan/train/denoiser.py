@@ -444,7 +444,6 @@ def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *
     r = cfg.run
     engine = Engine(session, Schedule(r.steps, r.log_every, r.ckpt_every, r.keep_checkpoints,
                                       num_workers=cfg.data.num_workers),
-                    precision=r.precision, channels_last=r.channels_last, compile=r.compile,
-                    nan_at_step=r.debug_nan_at_step)
+                    precision=r.precision, channels_last=r.channels_last, compile=r.compile)
     task = DenoiserTask(cfg, engine, sources, init)
     return engine.run(task, cfg, resume=resume, progress=progress)

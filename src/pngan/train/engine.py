@@ -153,16 +153,17 @@ def _sync_batchnorm(net: nn.Module) -> None:
 
 
 class Engine:
+    # A test hook (tests monkeypatch it): the first update of this step sees a NaN loss, once.
+    nan_at_step = -1
+
     def __init__(self, session: RunSession, schedule: Schedule, *, precision: str = "fp32",
-                 channels_last: bool = True, compile: bool = False, time_phases: bool = False,
-                 nan_at_step: int = -1):
+                 channels_last: bool = True, compile: bool = False, time_phases: bool = False):
         self.dist, self.device, self.run_dir = session.dist, session.device, session.run_dir
         self.schedule = schedule
         self.mem_format = torch.channels_last if channels_last else torch.contiguous_format
         self.use_bf16 = precision == "bf16" and self.device.type == "cuda"
         self.compile = compile
         self.timer = PhaseTimer(self.device, self.device.type != "cuda" or time_phases)
-        self.nan_at_step = nan_at_step  # a test hook: the first update of this step sees a NaN loss
         self.lr_scale, self.rollbacks = 1.0, 0
         self._refused = False
 

@@ -276,6 +276,6 @@ def train_pngan(
     engine = Engine(session, Schedule(r.steps, r.log_every, r.ckpt_every, r.keep_checkpoints, r.sample_every,
                                       r.on_nan, r.max_rollbacks, cfg.data.batch_size, cfg.data.num_workers),
                     precision=r.precision, channels_last=r.channels_last, compile=r.compile,
-                    time_phases=r.time_phases, nan_at_step=r.debug_nan_at_step)
+                    time_phases=r.time_phases)
     task = PnganTask(cfg, engine, imageset, sampler, denoiser, vgg_weights)
     return engine.run(task, cfg, resume=resume, progress=progress, stop_after=stop_after)

@@ -29,7 +29,7 @@ log = logging.getLogger("pngan")
 SAFE_ON_RESUME = frozenset({
     "run.steps", "run.log_every", "run.sample_every", "run.ckpt_every", "run.keep_checkpoints",
     "run.device", "run.threads", "run.time_phases", "run.compile", "run.on_nan", "run.max_rollbacks",
-    "run.debug_nan_at_step", "data.num_workers", "data.cache_gb",
+    "data.num_workers", "data.cache_gb",
 })
 
 
