@@ -39,7 +39,7 @@ def _records(out) -> list[dict]:
 @pytest.mark.parametrize("text, kind, values, canon", [
     ("1", "fixed", (1.0,), "1"), ("1.7", "fixed", (1.7,), "1.7"), (" 2 ", "fixed", (2.0,), "2"), (0.4, "fixed", (0.4,), "0.4"),
     ("0.5,1,2", "list", (0.5, 1.0, 2.0), "0.5,1,2"), ("0.5, 2", "list", (0.5, 2.0), "0.5,2"),
-    ("0.3-2.3", "range", (0.3, 2.3), "0.3-2.3"), ("1e-3-2", "range", (0.001, 2.0), "0.001-2"),
+    ("0.3-2.3", "range", (0.3, 2.3), "0.3-2.3"), ("1e-3-2", "range", (0.001, 2.0), "0.001-2"), ("-0.0", "fixed", (0.0,), "0"),
     ("fitted", "fitted", (), "fitted"), ("FITTED", "fitted", (), "fitted"),
 ])
 def test_every_form_parses_and_round_trips(text, kind, values, canon):
@@ -315,3 +315,76 @@ def test_on_the_fly_sources_take_data_gain(tmp_path):
 
         write_pairs(tmp_path / "real", 1, 48, 48)
         _open_sources(load_denoiser_config("cpu-small", [*over, "data.gain=2"]), [f"pairs:{tmp_path / 'real'}"])
+
+
+# --- the level of a reference noisy image (issue 25, item 4: pngan.noise.estimate) ---
+
+def _noisy_refs(folder, gains, side=64, clean=False):
+    """Flat grey images with the white CAL noise at ``gains`` (16-bit: no quantisation at gain 0.5),
+    as noisy:DIR (or, ``clean``: pairs, DIR/noisy + DIR/clean)."""
+    m = _cal()
+    x = torch.full((1, 3, side, side), 0.5)
+    for i, gn in enumerate(gains):
+        noisy = m(x, generator=torch.Generator().manual_seed(100 + i), gain=gn)[0]
+        write_image((folder / "noisy" if clean else folder) / f"r{i}.png", noisy, bits=16)
+        if clean:
+            write_image(folder / "clean" / f"r{i}.png", x[0], bits=16)
+
+
+def test_generate_reference_draws_the_reference_images_levels(tmp_path, capsys):
+    _grey(tmp_path / "in", 4, side=24)
+    _noisy_refs(tmp_path / "ref", [0.5, 2.0])
+    gen = _generator(tmp_path / "g.safetensors", [1.0, 1.1])  # one level recorded: default gain 1
+    out = tmp_path / "o"
+    base = ["generate", "--generator", str(gen), "--input", str(tmp_path / "in"), "--samples", "2", "--quiet"]
+    assert main([*base, "--output", str(out), "--reference", str(tmp_path / "ref")]) == 0
+    job = json.loads((out / "job.json").read_text())
+    # the levels are read from the noisy images alone, within 10% of the true ones
+    assert job["gain"] == "reference" and job["levels"] == pytest.approx([0.5, 2.0], rel=0.1)
+    recs = _records(out)
+    assert {r["gain"] for r in recs} == set(job["levels"])  # every image at one of them; both drawn
+    capsys.readouterr()
+    assert main([*base, "--output", str(out), "--reference", f"noisy:{tmp_path / 'ref'}"]) == 0  # the same job
+    assert "wrote 0 noisy images (8 already there)" in capsys.readouterr().out
+    assert main([*base, "--output", str(tmp_path / "x"), "--reference", str(tmp_path / "ref"), "--gain", "1"]) == 2
+    assert "give one" in capsys.readouterr().err
+    awgn = tmp_path / "awgn.safetensors"
+    from pngan.nets.loading import save_network
+    from pngan.nets.registry import build
+
+    save_network(build("smnet", channels=4, groups=1, blocks=1), awgn,
+                 {"pngan.synthetic": json.dumps({"setting": "awgn", "sigma": 50.0})})
+    assert main(["generate", "--generator", str(awgn), "--input", str(tmp_path / "in"), "--quiet",
+                 "--output", str(tmp_path / "y"), "--reference", str(tmp_path / "ref")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--reference" in err[0] and "calibrated" in err[0]
+    assert not (tmp_path / "y").exists()  # refused before the output folder is made
+    write_image(tmp_path / "tiny" / "t0.png", torch.full((3, 8, 8), 0.5))  # too small to read a level from
+    assert main([*base, "--output", str(tmp_path / "z"), "--reference", str(tmp_path / "tiny")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "reference image 't0'" in err[0] and not (tmp_path / "z").exists()
+
+
+def test_evaluate_noise_level_reference_reads_the_level_from_the_noisy_image(tmp_path, capsys):
+    from pngan.data.specs import open_dataset
+    from pngan.eval import denoise_eval as de
+
+    _noisy_refs(tmp_path / "t", [2.0, 2.0, 0.5], clean=True)
+    real = open_dataset(f"pairs:{tmp_path / 't'}")
+    model = _cal()
+    res = {lv: de.evaluate_noise(real, sample_fn=de.synthetic_sampler(model, 0, level=lv))["images"]
+           for lv in ("fixed", "match", "reference")}
+    for name in ("r0", "r1", "r2"):  # fixed: gain 1 against 2 and 0.5; match and reference: the pair's level
+        assert res["fixed"][name]["std_ratio"] == pytest.approx(0.5 if name != "r2" else 2.0, rel=0.05)
+        assert res["match"][name]["std_ratio"] == pytest.approx(1.0, rel=0.05)
+        assert res["reference"][name]["std_ratio"] == pytest.approx(1.0, rel=0.1)
+    cal = tmp_path / "c.json"
+    save_calibration(model, cal)
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "noise", "--real", f"pairs:{tmp_path / 't'}", "--setting", f"calibrated:{cal}",
+                 "--level", "reference", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["level"] == "reference"
+    capsys.readouterr()
+    assert main(["evaluate", "noise", "--real", f"pairs:{tmp_path / 't'}", "--setting", "awgn",
+                 "--level", "reference"]) == 2
+    assert "--level reference" in capsys.readouterr().err

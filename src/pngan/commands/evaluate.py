@@ -30,12 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="generated samples per image, L: AKLD is averaged over them (DANet's protocol uses 50: "
                    "--samples 50). With --generator/--setting default 1 (CPU-friendly); with --generated the first "
                    "L samples X_0..X_{L-1} of each image (default: all found)")
-    n.add_argument("--level", choices=("fixed", "match"), default="fixed",
+    n.add_argument("--level", choices=("fixed", "match", "reference"), default="fixed",
                    help="fixed (default): every image at the level the model was fitted/trained at. match: each "
                    "model is given each --real pair's noise level, one number per image (the gain of the "
                    "calibrated fit that the pair's noise has; for SIDD, whose images span ISO 100-3200, this is "
                    "the part the ISO plays for NoiseFlow), so the metrics compare the noise's shape, not a level "
-                   "no model can see in a clean image. For --setting calibrated and generators fed by it")
+                   "no model can see in a clean image. reference: each model is given the level estimated from "
+                   "the --real pair's noisy image alone (no clean image: as 'generate --reference' matches a noisy "
+                   "image you have), so the model is not handed the pair's own noise. For --setting calibrated and "
+                   "generators fed by it")
     n.add_argument("--seed", type=SEED, default=0)
     n.add_argument("--json", metavar="OUT", help="write per-image and mean metrics as JSON")
 
@@ -205,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
                              "--generator RUN --checkpoints (to score that baseline beside the checkpoints)")
         fn = None  # the generator (or setting) is checked before the data are read
         if args.level != "fixed" and args.generated is not None:
-            raise PnganError("--level match generates at each real pair's level: use it with --generator or "
+            raise PnganError(f"--level {args.level} generates at each real pair's level: use it with --generator or "
                              "--setting, not --generated")
         if args.generator is not None:
             from pngan.train.runid import generator_file

@@ -36,6 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "range; fitted: each draws one of the levels of the pairs it was fitted on. Default: fitted "
                    "for a generator trained with synthetic.level=match on pairs of several levels, else 1. The "
                    "level of each image is drawn from (seed, image, sample) and recorded in manifest.jsonl")
+    p.add_argument("--reference", metavar="NOISY_SPEC",
+                   help="instead of --gain: noisy images of the camera to match (noisy:DIR or a plain DIR, or any pair "
+                   "set's noisy "
+                   "images). The noise level of each is estimated without a clean image (relative to the "
+                   "generator's calibrated input), and each output image draws one of these levels from (seed, "
+                   "image, sample); the levels are recorded in job.json, each image's in manifest.jsonl")
     p.add_argument("--tile", type=tile_size, default=512,
                    help="tile size for large images (default 512; 0: whole image; else >= 8)")
     p.add_argument("--overlap", type=OVERLAP, default=32, help="tile halo in pixels (default 32)")
@@ -74,7 +80,16 @@ def run(args: argparse.Namespace) -> int:
                               exact_tiles=not args.fast_tiles, precision=args.precision)
     from pngan.noise.level import resolve_level
 
-    policy = resolve_level(args.gain, gen.synthetic, gen.metadata)  # a level for awgn/raw: refused here
+    if args.reference is not None:
+        if args.gain is not None:
+            raise PnganError("--gain and --reference both set the noise level: give one")
+        from pngan.noise.level import reference_policy
+
+        if ":" not in args.reference or Path(args.reference).exists():  # a plain folder: its noisy images
+            args.reference = f"noisy:{args.reference}"
+        policy = reference_policy(gen.synthetic, args.reference)  # read before the output folder is made
+    else:
+        policy = resolve_level(args.gain, gen.synthetic, gen.metadata)  # a level for awgn/raw: refused here
     check_output(Path(args.output), None if fmt == "camera" else Path(in_path))  # before anything is written
     job = {"command": "generate", "generator_sha256": file_sha256(gen_file), "input": normalize_spec(spec),
            "seed": args.seed, "fast_tiles": args.fast_tiles, "precision": args.precision,
@@ -82,7 +97,11 @@ def run(args: argparse.Namespace) -> int:
            "samples": args.samples, "_safe": ["samples"],
            # the level policy defines the output (a fixed G is recorded as the number, as before; the
            # default policy of a multi-level generator as "fitted", the same job as --gain fitted)
-           **({"gain": policy.job_value()} if policy is not None else {})}
+           **({"gain": policy.job_value()} if policy is not None else {}),
+           **({"levels": policy.job_levels()} if args.reference is not None else {}),
+           # the reference images' levels define the output (above), not where the images are
+           **({"reference": normalize_spec(args.reference), "_safe": ["samples", "reference"]}
+              if args.reference is not None else {})}
     dist = init(args.device)
     device = resolve_device(args.device, dist)
     if device.type == "cuda":

@@ -110,8 +110,9 @@ def check_setting_options(setting: str, *, fit: str | None = None, sigma=None, g
         raise PnganError(f"--sigma applies to --setting awgn only ({name}: {why})")
     if cycleisp is not None and name != "raw":
         raise PnganError("--cycleisp applies to --setting raw only")
-    if level == "match" and name != "calibrated":
-        raise PnganError(f"--level match gives each image its real pair's noise level, which only the calibrated "
+    if level in ("match", "reference") and name != "calibrated":
+        src = "real pair's" if level == "match" else "real noisy image's"
+        raise PnganError(f"--level {level} gives each image its {src} noise level, which only the calibrated "
                          f"setting can take ({name} draws its own); use --level fixed, or --setting calibrated")
     return name
 

@@ -190,13 +190,16 @@ def evaluate_noise(real_set, *, generated: dict[str, list[torch.Tensor]] | None 
     return {"real": real_set.spec, "count": len(rows), "samples": used, "images": rows, "mean": mean}
 
 
-LEVELS = ("fixed", "match")
+LEVELS = ("fixed", "match", "reference")
 
 
-def _level_matched(fn: Callable, calibrated, level: str, what: str) -> Callable:
+def _level_matched(fn: Callable, calibrated, level: str, what: str, scale: float = 1.0) -> Callable:
     """``fn(clean, name, k, gain)`` as a ``sample_fn`` that is given each real pair's noise level
     (``level="match"``: :func:`pngan.noise.calibrated.level_gain` of the pair under ``calibrated``,
-    one number per image, like the ISO that SIDD's noise models are given), or ``fn`` at gain 1."""
+    one number per image, like the ISO that SIDD's noise models are given; ``level="reference"``:
+    the level estimated from the pair's noisy image alone, :func:`pngan.noise.estimate.estimate_gain`
+    times ``scale``, so realism is scored without handing the model the test pair's own noise), or
+    ``fn`` at gain 1."""
     from pngan.noise.calibrated import level_gain
 
     if level not in LEVELS:
@@ -205,10 +208,20 @@ def _level_matched(fn: Callable, calibrated, level: str, what: str) -> Callable:
         return lambda clean, name, k: fn(clean, name, k, None)
     if getattr(calibrated, "setting", None) != "calibrated":
         name = getattr(calibrated, "setting", type(calibrated).__name__)
-        raise PnganError(f"--level match gives each image its real pair's noise level, which only the calibrated "
+        src = "real pair's" if level == "match" else "real noisy image's"
+        raise PnganError(f"--level {level} gives each image its {src} noise level, which only the calibrated "
                          f"setting can take; {what} is '{name}' (use --level fixed)")
 
     def matched(clean: torch.Tensor, name: str, k: int, noisy: torch.Tensor) -> torch.Tensor:
+        if level == "reference":  # from the noisy image alone (no clean image, no pair)
+            from pngan.noise.estimate import estimate_gain
+
+            try:
+                g = float(estimate_gain(calibrated, noisy.float(), scale=scale)[0])
+            except PnganError as e:
+                raise PnganError(f"--level reference: real pair '{name}': {str(e).removeprefix('estimate_gain: ')}"
+                                 ) from None
+            return fn(clean, name, k, g)
         return fn(clean, name, k, float(level_gain(calibrated, clean, noisy)[0]))
 
     matched.level_matched = True
@@ -226,13 +239,21 @@ def synthetic_sampler(setting, seed: int = 0, fit: str | None = None, level: str
     from pngan.seeding import derive_seed
 
     # level-matched scoring fits the calibrated model with one level per pair (as level=match trains)
-    model = setting if isinstance(setting, torch.nn.Module) else resolve_setting(setting, fit, level == "match", **kw)
+    model = setting if isinstance(setting, torch.nn.Module) else resolve_setting(setting, fit, level != "fixed", **kw)
 
     def fn(clean: torch.Tensor, name: str, k: int, gain: float | None) -> torch.Tensor:
         g = torch.Generator().manual_seed(derive_seed(seed, name, k))
         return synthesize(model, clean[None].float(), g, gain=gain)[0]
 
-    return _level_matched(fn, model, level, "the setting")
+    scale = 1.0
+    if level == "reference" and fit and not isinstance(setting, torch.nn.Module):
+        # the estimator's reading calibrated on the pairs the model was fitted on (they are at hand
+        # here; on the shared SIDD crops real noise reads ~12% low without it: pngan.noise.estimate)
+        from pngan.data.specs import open_dataset
+        from pngan.noise.estimate import reference_scale
+
+        scale = reference_scale(model, open_dataset(fit))
+    return _level_matched(fn, model, level, "the setting", scale)
 
 
 def pgap(real_train: list[str], generated_train: list[str], test: str, out: str | Path, *, arch: str = "dncnn",

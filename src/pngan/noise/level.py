@@ -10,6 +10,9 @@ policy* says which gain each generated image gets:
 * ``fitted``: each image draws one of the per-pair levels the model was fitted on (the
   ``pair_gains`` a calibration records; equally likely), so generated pairs span the levels
   (ISOs) of the camera's real pairs.
+* reference (``generate --reference NOISY_SPEC``, :func:`reference_policy`): each image draws one
+  of the levels estimated from the reference noisy images, one per image and without their clean
+  images (:func:`pngan.noise.estimate.estimate_gain`; equally likely, like ``fitted``).
 
 The default (no ``--gain``) is ``fitted`` for a model whose recorded pair levels spread more than
 :data:`LEVEL_SPREAD` (pairs of several ISOs; for a generator, one trained with
@@ -42,7 +45,7 @@ FORMS = "a gain G (e.g. 1.7), a list G1,G2,... (e.g. 0.5,1,2), a range LO-HI (e.
 
 _NUM = r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"  # a non-negative decimal (no sign: levels are >= 0)
 _RANGE = re.compile(rf"^\s*({_NUM})\s*-\s*({_NUM})\s*$")
-_NUMBER = re.compile(rf"^\s*{_NUM}\s*$")
+_NUMBER = re.compile(rf"^\s*[+-]?{_NUM}\s*$")  # a gain or list item: a sign is read, and -0 is 0
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,16 @@ class LevelPolicy:
 
     def text(self) -> str:
         """The canonical spelling (what ``parse_level`` reads back; recorded in job.json)."""
-        if self.kind == "fitted":
-            return "fitted"
+        if self.kind in ("fitted", "reference"):
+            return self.kind
         if self.kind == "range":
             return f"{self.values[0]:g}-{self.values[1]:g}"
         return ",".join(f"{v:g}" for v in self.values)
+
+    def job_levels(self) -> list[float] | None:
+        """The levels a ``fitted`` or reference policy draws from (job.json records them: they define
+        the output as much as the policy does); None for the others (their text says it all)."""
+        return list(self.values) if self.kind in ("fitted", "reference") else None
 
     def job_value(self):
         """What job.json records as ``gain``: a fixed gain as the number (as ``--gain G`` always was
@@ -103,7 +111,7 @@ def parse_level(text, what: str = "--gain") -> LevelPolicy:
         return LevelPolicy("fitted")
 
     def gain(v: str) -> float:
-        g = float(v)
+        g = float(v) + 0.0  # -0.0 -> 0.0
         if not (math.isfinite(g) and 0 <= g <= MAX_GAIN):
             raise PnganError(f"{what}: each gain must be a finite number in [0, {MAX_GAIN:g}] (1: the fitted level), "
                              f"got {text!r}")
@@ -125,6 +133,32 @@ def parse_level(text, what: str = "--gain") -> LevelPolicy:
         if all(_NUMBER.match(p) for p in parts):
             return LevelPolicy("list", tuple(gain(p) for p in parts))
     raise PnganError(f"{what}: expected {FORMS}, got {text!r}")
+
+
+def reference_policy(setting, spec: str, what: str = "--reference") -> LevelPolicy:
+    """The reference policy: the level of each noisy image of ``spec`` (any data set with noisy
+    images: ``noisy:DIR``, a pair set), estimated without its clean image relative to ``setting``
+    (the calibrated setting, or a generator's calibrated input) and rounded to 6 significant digits,
+    so that the levels (and the output drawn at them) do not depend on the last bits of a float."""
+    from pngan.data.specs import open_dataset
+    from pngan.noise import check_gain
+    from pngan.noise.estimate import estimate_gain
+
+    check_gain(setting, what)
+    refs = open_dataset(spec)
+    if not refs.has_noisy:
+        raise PnganError(f"{what} {spec}: has no noisy images to read noise levels from (give noisy:DIR or pairs)")
+    if len(refs) == 0:
+        raise PnganError(f"{what} {spec}: no images found")
+    levels = []
+    for i in range(len(refs)):
+        s = refs.load(i)
+        try:
+            g = float(estimate_gain(setting, s.noisy.float())[0])
+        except PnganError as e:
+            raise PnganError(f"{what}: reference image '{s.name}': {str(e).removeprefix('estimate_gain: ')}") from None
+        levels.append(float(f"{g:.6g}"))
+    return LevelPolicy("reference", tuple(levels))
 
 
 def recorded_levels(setting) -> list[float]:
@@ -175,5 +209,5 @@ def resolve_level(policy, setting, metadata: dict | None = None, what: str = "--
     return p
 
 
-__all__ = ["LevelPolicy", "parse_level", "resolve_level", "default_policy", "recorded_levels", "spread",
+__all__ = ["LevelPolicy", "parse_level", "resolve_level", "reference_policy", "default_policy", "recorded_levels", "spread",
            "LEVEL_SPREAD", "FORMS"]
