@@ -76,10 +76,13 @@ def frozen_denoiser(args: argparse.Namespace, cfg) -> str | None:
         runid.check_resume(dn_dir, dcfg, dcfg, ident, refusal="the frozen denoiser of this run was started on "
                            "other data", hint="Give the --data it started with, or start a new run (another --out)")
         rec = runid.read(dn_dir)
-        if rec is None or "content" not in (rec.get("identity") or {}):  # an older pngan's: adopt
-            runid.write(dn_dir, {**(rec or {}), "identity": ident, "resumes": (rec or {}).get("resumes", [])})
+        if rec is None or "content" not in (rec.get("identity") or {}) or "config" not in rec:  # an older pngan's
+            from pngan.config import to_dict
+
+            runid.write(dn_dir, {**(rec or {}), "identity": ident, "resumes": (rec or {}).get("resumes", []),
+                                 "config": to_dict(dcfg)})
     else:
-        runid.record_new(dn_dir, ident)
+        runid.record_new(dn_dir, ident, dcfg)
     log.info("no --denoiser given: %s the frozen real denoiser (%s, %s, %d steps) on %s into %s",
              "continuing" if again else "training", dcfg.net.arch, preset, dcfg.run.steps, ", ".join(args.data), dn_dir)
     res = train_denoiser(dcfg, list(args.data), dn_dir, resume=again, progress=not args.quiet)

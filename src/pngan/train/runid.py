@@ -3,10 +3,13 @@
 A run is defined by its data (the ``--data`` specs, paths resolved, plus a content hash of the files
 behind each, of a ``synth:FILE.json`` calibration and of a ``gen:RUN`` generator), its frozen networks
 (``--denoiser``, ``--vgg``, ``--init``: paths resolved, plus a SHA-256 of each file) and its config
-(``RUN/config.yaml``). ``--resume`` may change only the keys in :data:`SAFE_ON_RESUME` (they change
-how long or how the run executes, not what it learns from); any other difference is refused with a
-message naming each key, old -> new. Accepted changes are written to ``config.yaml`` (so the file
-always agrees with the weights' metadata from then on) and appended to ``run.json``'s ``resumes``.
+(``RUN/config.yaml``; ``run.json`` holds a copy, ``config``, so that a hand edit of ``config.yaml``
+is seen). ``--resume`` may change only the keys in :data:`SAFE_ON_RESUME` (they change how long or
+how the run executes, not what it learns from); any other difference, whether given on the command
+line or edited into ``config.yaml``, is refused with a message naming each key, old -> new. Accepted
+changes are written to ``config.yaml`` (so the file always agrees with the weights' metadata from
+then on) and appended to ``run.json``'s ``resumes`` -- once the resumed run has everything it needs:
+a resume that fails before its first checkpoint leaves both files as they were.
 """
 
 from __future__ import annotations
@@ -137,9 +140,31 @@ def write(run_dir: str | Path, rec: dict) -> None:
     atomic_write_text(Path(run_dir) / RUN_FILE, json.dumps(rec, indent=1, sort_keys=True) + "\n")
 
 
-def record_new(run_dir: str | Path, ident: dict) -> None:
-    """Write ``run.json`` for a new run (before training starts)."""
-    write(run_dir, {"identity": ident, "created": _now(), "resumes": []})
+def record_new(run_dir: str | Path, ident: dict, cfg: Any = None) -> None:
+    """Write ``run.json`` for a new run (before training starts); ``cfg``: its config, kept in
+    ``run.json`` to tell a later hand edit of ``config.yaml``."""
+    rec = {"identity": ident, "created": _now(), "resumes": []}
+    if cfg is not None:
+        from pngan.config import to_dict
+
+        rec["config"] = to_dict(cfg)
+    write(run_dir, rec)
+
+
+def recorded_config(run_dir: str | Path, like: Any, rec: dict | None = None) -> dict | None:
+    """The config ``run.json`` recorded for the run (as of its last accepted resume), built like
+    ``like`` (its class: keys pngan added since get their defaults, as when config.yaml is read);
+    None when ``run.json`` records none (an older pngan)."""
+    from pngan.config import from_dict, to_dict
+
+    rec = read(run_dir) if rec is None else rec
+    d = (rec or {}).get("config")
+    if not isinstance(d, dict):
+        return None
+    try:
+        return to_dict(from_dict(type(like), d, str(Path(run_dir) / RUN_FILE)))
+    except PnganError:
+        return d
 
 
 def _now() -> str:
@@ -160,7 +185,7 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 def config_changes(old_cfg: Any, new_cfg: Any) -> dict[str, tuple[Any, Any]]:
     from pngan.config import to_dict
 
-    a, b = _flat(to_dict(old_cfg)), _flat(to_dict(new_cfg))
+    a, b = (_flat(c if isinstance(c, dict) else to_dict(c)) for c in (old_cfg, new_cfg))
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 
@@ -173,14 +198,20 @@ def check_resume(run_dir: str | Path, old_cfg: Any, new_cfg: Any, new_ident: dic
                  hint: str = "Start a new run (another --out) instead") -> dict[str, tuple[Any, Any]]:
     """Refuse a resume that changes what defines the run; return the (safe) config changes.
 
+    ``old_cfg`` is the run's ``config.yaml``; where ``run.json`` recorded the config the run was
+    started (or last resumed) with, changes are taken from that one, so that a key edited into
+    ``config.yaml`` is refused (naming it) like the same key given as an override.
     ``new_ident`` networks given as None (option not repeated on resume) are taken as unchanged.
     ``refusal`` / ``hint`` word the error for callers other than ``--resume`` (e.g. ablation rows)."""
     rec = read(run_dir)
     problems: list[str] = []
-    changes = config_changes(old_cfg, new_cfg)
+    base = recorded_config(run_dir, old_cfg, rec) if rec is not None else None
+    edited = config_changes(base, old_cfg) if base is not None else {}
+    changes = config_changes(base if base is not None else old_cfg, new_cfg)
     for k, (a, b) in changes.items():
         if k not in SAFE_ON_RESUME:
-            problems.append(f"{k} {_fmt(a)} -> {_fmt(b)}")
+            why = " (edited into config.yaml since the run started)" if k in edited else ""
+            problems.append(f"{k} {_fmt(a)} -> {_fmt(b)}{why}")
     if rec is not None and rec.get("identity") is None:
         rec = None
     if rec is None:
@@ -222,17 +253,34 @@ def recorded_network(run_dir: str | Path, name: str) -> str | None:
 
 
 def record_resume(run_dir: str | Path, changes: dict[str, tuple[Any, Any]], new_cfg: Any) -> None:
-    """Write accepted changes to config.yaml and run.json (rank 0 only)."""
+    """Write accepted changes to config.yaml and run.json (rank 0 only); run.json's config copy
+    (:func:`record_new`) follows them."""
+    from pngan.config import save_yaml, to_dict
+
+    rec = read(run_dir)
+    want = to_dict(new_cfg)
+    if not changes and rec is not None and rec.get("config") == want and _yaml_file(Path(run_dir) / "config.yaml") == want:
+        return
+    save_yaml(new_cfg, Path(run_dir) / "config.yaml")
+    rec = rec or {"identity": None, "created": None, "resumes": []}  # identity None: older run
+    if changes:
+        rec.setdefault("resumes", []).append({"time": _now(),
+                                              "changes": {k: [a, b] for k, (a, b) in changes.items()}})
+    rec["config"] = want
+    write(run_dir, rec)
     if not changes:
         return
-    from pngan.config import save_yaml
-
-    save_yaml(new_cfg, Path(run_dir) / "config.yaml")
-    rec = read(run_dir) or {"identity": None, "created": None, "resumes": []}  # identity None: older run
-    rec.setdefault("resumes", []).append({"time": _now(), "changes": {k: [a, b] for k, (a, b) in changes.items()}})
-    write(run_dir, rec)
     log.info("resume with changed %s (recorded in %s)", ", ".join(f"{k} {_fmt(a)} -> {_fmt(b)}"
              for k, (a, b) in changes.items()), Path(run_dir) / RUN_FILE)
+
+
+def _yaml_file(path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
 
 
 @contextlib.contextmanager
@@ -268,6 +316,7 @@ def run_folder(kind: str, out: str | Path, data: list[str], networks: dict[str, 
     ident = identity(kind, data, networks)  # before the folder is made: a bad gen:RUN leaves nothing behind
     lock.acquire(out, "run folder")
     try:
+        before: dict[str, bytes | None] = {}
         if resume:
             old_cfg = load(str(out / "config.yaml"), None)
             changes = check_resume(out, old_cfg, new_cfg, ident)
@@ -278,12 +327,19 @@ def run_folder(kind: str, out: str | Path, data: list[str], networks: dict[str, 
                 raise PnganError(f"--resume with run.steps={new_cfg.run.steps}, but the run is already at step "
                                  f"{done[0]}; give at least that many steps", out)
             networks = {k: v if v else recorded_network(out, k) for k, v in networks.items()}
+            # what this resume records is put back if it fails before its first checkpoint
+            before = {n: (out / n).read_bytes() if (out / n).is_file() else None for n in (RUN_FILE, "config.yaml")}
             rec = read(out)
             if rec is None or rec.get("identity") is None:  # an older run: adopt this invocation's identity
                 write(out, {"identity": ident, "created": None, "resumes": (rec or {}).get("resumes", [])})
-            elif "content" not in rec["identity"]:  # an older run.json: adopt the content hashes
-                rec["identity"]["content"] = ident["content"]
-                write(out, rec)
+            else:
+                if "config" not in rec:
+                    log.warning("%s records no copy of the run's config (written by an older pngan): whether "
+                                "config.yaml was edited since the run started cannot be checked this time; it is "
+                                "recorded now", out / RUN_FILE)
+                if "content" not in rec["identity"]:  # an older run.json: adopt the content hashes
+                    rec["identity"]["content"] = ident["content"]
+                    write(out, rec)
             record_resume(out, changes, new_cfg)
         else:
             if (out / "config.yaml").is_file():  # another process created it meanwhile
@@ -292,7 +348,39 @@ def run_folder(kind: str, out: str | Path, data: list[str], networks: dict[str, 
 
             if any(p.name not in RUN_FOLDER_EXTRAS for p in out.iterdir()):
                 raise PnganError("output folder exists and is not empty (and is not a pngan run)", out)
-            record_new(out, ident)
-        yield new_cfg, networks
+            record_new(out, ident, new_cfg)
+        try:
+            yield new_cfg, networks
+        except BaseException:
+            if resume and latest_checkpoint(out) == done:  # failed before its first checkpoint: not a resume
+                for name, data_ in before.items():
+                    from pngan.io.atomic import atomic_write_bytes
+
+                    if data_ is not None:
+                        atomic_write_bytes(out / name, data_)
+                    else:
+                        (out / name).unlink(missing_ok=True)
+                log.info("the resume did not start: %s and config.yaml left as they were", out / RUN_FILE)
+            raise
+        finally:
+            if not resume:
+                _sync_config(out, load)
     finally:
         lock.release(out)
+
+
+def _sync_config(run_dir: Path, load: Callable[[str | None, list[str] | None], Any]) -> None:
+    """A new run: run.json's copy of the config follows the config.yaml the trainer wrote (it may
+    complete the config, e.g. train-denoiser --init's network shape)."""
+    from pngan.config import to_dict
+
+    rec = read(run_dir)
+    if rec is None or not (run_dir / "config.yaml").is_file():
+        return
+    try:
+        want = to_dict(load(str(run_dir / "config.yaml"), None))
+    except PnganError:
+        return
+    if rec.get("config") != want:
+        rec["config"] = want
+        write(run_dir, rec)
