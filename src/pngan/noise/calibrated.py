@@ -515,6 +515,18 @@ def calibration_from_dict(d, source: str | Path | None = None) -> CalibratedNois
         if missing:
             raise PnganError(f"missing calibration key '{missing[0]}' (the noise variance a*x + b, one value per "
                              "channel)")
+        # a file (or a generator's metadata) always holds 'kernel' and 'mix' (null: an uncorrelated fit,
+        # fit_calibrated(correlated=False)); one of them missing would silently make the noise white
+        gone = [k for k in ("kernel", "mix") if k not in d]
+        if source is not None and len(gone) == 1:
+            raise PnganError(f"missing calibration key '{gone[0]}' (the noise's "
+                             f"{'spatial' if gone[0] == 'kernel' else 'cross-channel'} correlation; null for an "
+                             "uncorrelated fit, as 'pngan synth --save-fit' writes it)")
+        if source is not None and gone:
+            import logging
+
+            logging.getLogger("pngan").warning("%s: no calibration keys 'kernel' and 'mix': loaded as uncorrelated "
+                                               "(white) noise, as if both were null", source)
         return CalibratedNoise(**d)
     except PnganError as e:
         if source is None:
