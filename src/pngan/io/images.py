@@ -8,6 +8,7 @@ file, fsync, rename). Every problem with a file is a one-line :class:`PnganError
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from pathlib import Path
 
@@ -31,7 +32,14 @@ def list_images(directory: str | Path) -> list[Path]:
     d = Path(directory)
     if not d.is_dir():
         raise PnganError("no such folder", d)
-    return sorted(p for p in d.iterdir() if p.is_file() and is_image_file(p))
+    entries = sorted(d.iterdir())
+    broken = [p for p in entries if is_image_file(p) and p.is_symlink() and not p.exists()]
+    if broken and ("broken-link", str(d)) not in _noted:  # once per folder, however often it is listed
+        _noted.add(("broken-link", str(d)))
+        names = ", ".join(f"{p.name} -> {os.readlink(p)}" for p in broken[:5]) + (" ..." if len(broken) > 5 else "")
+        warnings.warn(f"{d}: skipped {len(broken)} broken symbolic link(s) (the file it points to does not exist): "
+                      f"{names}", stacklevel=2)
+    return [p for p in entries if p.is_file() and is_image_file(p)]
 
 
 def _to_float(arr: np.ndarray, path: Path) -> np.ndarray:
