@@ -236,12 +236,6 @@ def test_generate_records_each_level_and_a_new_policy_is_another_job(tmp_path, c
     assert "another job" in capsys.readouterr().err
     assert main([*base, "--output", str(out), "--gain", "0.3-2.3", "--overwrite"]) == 0
     assert all(0.3 <= r["gain"] <= 2.3 for r in _records(out))
-    # a generator trained at one level (no synthetic.level=match) keeps gain 1 by default
-    fixed = _generator(tmp_path / "f.safetensors", [0.5, 1.0, 2.0], level_match=False)
-    assert main(["generate", "--generator", str(fixed), "--input", str(tmp_path / "in"), "--quiet",
-                 "--output", str(tmp_path / "f")]) == 0
-    assert "gain" not in json.loads((tmp_path / "f" / "job.json").read_text())
-    assert {r["gain"] for r in _records(tmp_path / "f")} == {1.0}
     capsys.readouterr()
     assert main([*base, "--output", str(tmp_path / "x"), "--gain", "fitted,2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -250,6 +244,7 @@ def test_generate_records_each_level_and_a_new_policy_is_another_job(tmp_path, c
     assert main(["generate", "--generator", str(old), "--input", str(tmp_path / "in"), "--quiet",
                  "--output", str(tmp_path / "old"), "--gain", "fitted"]) == 2
     assert "records no per-pair levels" in capsys.readouterr().err
+    # (a generator trained at one level keeps gain 1 by default: test_the_default_is_fitted_only_...)
 
 
 def test_python_api_policies(tmp_path):
