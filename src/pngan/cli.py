@@ -94,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parse_args``, but KEY=VALUE overrides may stand anywhere among the options (argparse takes
+    only the first run of them as the ``overrides`` positional; later ones come back unrecognised
+    and are appended here, in the order given, so a later override still wins)."""
+    args, rest = parser.parse_known_args(argv)
+    if rest and hasattr(args, "overrides"):
+        late = [a for a in rest if "=" in a and not a.startswith("-")]
+        rest = [a for a in rest if a not in late]
+        args.overrides = list(args.overrides or []) + late
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     from pngan.errors import PnganError
 
@@ -106,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(COMMANDS[cmd][0])
         module.add_arguments(sub_action.choices[cmd])
     try:
-        args = parser.parse_args(argv)  # every option's range is checked here (pngan.validate)
+        args = _parse(parser, argv)  # every option's range is checked here (pngan.validate)
     except SystemExit as e:  # a one-line usage error: exit 2 (--help and --version still exit)
         if not e.code:
             raise

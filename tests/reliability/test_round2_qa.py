@@ -156,3 +156,22 @@ def test_broken_symlink_in_an_input_folder_is_named_once(f, capsys, tmp_path):
     said = [str(x.message) for x in w if "broken symbolic link" in str(x.message)]
     assert len(said) == 1 and "broken.png" in said[0] and "notes.txt" not in said[0], said
     assert sorted(p.name for p in (tmp_path / "out" / "noisy").iterdir()) == ["c0.png"]
+
+
+# ------------------------------------------------------------------ #11 KEY=VALUE on both sides of options
+def test_overrides_may_stand_before_and_after_other_options(f, capsys, tmp_path):
+    run = tmp_path / "run"
+    tiny = [a for a in TINY if "=" in a]
+    _run(capsys, ["train", "--data", f"pairs:{f}/A", *tiny[:3], "--out", run, "--setting", "awgn", *tiny[3:],
+                  "--config", "cpu-small", "run.steps=1", "--quiet", "optim.lr=0.002"])
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["generator"]["channels"] == 4 and cfg["loss"]["d_channels"] == 4 and cfg["run"]["steps"] == 1
+    assert cfg["optim"]["lr"] == 0.002
+    # the later of two overrides of one key wins, and a bad late one is refused naming it
+    _one_line(capsys, ["train", "--data", f"pairs:{f}/A", "optim.lr=0.001", "--out", tmp_path / "r2", "optim.lr=nan"],
+              "optim.lr")
+    assert not (tmp_path / "r2").exists()
+    # anything else left over is still refused
+    line = _one_line(capsys, ["train", "--data", f"pairs:{f}/A", "a.b=1", "--out", tmp_path / "r3", "stray"],
+                     "unrecognized arguments: stray")
+    assert not (tmp_path / "r3").exists()
