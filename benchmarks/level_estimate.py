@@ -163,8 +163,8 @@ def main(argv=None) -> int:
                        for s, p, e, r in zip(pairs, paired, est, rel)}
         held = torch.tensor([row["real"][n]["rel"] for n in HELD_OUT])
         # reference_scale's correction, measured on the fit crops only, applied to the held-out ones
-        fit_logs = torch.tensor([np.log1p(row["real"][s.name]["rel"]) for s in pairs if s.name not in HELD_OUT])
-        scale = float(torch.exp(-fit_logs.nanmedian()))
+        fit_logs = [np.log1p(row["real"][s.name]["rel"]) for s in pairs if s.name not in HELD_OUT]
+        scale = float(np.exp(-np.nanmedian(fit_logs)))  # the midpoint median, as reference_scale's
         held_scaled = (1 + held) * scale - 1
         row["summary"] = {
             "synthetic_worst": worst,
