@@ -14,6 +14,18 @@ from pngan.nets.loading import save_network
 from pngan.nets.registry import build
 
 
+def test_run_settings_are_not_part_of_the_experiment_hash():
+    from pngan.train.config import experiment_hash, load_train_config
+    from pngan.train.denoiser import load_denoiser_config
+
+    for load, preset in ((load_train_config, "cpu-small"), (load_denoiser_config, "cpu-small")):
+        h = experiment_hash(load(preset))
+        assert experiment_hash(load(preset, ["run.device=cpu", "run.threads=1", "run.log_every=7",
+                                             "data.num_workers=2", "run.keep_checkpoints=5"])) == h
+        assert experiment_hash(load(preset, ["run.steps=123"])) != h
+        assert experiment_hash(load(preset, ["optim.lr=0.5"])) != h
+
+
 def _literal(real, fake, mean, which):
     """Eq. 5-6 written element by element in float64."""
     r, f = real.double(), fake.double()

@@ -16,7 +16,7 @@ import json
 import types
 import typing
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, Iterable, Mapping, TypeVar
 
 import yaml
 
@@ -216,8 +216,16 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(d, default=list))  # tuples -> lists, plain types only
 
 
-def config_hash(cfg: Any) -> str:
-    return hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()[:16]
+def config_hash(cfg: Any, exclude: Iterable[str] = ()) -> str:
+    """16 hex digits of SHA-256 over the config; ``exclude``: dotted keys left out."""
+    d = to_dict(cfg)
+    for key in exclude:
+        *path, last = key.split(".")
+        sub = d
+        for p in path:
+            sub = sub.get(p, {})
+        sub.pop(last, None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def save_yaml(cfg: Any, path: str | Path) -> None:

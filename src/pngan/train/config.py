@@ -259,6 +259,16 @@ PRESETS["cpu-sidd"] = _with(PRESETS["cpu-small"], {
 })
 
 
+def experiment_hash(cfg) -> str:
+    """The hash of what a run trains (either trainer's config): every key but the run settings,
+    which say how it executes and may change on --resume (``pngan.train.runid.SAFE_ON_RESUME``;
+    run.steps, also safe on resume, sets the schedule and stays in)."""
+    from pngan.config import config_hash
+    from pngan.train.runid import SAFE_ON_RESUME
+
+    return config_hash(cfg, exclude=SAFE_ON_RESUME - {"run.steps"})
+
+
 def load_train_config(preset_or_path: str | None, overrides: list[str] | None = None) -> TrainConfig:
     from pngan.config import load_config
 

@@ -354,7 +354,7 @@ class DenoiserTask:
 
     def __init__(self, cfg: DenoiserTrainConfig, engine: Engine, sources: list[PairSource], init: str | None):
         from pngan import __version__
-        from pngan.config import config_hash
+        from pngan.train.config import experiment_hash
         from pngan.nets.registry import build
         from pngan.seeding import derive_seed
 
@@ -384,7 +384,7 @@ class DenoiserTask:
         lr0 = cfg.optim.finetune_lr if self.finetune else cfg.optim.lr
         self.optimizers = {"opt": torch.optim.Adam(net.parameters(), lr=lr0, betas=(cfg.optim.beta1, cfg.optim.beta2))}
         self.nets = {"denoiser": net}
-        self.meta = {"pngan.config_hash": config_hash(cfg), "pngan.version": __version__,
+        self.meta = {"pngan.config_hash": experiment_hash(cfg), "pngan.version": __version__,
                      "pngan.data": " + ".join(s.describe() for s in sources), "pngan.kwargs": json.dumps(kwargs)}
         unused = []
         if engine.dist.enabled:

@@ -133,7 +133,7 @@ class PnganTask:
     def __init__(self, cfg: TrainConfig, engine: Engine, imageset, sampler, denoiser: str | None,
                  vgg_weights: str | None):
         from pngan import __version__
-        from pngan.config import config_hash
+        from pngan.train.config import experiment_hash
         from pngan.seeding import derive_seed
 
         self.cfg, self.engine, self.sampler = cfg, engine, sampler
@@ -154,7 +154,7 @@ class PnganTask:
         self.nets = {"generator": self.G} if self.G_ema is None else {"generator": self.G_ema, "generator_online": self.G}
         if self.D is not None:
             self.nets["discriminator"] = self.D
-        self.meta = {"pngan.config_hash": config_hash(cfg), "pngan.data": imageset.describe(),
+        self.meta = {"pngan.config_hash": experiment_hash(cfg), "pngan.data": imageset.describe(),
                      "pngan.synthetic": self.synth.describe(), "pngan.version": __version__,
                      **({"pngan.level": "match"} if cfg.synthetic.level == "match" else {}),
                      **({"pngan.keep_white": "true"} if cfg.generator.keep_white else {})}
