@@ -50,6 +50,37 @@ def _finished(res):
     return res
 
 
+def demo_configs(data: str | None = None, config: str | None = None, overrides: list[str] | None = None,
+                 steps: int | None = None, denoiser_steps: int | None = None, seed: int = 0):
+    """Check everything the demo's options name before any work (``pngan demo`` calls this before it
+    makes its folder): the data spec's form, the PNGAN config (``--config``, ``KEY=VALUE``, ``--steps``)
+    and the small denoisers' config. Returns ``(base spec, PNGAN preset, PNGAN config, denoiser
+    overrides)``; a bad one is a one-line :class:`PnganError`."""
+    from pngan.data.specs import parse_spec
+    from pngan.train.config import load_train_config
+    from pngan.train.denoiser import load_denoiser_config
+    from pngan.validate import check_device
+
+    base = data or "camera:builtin@all"
+    _, _, split = parse_spec(base)
+    if split != "all":
+        raise PnganError(f"give the whole data set to the demo (it splits it by scene itself), not '{base}'")
+    gpu = torch.cuda.is_available()
+    preset = config or ("paper" if gpu else "cpu-small")
+    # a run.steps override is the user's choice as much as --steps: the demo's shorter CPU default yields to it
+    given = any(o.split("=", 1)[0].strip() == "run.steps" for o in overrides or [])
+    if steps is None and config is None and not gpu and not given:
+        steps = DEMO_CPU_STEPS
+    ov = list(overrides or []) + [f"run.seed={seed}"] + ([f"run.steps={steps}"] if steps else [])
+    cfg = load_train_config(preset, ov)
+    check_device(cfg.run.device)
+    if cfg.loss.perceptual == "imagenet" and cfg.loss.lambda_p > 0:  # the demo has no VGG16 weights
+        cfg.loss.perceptual = "off"
+    dn_overrides = [f"run.seed={seed}"] + ([f"run.steps={denoiser_steps}"] if denoiser_steps else [])
+    load_denoiser_config(DEMO_DENOISER, dn_overrides)
+    return base, preset, cfg, dn_overrides
+
+
 def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = None, config: str | None = None,
              overrides: list[str] | None = None, steps: int | None = None, denoiser_steps: int | None = None,
              seed: int = 0, progress: bool = True) -> dict:
@@ -61,19 +92,17 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     from pngan.io.atomic import atomic_write_text
     from pngan.nets.loading import load_network, load_saved_network, parse_net_spec
     from pngan.noise.calibrated import fit_calibrated, save_calibration
-    from pngan.train.config import load_train_config
     from pngan.train.denoiser import load_denoiser_config, train_denoiser
     from pngan.train.loop import train_pngan
 
     t0 = time.perf_counter()
     out = Path(out)
+    # the options are checked before any work (and before the folder is made)
+    base, preset, cfg, dn_overrides = demo_configs(data, config, overrides, steps, denoiser_steps, seed)
     if out.exists() and any(out.iterdir()):
         raise PnganError("demo output folder exists and is not empty; choose another --out", out)
     out.mkdir(parents=True, exist_ok=True)
-    base = data or "camera:builtin@all"
     fmt, path, split = parse_spec(base)
-    if split != "all":
-        raise PnganError(f"give the whole data set to the demo (it splits it by scene itself), not '{base}'")
     train_spec = "camera:builtin" if fmt == "camera" else f"{fmt}:{path}@train"
     test_spec = "camera:builtin@test" if fmt == "camera" else f"{fmt}:{path}@test"
     train_set, test_set = open_dataset(train_spec), open_dataset(test_spec)
@@ -90,9 +119,9 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     t = time.perf_counter()
     frozen_trained_here = denoiser is None and not gpu
     if denoiser is None:
-        preset = "paper" if gpu else DEMO_DENOISER
-        log.info("training the frozen real denoiser (DnCNN, %s) on the real training pairs", preset)
-        _finished(train_denoiser(load_denoiser_config(preset, [f"run.seed={seed}"]), [train_spec],
+        dn_preset = "paper" if gpu else DEMO_DENOISER
+        log.info("training the frozen real denoiser (DnCNN, %s) on the real training pairs", dn_preset)
+        _finished(train_denoiser(load_denoiser_config(dn_preset, [f"run.seed={seed}"]), [train_spec],
                                  out / "real-denoiser", progress=progress))
         denoiser = str(out / "real-denoiser" / "denoiser.safetensors")
         dn_net, _ = load_saved_network(denoiser)
@@ -110,13 +139,6 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     lap("calibrated fit", t)
     # 4. PNGAN
     t = time.perf_counter()
-    preset = config or ("paper" if gpu else "cpu-small")
-    if steps is None and config is None and not gpu:
-        steps = DEMO_CPU_STEPS
-    ov = list(overrides or []) + [f"run.seed={seed}"] + ([f"run.steps={steps}"] if steps else [])
-    cfg = load_train_config(preset, ov)
-    if cfg.loss.perceptual == "imagenet" and cfg.loss.lambda_p > 0:  # the demo has no VGG16 weights
-        cfg.loss.perceptual = "off"
     results["config"] = preset
     _finished(train_pngan(cfg, [train_spec], out / "pngan", denoiser=denoiser, progress=progress))
     lap("PNGAN training", t)
@@ -127,7 +149,6 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     lap("generation", t)
     # 5. same-budget denoisers on fresh noise from each source, evaluated on held-out real pairs
     t = time.perf_counter()
-    dn_overrides = [f"run.seed={seed}"] + ([f"run.steps={denoiser_steps}"] if denoiser_steps else [])
     sources = {"setting1": f"synth:awgn:{train_spec}", "calibrated": f"synth:{out / 'calibration.json'}:{train_spec}",
                "pngan": f"gen:{out / 'pngan'}:{train_spec}", "real": train_spec}
     dn_eval = {}

@@ -175,3 +175,27 @@ def test_overrides_may_stand_before_and_after_other_options(f, capsys, tmp_path)
     line = _one_line(capsys, ["train", "--data", f"pairs:{f}/A", "a.b=1", "--out", tmp_path / "r3", "stray"],
                      "unrecognized arguments: stray")
     assert not (tmp_path / "r3").exists()
+
+
+# ------------------------------------------------------------------ #15 demo checks its config before work
+@pytest.mark.parametrize("bad, needle", [
+    (["--config", "nosuch"], "no such config file or preset"),
+    (["--config", "nosuch.yaml"], "no such config file or preset"),
+    (["optim.lr=nan"], "optim.lr"),
+    (["run.steps=0"], "run.steps"),
+    (["generator.chanels=4"], "did you mean"),
+])
+def test_demo_refuses_a_bad_config_before_any_work(tmp_path, bad, needle):
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "demo"
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "pngan.cli", "demo", "--out", str(out), "--quiet", *bad],
+                       capture_output=True, text=True, timeout=60)  # a regression trains for minutes: killed here
+    dt = time.perf_counter() - t
+    err = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2 and len(err) == 1 and needle in err[0], (p.returncode, err)
+    assert dt < 30, f"{dt:.1f} s before the error"
+    assert not out.exists()

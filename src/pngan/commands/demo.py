@@ -23,12 +23,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from pngan.demo import run_demo, summary_table
+    from pngan.demo import demo_configs, run_demo, summary_table
 
     from pngan.io.lock import folder_lock
     from pngan.validate import check_role, writable_dir
 
     logging.basicConfig(level=logging.INFO, format="pngan: %(message)s")
+    # --config, KEY=VALUE, the data spec's form: one-line errors before the folder or any work
+    demo_configs(args.data, args.config, args.overrides, args.steps, args.denoiser_steps, args.seed)
     writable_dir(args.out, "demo folder")
     if args.denoiser:
         check_role(args.denoiser, "denoiser", "--denoiser")
