@@ -38,6 +38,21 @@ def _field_types(cls) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
+def _describe_type(tp: Any) -> str:
+    """A field type in words for an error: ``Optional[Literal['a', 'b']]`` -> ``one of a, b (or null)``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        words = " or ".join(_describe_type(a) for a in args if a is not type(None))
+        return words + (" (or null)" if type(None) in args else "")
+    if origin in (list, tuple):
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
 def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -56,7 +71,7 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
                 return _coerce(value, a, key, source)
             except PnganError as e:
                 errors.append(str(e))
-        raise PnganError(f"config key '{key}': {value!r} does not fit {tp}", source)
+        raise PnganError(f"config key '{key}' must be {_describe_type(tp)}, got {value!r}", source)
     if origin is typing.Literal:
         if isinstance(value, bool) and ("off" if not value else "on") in args:
             value = "off" if not value else "on"  # YAML 1.1 reads a bare off/on as a boolean

@@ -199,3 +199,11 @@ def test_demo_refuses_a_bad_config_before_any_work(tmp_path, bad, needle):
     assert p.returncode == 2 and len(err) == 1 and needle in err[0], (p.returncode, err)
     assert dt < 30, f"{dt:.1f} s before the error"
     assert not out.exists()
+
+
+# ------------------------------------------------------------------ #12 Literal / Optional config types in words
+def test_bad_literal_config_value_lists_the_allowed_values(f, capsys, tmp_path):
+    line = _one_line(capsys, ["train", "--data", f"pairs:{f}/A", "--out", tmp_path / "r", "generator.downsample=foo"],
+                     "generator.downsample")
+    assert "one of sid, stride, bilinear (or null)" in line and "typing" not in line, line
+    assert not (tmp_path / "r").exists()
