@@ -51,7 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="SSIM in the printed table: y (luma, PNGAN's test code and the paper's tables; default) or "
                    "rgb (mean over R, G, B); the JSON holds both as ssim_y / ssim_rgb")
     d.add_argument("--json", metavar="OUT")
-    d.add_argument("--save-images", metavar="DIR")
+    d.add_argument("--save-images", metavar="DIR",
+                   help="write the denoised images here (a new or empty folder, or one this same evaluation wrote "
+                   "before: it records itself in DIR/job.json); never a folder of the evaluated data")
+    d.add_argument("--overwrite", action="store_true",
+                   help="with --save-images: write into a folder that holds other files (same-named files are "
+                   "replaced; never the evaluated data's own folders)")
     d.add_argument("--tile", type=tile_size, default=512, help="tile size for large images (0: whole image; else >= 8)")
     d.add_argument("--out", metavar="DIR", help="DND only: where the submission bundle goes (default dnd-submission)")
 
@@ -67,24 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="train-denoiser config overrides")
 
 
-def _finite_json(obj):
-    """Strict JSON: a non-finite metric (e.g. the PSNR of identical images) is written as the string
-    "inf" / "-inf" / "nan" instead of the non-standard Infinity / NaN tokens."""
-    import math
+def _write_json(path, obj, command: str) -> None:
+    """Strict JSON (a non-finite metric is written as "inf" / "-inf" / "nan"), marked as this command's
+    output (pngan.io.json_out), so that a rerun replaces it and nothing else is written over."""
+    from pngan.io.json_out import write_json
 
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, dict):
-        return {k: _finite_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite_json(v) for v in obj]
-    return obj
-
-
-def _write_json(path, obj) -> None:
-    from pngan.io.atomic import atomic_write_text
-
-    atomic_write_text(path, json.dumps(_finite_json(obj), indent=2, allow_nan=False) + "\n")
+    write_json(path, obj, command)
 
 
 def _check_outputs(args) -> None:
@@ -92,7 +85,9 @@ def _check_outputs(args) -> None:
     from pngan.validate import writable_dir, writable_file
 
     if getattr(args, "json", None):
-        writable_file(args.json, "--json file")
+        from pngan.io.json_out import check_json_target
+
+        check_json_target(args.json, f"evaluate {args.what}")
     if getattr(args, "save_images", None):
         writable_dir(args.save_images, "--save-images folder")
     if getattr(args, "out", None):
@@ -184,7 +179,7 @@ def _trajectory(args: argparse.Namespace) -> int:
         plot_trajectory(args.plot, res["checkpoints"], baselines)
         print(f"plot: {args.plot}")
     if args.json:
-        _write_json(args.json, res)
+        _write_json(args.json, res, f"evaluate {args.what}")
     return 0
 
 
@@ -265,33 +260,94 @@ def run(args: argparse.Namespace) -> int:
         check_role(args.model, "denoiser", "--model")
         net = load_network(name, path)
         net.eval()
-        sets = []
-        for spec in args.data:
-            data = open_dataset(spec)
-            if data.kind == "dnd":
-                from pngan.data.dnd import denoise_dnd
+        if args.save_images is not None:
+            _claim_save_images(args, path)
+        try:
+            return _evaluate_denoiser(args, net, tqdm)
+        finally:
+            if args.save_images is not None:
+                from pngan.io import outdir
 
-                fn = lambda x: de.tiled_denoise(de._denoise_fn(net), x, args.tile)  # noqa: E731
-                out = denoise_dnd(data, fn, args.out or "dnd-submission", progress=tqdm)
-                print(f"DND submission bundle written to {out} (DND has no public clean images: "
-                      "submit the bundle for PSNR/SSIM)")
-                continue
-            save = args.save_images if len(args.data) == 1 or args.save_images is None else \
-                f"{args.save_images}/{len(sets)}"
-            r = de.evaluate_denoiser(net, data, tile=args.tile, save_images=save, progress=tqdm)
-            r["model"] = args.model
-            r["kind"] = "denoiser"
-            sets.append(r)
-        if not sets:
-            return 0
-        print(denoiser_table(sets, args.ssim))
-        res = sets[0] if len(sets) == 1 else {"kind": "denoiser", "model": args.model, "sets": sets}
-        if args.json:
-            _write_json(args.json, res)
-        return 0
+                outdir.release(args.save_images)
     if res["kind"] != "noise":
         for k, v in res["mean"].items():
             print(f"{k:>14}: {v:.4f}")
     if args.json:
-        _write_json(args.json, res)
+        _write_json(args.json, res, f"evaluate {args.what}")
+    return 0
+
+
+def _data_folders(spec: str) -> list:
+    """The folders the data set ``spec`` reads from: its root and every folder holding one of its files."""
+    from pathlib import Path
+
+    from pngan.data.specs import SubsetImageSet, open_dataset, parse_spec
+
+    fmt, path_s, _ = parse_spec(spec)
+    if fmt == "camera":
+        return []
+    root = Path(path_s).expanduser()
+    folders = {root if root.is_dir() else root.parent}
+    ds = open_dataset(spec)
+    base = ds.base if isinstance(ds, SubsetImageSet) else ds
+    for e in getattr(base, "entries", None) or []:
+        for f in (getattr(e, "noisy", None), getattr(e, "clean", None)):
+            if f is not None:
+                folders.add(Path(f).parent)
+    return sorted(folders)
+
+
+def _claim_save_images(args, model_path) -> None:
+    """--save-images DIR: never a folder of the evaluated data (the test set's own clean/ or noisy/ would be
+    replaced by the denoised images), and, like generate/synth output folders, a new or empty folder or one
+    this same evaluation wrote (DIR/job.json); a folder holding other files is refused without --overwrite."""
+    from pathlib import Path
+
+    from pngan.errors import PnganError
+    from pngan.io import outdir
+    from pngan.io.records import file_sha256
+    from pngan.train.runid import normalize_spec
+
+    save = Path(args.save_images)
+    for spec in args.data:
+        for folder in _data_folders(spec):
+            try:
+                save.resolve().relative_to(folder.resolve())
+            except ValueError:
+                continue
+            raise PnganError(f"--save-images must not be a folder of the evaluated data {spec} or inside it "
+                             f"({folder}): its images would be replaced; choose another folder", save)
+    job = {"command": "evaluate denoiser --save-images", "model_sha256": file_sha256(model_path),
+           "data": [normalize_spec(x) for x in args.data]}
+    outdir.claim(save, job, overwrite=args.overwrite, owned=(outdir.JOB_FILE,),
+                 advice="pass --overwrite to write into it anyway (same-named files are replaced)")
+
+
+def _evaluate_denoiser(args, net, tqdm) -> int:
+    from pngan.data.specs import open_dataset
+    from pngan.eval import denoise_eval as de
+
+    sets = []
+    for spec in args.data:
+        data = open_dataset(spec)
+        if data.kind == "dnd":
+            from pngan.data.dnd import denoise_dnd
+
+            fn = lambda x: de.tiled_denoise(de._denoise_fn(net), x, args.tile)  # noqa: E731
+            out = denoise_dnd(data, fn, args.out or "dnd-submission", progress=tqdm)
+            print(f"DND submission bundle written to {out} (DND has no public clean images: "
+                  "submit the bundle for PSNR/SSIM)")
+            continue
+        save = args.save_images if len(args.data) == 1 or args.save_images is None else \
+            f"{args.save_images}/{len(sets)}"
+        r = de.evaluate_denoiser(net, data, tile=args.tile, save_images=save, progress=tqdm)
+        r["model"] = args.model
+        r["kind"] = "denoiser"
+        sets.append(r)
+    if not sets:
+        return 0
+    print(denoiser_table(sets, args.ssim))
+    res = sets[0] if len(sets) == 1 else {"kind": "denoiser", "model": args.model, "sets": sets}
+    if args.json:
+        _write_json(args.json, res, f"evaluate {args.what}")
     return 0

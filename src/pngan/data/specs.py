@@ -128,6 +128,8 @@ def open_dataset(spec: str, *, skip_bad: bool = False) -> ImageSet:
         # camera:builtin alone is the training split; @test / @all select the others.
         return CameraSet("train" if split == "all" and not spec.endswith("@all") else split)
     path = Path(path_s).expanduser()
+    if fmt in ("pairs", "polyu", "nam", "clean", "noisy", "sidd", "sidd-mat", "dnd") and path.is_file():
+        raise PnganError(f"{path.name} is a file; {fmt}: takes a folder (of images{', with noisy/ and clean/' if fmt == 'pairs' else ''})", path)
     from pngan.data import readers
 
     if fmt == "pairs":

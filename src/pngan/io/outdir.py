@@ -39,8 +39,8 @@ def read_job(out: Path) -> dict | None:
     return read_json_record(out / JOB_FILE, "job record", "; pass --overwrite to start this folder afresh")
 
 
-def _remove_owned(out: Path) -> None:
-    for name in OWNED:
+def _remove_owned(out: Path, owned: tuple[str, ...] = OWNED) -> None:
+    for name in owned:
         p = out / name
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)
@@ -51,11 +51,13 @@ def _remove_owned(out: Path) -> None:
 
 
 def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: bool = True,
-          upgrade: Callable[[dict, Path], dict] | None = None) -> dict | None:
+          upgrade: Callable[[dict, Path], dict] | None = None, owned: tuple[str, ...] = OWNED,
+          advice: str = "pass --overwrite to replace it") -> dict | None:
     """Lock ``out`` and make sure it holds nothing but this job's output; returns the earlier job record
     (None for a new folder). ``upgrade(old, out)`` fills in keys that a record written by an older
-    pngan lacks (from what else the folder holds), so that it compares with ``job``. See the module
-    docstring."""
+    pngan lacks (from what else the folder holds), so that it compares with ``job``. ``owned``: what
+    ``overwrite`` deletes (default: what generate/synth write); ``advice``: how to get past a refusal,
+    for a command without --overwrite. See the module docstring."""
     from pngan.io import lock as lk
     from pngan.io.atomic import atomic_write_text
     from pngan.validate import writable_dir
@@ -74,15 +76,16 @@ def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: b
                      if k != "_safe" and k not in safe and old.get(k) != job.get(k)]
             if diffs and not overwrite:
                 raise PnganError("output folder holds the output of another job (" + "; ".join(diffs[:4])
-                                 + "); choose another folder, or pass --overwrite to replace it", out)
+                                 + f"); choose another folder, or {advice}", out)
         else:
             foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) if out.is_dir() else []
             if foreign and not overwrite:
                 raise PnganError(f"output folder is not empty and holds no pngan job record (it has "
                                  f"{', '.join(foreign[:4])}{'...' if len(foreign) > 4 else ''}); choose an empty or "
-                                 "new folder, or pass --overwrite to replace noisy/, clean/ and manifest.jsonl", out)
+                                 "new folder, or " + (advice if owned != OWNED else
+                                                        "pass --overwrite to replace noisy/, clean/ and manifest.jsonl"), out)
         if overwrite:
-            _remove_owned(out)
+            _remove_owned(out, owned)
             old = None
         atomic_write_text(out / JOB_FILE, json.dumps({k: v for k, v in job.items() if k != "_safe"},
                                                        indent=1, sort_keys=True) + "\n")

@@ -1,0 +1,116 @@
+"""QA round 2 (issue 24), outputs: nothing written over a file pngan did not write (--save-images,
+--json), tiled results equal to untiled ones (or refused), jobs that know their own settings, and
+clear one-line errors (in-process, tiny networks)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import write_images, write_pairs
+
+from pngan.cli import main
+
+
+@pytest.fixture(scope="module")
+def f(tmp_path_factory) -> Path:
+    from pngan.nets.loading import save_network
+    from pngan.nets.registry import build
+
+    root = tmp_path_factory.mktemp("r2out")
+    write_pairs(root / "P", 2, 24, 24, seed=0, sigma=0.05)
+    write_images(root / "C", ["c0", "c1"], 20, 20, torch.Generator().manual_seed(2))
+    torch.manual_seed(0)
+    save_network(build("dncnn", depth=3, channels=4), root / "dn.safetensors", {})
+    return root
+
+
+def _run(capsys, argv: list, code: int = 0) -> list[str]:
+    capsys.readouterr()
+    rc = main([str(a) for a in argv])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "it/s" not in line
+           and "img/s" not in line and "s/it" not in line and "%|" not in line]
+    assert rc == code, err
+    return err
+
+
+def _one_line(capsys, argv: list, needle: str) -> str:
+    err = _run(capsys, argv, 2)
+    assert len(err) == 1 and err[0].startswith("pngan: error: ") and needle in err[0], err
+    return err[0]
+
+
+def _bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------ #1 --save-images never overwrites data
+def test_save_images_refuses_the_evaluated_data_and_foreign_folders(f, capsys, tmp_path):
+    import shutil
+
+    data = tmp_path / "P"
+    shutil.copytree(f / "P", data)
+    before = _bytes(data)
+    ev = ["evaluate", "denoiser", "--model", f / "dn.safetensors", "--data", f"pairs:{data}", "--tile", 0]
+    for target in (data / "clean", data / "noisy", data, data / "clean" / "sub"):
+        for extra in ([], ["--overwrite"]):  # never, not even with --overwrite
+            _one_line(capsys, ev + ["--save-images", target, *extra], "folder of the evaluated data")
+    assert _bytes(data) == before
+    # a folder of other files (e.g. a copy of the clean images) is refused without --overwrite
+    other = tmp_path / "copy"
+    shutil.copytree(f / "P" / "clean", other)
+    keep = _bytes(other)
+    _one_line(capsys, ev + ["--save-images", other], "holds no pngan job record")
+    assert _bytes(other) == keep
+    # a new folder; then the same evaluation again replaces its own images; another model is refused
+    out = tmp_path / "den"
+    _run(capsys, ev + ["--save-images", out])
+    assert sorted(p.name for p in out.iterdir()) == ["i0.png", "i1.png", "job.json"]
+    _run(capsys, ev + ["--save-images", out])
+    from pngan.nets.loading import save_network
+    from pngan.nets.registry import build
+
+    torch.manual_seed(1)
+    save_network(build("dncnn", depth=3, channels=4), tmp_path / "dn2.safetensors", {})
+    ev2 = [*ev[:3], tmp_path / "dn2.safetensors", *ev[4:]]
+    _one_line(capsys, ev2 + ["--save-images", out], "another job")
+    _run(capsys, ev2 + ["--save-images", out, "--overwrite"])
+    _run(capsys, ev + ["--save-images", other, "--overwrite"])  # asked for: same-named files replaced
+
+
+# ------------------------------------------------------------------ #2 --json replaces only its own output
+def test_json_refuses_files_pngan_did_not_write(f, capsys, tmp_path):
+    cal = tmp_path / "cal.json"
+    _run(capsys, ["synth", "--input", f"clean:{f}/C", "--output", tmp_path / "s", "--setting", "calibrated",
+                  "--fit", f"pairs:{f}/P", "--save-fit", cal])
+    png = tmp_path / "victim.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    noise = ["evaluate", "noise", "--real", f"pairs:{f}/P", "--setting", "awgn", "--json"]
+    den = ["evaluate", "denoiser", "--model", f / "dn.safetensors", "--data", f"pairs:{f}/P", "--json"]
+    for victim in (cal, png):
+        keep = victim.read_bytes()
+        _one_line(capsys, noise + [victim], "not replaced")
+        _one_line(capsys, den + [victim], "not replaced")
+        assert victim.read_bytes() == keep
+    # its own earlier output is replaced (a rerun); another command's output is not
+    out = tmp_path / "m.json"
+    _run(capsys, noise + [out])
+    rec = json.loads(out.read_text())
+    assert rec["pngan"]["command"] == "evaluate noise" and "version" in rec["pngan"] and "mean" in rec
+    _run(capsys, noise + [out])
+    _one_line(capsys, den + [out], "'pngan evaluate noise'")
+    d = tmp_path / "d.json"
+    _run(capsys, den + [d])
+    assert json.loads(d.read_text())["pngan"]["command"] == "evaluate denoiser"
+
+
+# ------------------------------------------------------------------ #14 a file where a folder is expected
+def test_a_file_given_as_a_folder_spec_says_so(f, capsys, tmp_path):
+    line = _one_line(capsys, ["synth", "--setting", "awgn", "--input", f"clean:{f}/C/c0.png", "--output",
+                              tmp_path / "x"], "c0.png is a file; clean: takes a folder")
+    assert "no such folder" not in line
+    _one_line(capsys, ["evaluate", "noise", "--real", f"pairs:{f}/P/clean/i0.png", "--setting", "awgn"],
+              "is a file; pairs: takes a folder")
