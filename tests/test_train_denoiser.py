@@ -109,7 +109,7 @@ def test_nan_stops_with_last_good_checkpoint(tmp_path, capsys, monkeypatch):
     assert load_saved_network(run / "denoiser.safetensors")[1]["pngan.step"] == "2"
 
 
-def test_a_run_with_a_removed_config_key_is_used_but_not_resumed(tmp_path, capsys):
+def test_a_run_with_a_removed_config_key_is_used_but_not_resumed(tmp_path, capsys, caplog):
     import yaml
 
     data = _pairs(tmp_path / "d")
@@ -117,10 +117,17 @@ def test_a_run_with_a_removed_config_key_is_used_but_not_resumed(tmp_path, capsy
     args = ["train-denoiser", "--arch", "dncnn", "--data", data, "--out", str(run), "--quiet", *TINY]
     assert main([*args, "--steps", "2"]) == 0
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    cfg["run"]["debug_nan_at_step"] = -1  # written by an older pngan
+    cfg["run"]["debug_nan_at_step"] = 1  # written by an older pngan, set to something it no longer does
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     capsys.readouterr()
     assert main([*args, "--steps", "4", "--resume"]) == 2
     err = capsys.readouterr().err.strip()
     assert "run.debug_nan_at_step" in err and "removed" in err and len(err.splitlines()) == 1
     assert load_saved_network(run / "denoiser.safetensors")[1]["pngan.step"] == "2"  # what evaluate reads
+    # every older config.yaml holds the key at its 'off' value: that trains as today, so it resumes
+    cfg["run"]["debug_nan_at_step"] = -1
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with caplog.at_level("WARNING", logger="pngan"):
+        assert main([*args, "--steps", "4", "--resume"]) == 0
+    assert "was removed from pngan" in caplog.text
+    assert load_saved_network(run / "denoiser.safetensors")[1]["pngan.step"] == "4"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import hashlib
 import json
 import types
@@ -24,12 +25,14 @@ from pngan.errors import PnganError
 
 T = TypeVar("T")
 
-# Keys pngan had and no longer has, with why. A config naming one is refused with that reason: a
-# run folder whose config.yaml holds one cannot be resumed (its training would not be the same),
-# while generate/evaluate, which read the network files, still use its generator or denoiser.
-REMOVED_KEYS: dict[str, str] = {
-    "run.debug_nan_at_step": "it was a test hook; the tests now set pngan.train.engine.Engine.nan_at_step",
-    "synthetic.sigma_max": "setting 1 with a range of levels was used by no preset or experiment",
+# Keys pngan had and no longer has: (why, the value that meant "off"). Every config.yaml written
+# before the removal holds the key, almost always at that value, which trains exactly as today: it
+# is dropped with one warning, so such runs still resume. A config setting one to anything else is
+# refused with the reason (a run folder holding it cannot be resumed: its training would not be the
+# same), while generate/evaluate, which read the network files, still use its generator or denoiser.
+REMOVED_KEYS: dict[str, tuple[str, Any]] = {
+    "run.debug_nan_at_step": ("it was a test hook; the tests now set pngan.train.engine.Engine.nan_at_step", -1),
+    "synthetic.sigma_max": ("setting 1 with a range of levels was used by no preset or experiment", None),
 }
 
 
@@ -122,11 +125,18 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
 
 def _build(cls: type[T], data: Mapping[str, Any], prefix: str, source: str, base: T | None = None) -> T:
     types_ = _field_types(cls)
+    removed = [k for k in data if f"{prefix}{k}" in REMOVED_KEYS]
+    for k in removed:
+        why, off = REMOVED_KEYS[f"{prefix}{k}"]
+        if data[k] == off:
+            logging.getLogger("pngan").warning("%s: config key '%s%s' was removed from pngan (%s); its value %r "
+                                               "is what pngan now always does, so it is ignored", source, prefix, k,
+                                               why, off)
+            continue
+        resume = "; this run cannot be resumed: start a new one" if source.endswith("config.yaml") else ""
+        raise PnganError(f"config key '{prefix}{k}' was removed from pngan ({why}){resume}", source)
+    data = {k: v for k, v in data.items() if k not in removed}
     for k in data:
-        if f"{prefix}{k}" in REMOVED_KEYS:
-            resume = "; this run cannot be resumed: start a new one" if source.endswith("config.yaml") else ""
-            raise PnganError(f"config key '{prefix}{k}' was removed from pngan ({REMOVED_KEYS[prefix + str(k)]}){resume}",
-                             source)
         if k not in types_:
             near = difflib.get_close_matches(str(k), list(types_), n=1)
             hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
