@@ -113,13 +113,14 @@ def test_spectrum_term_is_logged_and_checked(tiny):
     assert main([*args, "loss.lambda_spectrum=-1", "--out", str(root / "neg")]) == 2
 
 
-def test_d_input_noise_clean_gives_a_six_channel_discriminator(tiny):
-    from pngan.nets.loading import read_state_dict
-
+def test_removed_d_input_is_refused_unless_at_the_papers_value(tiny, capsys):
+    """loss.d_input (D judging noise maps) lost every experiment and was removed: asking for it is one
+    line naming the key; an older config.yaml's 'noisy' (the paper, what D always sees) is accepted."""
     root, data, dn = tiny
     args = ["train", "--data", data, "--denoiser", dn, "--config", "cpu-small", "--quiet", *TINY]
-    assert main([*args, "loss.d_input=noise_clean", "--out", str(root / "dnc")]) == 0
-    w = read_state_dict(next((root / "dnc" / "checkpoints").iterdir()) / "discriminator.safetensors")
-    first = [v for k, v in w.items() if k.endswith("weight") and v.dim() == 4][0]
-    assert first.shape[1] == 6  # noise (3) + clean (3)
-    assert main([*args, "loss.d_input=clean", "--out", str(root / "bad")]) == 2
+    capsys.readouterr()
+    assert main([*args, "loss.d_input=noise_clean", "--out", str(root / "dnc")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "loss.d_input" in err and "removed" in err and len(err.splitlines()) == 1
+    assert not (root / "dnc").exists()
+    assert main([*args, "loss.d_input=noisy", "--out", str(root / "dn_ok")]) == 0

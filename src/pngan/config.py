@@ -33,6 +33,8 @@ T = TypeVar("T")
 REMOVED_KEYS: dict[str, tuple[str, Any]] = {
     "run.debug_nan_at_step": ("it was a test hook; the tests now set pngan.train.engine.Engine.nan_at_step", -1),
     "synthetic.sigma_max": ("setting 1 with a range of levels was used by no preset or experiment", None),
+    "loss.d_input": ("D judging the noise, alone or beside the clean image, did no better than the paper's noisy "
+                     "images in any experiment (docs/experiments.md)", "noisy"),
 }
 
 

@@ -67,13 +67,6 @@ class Objective:
         return total, logged
 
 
-def d_view(x: torch.Tensor, clean: torch.Tensor, mode: str) -> torch.Tensor:
-    """What the discriminator sees of a noisy image ``x`` (``loss.d_input``)."""
-    if mode == "noise_clean":
-        return torch.cat([x - clean, clean], 1)
-    return x - clean if mode == "noise" else x
-
-
 def build_objective(loss, *, denoiser: nn.Module | None = None, perceptual: nn.Module | None = None,
                     discriminator: nn.Module | None = None, batch_mean: BatchMean | None = None) -> Objective:
     """The generator's objective from ``loss`` (a ``LossConfig``) and the frozen networks it needs.
@@ -90,8 +83,8 @@ def build_objective(loss, *, denoiser: nn.Module | None = None, perceptual: nn.M
 
     def adversarial(b: GanBatch) -> torch.Tensor:
         with torch.no_grad():  # the plain module, not DDP's wrapper: D takes no gradient in G's step
-            real_logits = discriminator(d_view(b.real, b.clean, loss.d_input)).float()
-        fake_logits = discriminator(d_view(b.fake, b.clean, loss.d_input)).float()
+            real_logits = discriminator(b.real).float()
+        fake_logits = discriminator(b.fake).float()
         return ra_g_loss(real_logits, fake_logits, loss.ra_mean, batch_mean)
 
     spectrum_mean = {} if batch_mean is None else {"batch_mean": batch_mean}

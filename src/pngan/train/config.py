@@ -107,9 +107,6 @@ class LossConfig:
     # image-level discriminator of Table 3. "none": no adversarial term.
     discriminator: Literal["dense", "pixel", "image", "none"] = "dense"
     d_channels: int = 64
-    # what D sees: noisy images (the paper), noisy - clean, or noisy - clean with the clean image beside
-    # it (6 channels: a conditional D that can judge the noise against the intensity it sits on)
-    d_input: Literal["noisy", "noise", "noise_clean"] = "noisy"
     alignment: Literal["denoiser", "naive"] = "denoiser"  # Eq. 2, or Baseline 1's L1(fake, real)
     lambda_p: float = 6e-3  # multiplies the perceptual loss (Eq. 13)
     lambda_ra: float = 8e-4  # multiplies the generator's relativistic adversarial loss (Eq. 13)

@@ -39,7 +39,7 @@ import torch.nn as nn
 
 from pngan.errors import PnganError
 from pngan.losses.gan import ra_d_loss
-from pngan.losses.objective import GanBatch, build_objective, d_view
+from pngan.losses.objective import GanBatch, build_objective
 from pngan.train.config import TrainConfig
 from pngan.train.engine import Engine, Schedule, TrainResult, frozen, set_grad
 from pngan.train.schedule import cosine_lr
@@ -106,8 +106,7 @@ def build_models(cfg: TrainConfig, denoiser: str | None, vgg_weights: str | None
         G.identity_init()
     D = None
     if cfg.loss.discriminator != "none":
-        d_kw = {"in_channels": 6} if cfg.loss.d_input == "noise_clean" else {}
-        D = build(f"{cfg.loss.discriminator}_discriminator", channels=cfg.loss.d_channels, **d_kw).to(device)
+        D = build(f"{cfg.loss.discriminator}_discriminator", channels=cfg.loss.d_channels).to(device)
     Dn = None
     if cfg.loss.alignment == "denoiser" and (denoiser or cfg.loss.lambda_align > 0):
         if not denoiser:
@@ -218,8 +217,7 @@ class PnganTask:
         if self.D is not None:
             set_grad(self.D, True)
             with e.autocast():
-                loss_d = self.ra(self.Dm(d_view(real, clean, cfg.loss.d_input)).float(),
-                                 self.Dm(d_view(fake.detach(), clean, cfg.loss.d_input)).float())
+                loss_d = self.ra(self.Dm(real).float(), self.Dm(fake.detach()).float())
             terms["loss_d"] = float(loss_d.detach())
             if not e.update(self.optimizers["optD"], loss_d, self.D, math.isfinite(terms["loss_d"]), step):
                 terms["loss_d"] = float("nan")
