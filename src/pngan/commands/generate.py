@@ -44,7 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "image, sample); the levels are recorded in job.json, each image's in manifest.jsonl")
     p.add_argument("--tile", type=tile_size, default=512,
                    help="tile size for large images (default 512; 0: whole image; else >= 8)")
-    p.add_argument("--overlap", type=OVERLAP, default=32, help="tile halo in pixels (default 32)")
+    p.add_argument("--overlap", type=OVERLAP, default=None,
+                   help="tile halo in pixels (default: with exact tiles, the generator's receptive field plus the "
+                   "seam blend, the least that makes tiles equal the whole image, and smaller is refused; with "
+                   "--fast-tiles 32)")
     p.add_argument("--fast-tiles", action="store_true",
                    help="pool channel attention per tile (one pass, approximate) instead of exact whole-image statistics")
     p.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N")
@@ -76,8 +79,19 @@ def run(args: argparse.Namespace) -> int:
 
     # the generator is checked before the output folder is made
     gen_file = resolve_generator_path(generator_file(args.generator, "--generator"))
-    gen = NoiseGenerator.load(gen_file, device="cpu", tile=args.tile, overlap=args.overlap,
+    gen = NoiseGenerator.load(gen_file, device="cpu", tile=args.tile, overlap=32 if args.overlap is None else args.overlap,
                               exact_tiles=not args.fast_tiles, precision=args.precision)
+    if not args.fast_tiles and args.tile:
+        from pngan.infer.tiling import min_exact_overlap
+
+        # exact tiles equal the whole image only with a halo covering the generator's receptive field
+        need = min_exact_overlap(gen.net)
+        if need is not None and args.overlap is not None and args.overlap < need:
+            raise PnganError(f"--overlap {args.overlap} is smaller than this generator's receptive field: exact tiles "
+                             f"need --overlap {need} or more (or leave --overlap out)")
+        gen.overlap = max(gen.overlap, need or 0) if args.overlap is None else args.overlap
+    if args.overlap is None:
+        args.overlap = gen.overlap
     from pngan.noise.level import resolve_level
 
     if args.reference is not None:

@@ -16,14 +16,50 @@ import torch
 from pngan.errors import PnganError
 
 
+def _net_of(fn) -> torch.nn.Module | None:
+    """The network behind ``fn`` (a module, or a bound method such as ``net.denoise``), else None."""
+    if isinstance(fn, torch.nn.Module):
+        return fn
+    owner = getattr(fn, "__self__", None)
+    return owner if isinstance(owner, torch.nn.Module) else None
+
+
+def exact_halo(fn) -> int | None:
+    """The halo that makes tiles of ``fn`` equal to the whole image: the network's receptive field
+    (:func:`pngan.infer.tiling.receptive_radius`, global pools included), for a network that pads to no
+    multiple; None when no halo is enough (channel attention or other whole-image statistics, a field
+    wider than the probe, a network that pads its input) or ``fn`` is no network."""
+    net = _net_of(fn)
+    if net is None or int(getattr(net, "multiple", 1) or 1) != 1:
+        return None
+    from pngan.infer.tiling import receptive_radius
+
+    return receptive_radius(net, fn, detach_pools=False)
+
+
 def tiled_denoise(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int = 512,
                   overlap: int | None = None) -> torch.Tensor:
-    """Apply ``fn`` ((1,C,h,w) -> (1,C,h,w)) to ``x`` (1,C,H,W) in overlapping tiles; overlaps are
-    averaged. Images no larger than ``tile`` go through in one piece. Default overlap:
-    min(32, tile // 4)."""
+    """Apply ``fn`` ((1,C,h,w) -> (1,C,h,w)) to ``x`` (1,C,H,W) in tiles. Images no larger than ``tile``
+    go through in one piece. For a network with a finite receptive field (e.g. DnCNN) each tile is run
+    with a halo of that field and only its core is kept, so the result equals the untiled one (up to
+    float rounding). Otherwise (``fn`` no network, or one with whole-image statistics such as RIDNet's,
+    MIRNet's and MPRNet's channel attention, see :func:`exact_halo`) tiles overlap by ``overlap``
+    (default min(32, tile // 4)) and overlaps are averaged: approximate (:func:`tiling_is_exact`)."""
     _, c, h, w = x.shape
     if tile <= 0 or (h <= tile and w <= tile):
         return fn(x)
+    halo = exact_halo(fn) if overlap is None else None
+    if halo is not None:
+        out = None
+        for y0 in range(0, h, tile):
+            for x0 in range(0, w, tile):
+                y1, x1 = min(h, y0 + tile), min(w, x0 + tile)
+                ey0, ey1, ex0, ex1 = max(0, y0 - halo), min(h, y1 + halo), max(0, x0 - halo), min(w, x1 + halo)
+                o = fn(x[..., ey0:ey1, ex0:ex1])
+                if out is None:
+                    out = torch.zeros(1, o.shape[1], h, w, dtype=o.dtype, device=o.device)
+                out[..., y0:y1, x0:x1] = o[..., y0 - ey0:y1 - ey0, x0 - ex0:x1 - ex0]
+        return out
     if overlap is None:
         overlap = min(32, tile // 4)
     if overlap >= tile:
@@ -46,6 +82,23 @@ def tiled_denoise(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, t
     return out / weight
 
 
+def tiling_is_exact(fn, sizes, tile: int) -> bool:
+    """Whether :func:`tiled_denoise` gives the untiled result for images of ``sizes`` ((h, w) pairs)."""
+    if tile <= 0 or all(h <= tile and w <= tile for h, w in sizes):
+        return True
+    return exact_halo(fn) is not None
+
+
+def _approximate_warning(net, tile: int, spec: str) -> None:
+    import warnings
+
+    name = type(net).__name__
+    warnings.warn(f"{spec}: --tile {tile} splits the larger images into tiles, and {name} uses whole-image "
+                  "statistics (channel attention) or a field wider than a halo can cover: the tiled results are "
+                  "approximate (recorded as tiling.exact false in --json); use --tile 0 (or a tile larger than "
+                  "the images) for exact results", stacklevel=3)
+
+
 def _denoise_fn(net: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return net.denoise if hasattr(net, "denoise") else net
 
@@ -62,6 +115,7 @@ def evaluate_denoiser(net: torch.nn.Module, imageset, *, tile: int = 512,
         raise PnganError(f"{imageset.spec}: evaluating a denoiser needs noisy/clean pairs")
     net.eval().to(memory_format=torch.channels_last)  # oneDNN / tensor cores prefer NHWC
     fn = _denoise_fn(net)
+    exact = None  # None: no image was tiled so far; False: one was, approximately (warned once)
     rows = {}
     it = range(len(imageset))
     if progress is not None:
@@ -69,6 +123,9 @@ def evaluate_denoiser(net: torch.nn.Module, imageset, *, tile: int = 512,
     with torch.inference_mode():
         for i in it:
             s = imageset.load(i)
+            if exact is None and not tiling_is_exact(fn, [tuple(s.noisy.shape[-2:])], tile):
+                exact = False
+                _approximate_warning(net, tile, imageset.spec)
             out = tiled_denoise(fn, s.noisy[None].float().contiguous(memory_format=torch.channels_last), tile)[0].clamp(0, 1)
             rows[s.name] = {
                 "psnr": float(psnr(out[None], s.clean[None])[0]),
@@ -84,7 +141,9 @@ def evaluate_denoiser(net: torch.nn.Module, imageset, *, tile: int = 512,
         raise PnganError(f"{imageset.spec}: the data set is empty")
     keys = ("psnr", "ssim_y", "ssim_rgb", "psnr_input")
     mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
-    return {"data": imageset.spec, "count": len(rows), "images": rows, "mean": mean}
+    halo = exact_halo(fn) if tile > 0 else None
+    return {"data": imageset.spec, "count": len(rows), "images": rows, "mean": mean,
+            "tiling": {"tile": tile, "exact": exact is not False, "halo": halo}}
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,7 +239,10 @@ def evaluate_noise(real_set, *, generated: dict[str, list[torch.Tensor]] | None 
                     gens = [sample_fn(s.clean, s.name, k, s.noisy).clamp(0, 1) for k in range(samples)]
                 else:
                     gens = [sample_fn(s.clean, s.name, k).clamp(0, 1) for k in range(samples)]
-        rows[s.name] = {**noise_metrics(s.noisy, s.clean, gens), **structure_metrics(s.noisy, s.clean, gens)}
+        try:
+            rows[s.name] = {**noise_metrics(s.noisy, s.clean, gens), **structure_metrics(s.noisy, s.clean, gens)}
+        except PnganError as e:  # e.g. an image too small for the metrics: name the pair
+            raise PnganError(f"{real_set.spec}: real pair '{s.name}': {e}") from None
     if not rows:
         raise PnganError(f"{real_set.spec}: the data set is empty")
     keys = (*KLD_KEYS, "akld", "mmd") + STRUCTURE_KEYS

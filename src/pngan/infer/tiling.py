@@ -113,7 +113,9 @@ def tiled_forward(
     exact: bool = True,
     blend: int = 16,
 ) -> torch.Tensor:
-    """``net(x)`` for x of shape (1, C, H, W), computed in tiles of ``tile`` x ``tile`` cores."""
+    """``net(x)`` for x of shape (1, C, H, W), computed in tiles of ``tile`` x ``tile`` cores. With
+    ``exact``, an ``overlap`` below the network's receptive field (:func:`min_exact_overlap`) is raised
+    to it, so that the result equals the untiled one."""
     if x.ndim != 4:
         raise ValueError("tiled_forward takes a (B, C, H, W) tensor")
     if x.shape[0] != 1:
@@ -121,6 +123,11 @@ def tiled_forward(
     mult = int(getattr(net, "multiple", 1))
     tile = max(mult, (tile // mult) * mult)
     overlap = (-(-overlap // mult)) * mult
+    H, W = x.shape[-2:]
+    if exact and (H > tile or W > tile):
+        need = min_exact_overlap(net, blend)  # a smaller halo would make the tiles' seams show
+        if need is not None and overlap < need:
+            overlap = need
     H, W = x.shape[-2:]
     cl = torch.channels_last
 
@@ -211,3 +218,65 @@ def tiled_forward(
             h.remove()
     out.div_(wsum_y.view(1, 1, Hp, 1)).div_(wsum_x.view(1, 1, 1, Wp))  # in place: no full-image temporaries
     return out[..., :H, :W].to(x.dtype)
+
+
+_RADIUS_CACHE: dict[tuple, int | None] = {}
+
+
+def receptive_radius(net: nn.Module, fn=None, probe: int = 97, detach_pools: bool = True) -> int | None:
+    """How far (in pixels, each side) one output pixel of ``fn`` (default ``net``) sees its input: the
+    support of the input gradient of a small block of centre outputs, for two random inputs (so that a
+    ReLU that happens to be off does not hide a path). Global channel-attention pools
+    (``nn.AdaptiveAvgPool2d``) are detached when ``detach_pools`` (exact tiling computes their
+    whole-image means separately); otherwise, or for any other global statistic, the field reaches the
+    probe's border and the answer is None (no halo makes tiles exact). Cached per network weights."""
+    key = (id(net), detach_pools, probe, tuple((p.data_ptr(), tuple(p.shape)) for p in net.parameters()))
+    if key in _RADIUS_CACHE:
+        return _RADIUS_CACHE[key]
+    fn = fn or net
+    mult = int(getattr(net, "multiple", 1) or 1)
+    n = -(-probe // mult) * mult
+    c = n // 2
+    prm = next(net.parameters(), None)
+    dev, dt = (prm.device, prm.dtype) if prm is not None else ("cpu", torch.float32)
+    pools = [m for m in net.modules() if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))]
+    hooks = [m.register_forward_hook(lambda m, i, o: o.detach()) for m in pools] if detach_pools else []
+    was = net.training
+    net.eval()
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            support = torch.zeros(n, n, dtype=torch.bool)
+            g = torch.Generator().manual_seed(0)
+            for _ in range(2):
+                x = torch.rand(1, 3, n, n, generator=g).to(dev, dt).requires_grad_(True)
+                y = fn(x)
+                y[..., c - 2:c + 3, c - 2:c + 3].float().sum().backward()  # every phase of a 1/4 grid
+                support |= (x.grad.abs().sum(dim=(0, 1)) > 0).cpu()
+    finally:
+        for h in hooks:
+            h.remove()
+        net.train(was)
+    rows, cols = support.any(dim=1).nonzero().clone(), support.any(dim=0).nonzero().clone()
+    if len(rows) == 0:
+        r = 0
+    elif rows.min() == 0 or cols.min() == 0 or rows.max() == n - 1 or cols.max() == n - 1 or (pools and not detach_pools):
+        r = None  # reaches the border: global, or wider than the probe
+    else:
+        r = int(max(c - rows.min(), rows.max() - c, c - cols.min(), cols.max() - c)) - 2
+    _RADIUS_CACHE[key] = r
+    return r
+
+
+def min_exact_overlap(net: nn.Module, blend: int = 16, probes: tuple[int, ...] = (97, 193)) -> int | None:
+    """The smallest ``overlap`` with which :func:`tiled_forward` (exact) equals the untiled output: the
+    kept part of a tile reaches ``blend // 2`` into its halo, and every kept pixel needs the network's
+    receptive field around it; rounded up to the network's ``multiple``. None: no halo is enough."""
+    r = None
+    for probe in probes:  # a small probe first (fast); a wider one for a wider field
+        r = receptive_radius(net, probe=probe)
+        if r is not None:
+            break
+    if r is None:
+        return None
+    mult = int(getattr(net, "multiple", 1) or 1)
+    return -(-(r + blend // 2) // mult) * mult
