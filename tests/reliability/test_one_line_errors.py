@@ -72,8 +72,17 @@ def test_pgap_resume_of_another_job_is_refused(f, capsys):
     out = f / "pgap"
     base = ["evaluate", "pgap", "--real-train", f"pairs:{f}/pairs", "--generated-train", f"pairs:{f}/pairs",
             "--out", str(out)]
-    assert main(base + ["--test", f"pairs:{f}/pairs"]) == 2  # the (empty) data stop it, after the job is recorded
-    assert (out / "job.json").is_file()
+    assert main(base + ["--test", f"pairs:{f}/pairs"]) == 2  # the (empty) data stop it before any work ...
+    assert not (out / "job.json").exists()  # ... and a job that did nothing is not recorded (QA round 2 #9)
+    import json
+
+    from pngan.train.runid import data_content, normalize_spec
+
+    out.mkdir(exist_ok=True)  # the record of a job that started (as evaluate pgap writes it)
+    tr = normalize_spec(f"pairs:{f}/pairs")
+    (out / "job.json").write_text(json.dumps({
+        "command": "pgap", "real_train": [tr], "generated_train": [tr], "test": tr, "arch": "dncnn",
+        "config": "cpu-small", "overrides": [], "content": [data_content(f"pairs:{f}/pairs", strict=False)] * 2}))
     capsys.readouterr()
     assert main(base + ["--test", f"pairs:{f}/other", "--resume"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -105,6 +105,24 @@ def _adopt_content(old: dict, job: dict, out) -> dict:
     return {**old, "content": job["content"]}
 
 
+def _undo_pgap_claim(out) -> None:
+    """A new pgap job that failed before any training step (e.g. a network that cannot be built) leaves
+    nothing behind, so that the corrected rerun starts afresh: the folder was empty when it was claimed,
+    so its job.json and run folders are this run's. Once a step was trained they stay (--resume)."""
+    import shutil
+
+    from pngan.io import outdir
+
+    runs = [out / tag for tag in ("real", "generated")]
+    if any((r / "stats.jsonl").is_file() and (r / "stats.jsonl").stat().st_size or (r / "checkpoints").is_dir()
+           or (r / "denoiser.safetensors").exists() for r in runs):
+        return
+    for r in runs:
+        if r.is_dir() and not r.is_symlink():
+            shutil.rmtree(r, ignore_errors=True)
+    (out / outdir.JOB_FILE).unlink(missing_ok=True)
+
+
 def _print_noise(res: dict) -> None:
     from pngan.eval.noise_metrics import METRIC_LABELS
 
@@ -243,10 +261,19 @@ def run(args: argparse.Namespace) -> int:
             from pngan.io.atomic import atomic_write_text
 
             atomic_write_text(out / outdir.JOB_FILE, json.dumps(job, indent=1, sort_keys=True) + "\n")
-        outdir.claim(out, job, upgrade=lambda old, _out: _adopt_content(old, job, _out))
+        from pngan.train.denoiser import load_denoiser_config
+
+        # the config is checked before the folder is claimed (pgap has no --overwrite to undo a claim)
+        load_denoiser_config(args.config, list(args.overrides) + [f"net.arch={args.arch}"])
+        earlier = outdir.claim(out, job, upgrade=lambda old, _out: _adopt_content(old, job, _out),
+                               advice="remove that folder to start afresh (evaluate pgap has no --overwrite)")
         try:
             res = de.pgap(args.real_train, args.generated_train, args.test, args.out, arch=args.arch,
                           config=args.config, overrides=args.overrides, resume=args.resume, progress=True)
+        except BaseException:
+            if earlier is None:
+                _undo_pgap_claim(out)
+            raise
         finally:
             outdir.release(out)
     else:

@@ -130,7 +130,12 @@ def calibration_id(module) -> str:
 
 def _upgrade_job(old: dict, out: Path) -> dict:
     """A calibrated job recorded by an older pngan has no ``calibration``: take it from the
-    manifest's per-image records (each holds the setting's describe()), else mark it unknown."""
+    manifest's per-image records (each holds the setting's describe()), else mark it unknown. An awgn
+    job recorded without --sigma (sigma null) was made at the default, 50."""
+    if old.get("setting") == "awgn" and old.get("sigma") is None:
+        from pngan.noise.awgn import AWGN
+
+        return {**old, "sigma": AWGN().describe()["sigma"]}
     if old.get("setting") != "calibrated" or "calibration" in old:
         return old
     ident = "unknown (recorded by an older pngan)"
@@ -267,7 +272,9 @@ def run(args: argparse.Namespace) -> int:
 
     policy = resolve_level(args.gain, module)  # None: the setting's own level (no recorded spread)
     args.level_policy = policy
-    job = {"command": "synth", "setting": setting, "sigma": kwargs.get("sigma"), "input": normalize_spec(spec),
+    # the effective sigma (awgn's default 50 when --sigma is left out): both spellings are one job
+    sigma = module.describe().get("sigma") if setting == "awgn" else kwargs.get("sigma")
+    job = {"command": "synth", "setting": setting, "sigma": sigma, "input": normalize_spec(spec),
            "seed": args.seed, "format": args.format,
            # a fixed G is recorded as the number (as before); other policies as their text
            **({"gain": policy.job_value()} if policy is not None else {})}

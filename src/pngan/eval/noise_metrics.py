@@ -221,7 +221,8 @@ def local_noise_variance(noisy, clean) -> torch.Tensor:
     k = _gauss_window(AKLD_WINDOW, AKLD_SIGMA).expand(ch, 1, AKLD_WINDOW, AKLD_WINDOW)
     pad = AKLD_WINDOW // 2
     if min(err2.shape[-2:]) <= pad:
-        raise PnganError(f"image too small for AKLD (needs > {pad} pixels a side): {tuple(err2.shape)}")
+        raise PnganError(f"image is {err2.shape[-2]}x{err2.shape[-1]}, too small for AKLD (needs at least "
+                         f"{pad + 1}x{pad + 1})")
     var = F.conv2d(F.pad(err2, (pad, pad, pad, pad), mode="reflect"), k, groups=ch)
     return var.clamp_(min=1e-10)
 

@@ -82,6 +82,16 @@ def _run_section(run: Path, out: Path, idx: int) -> str:
     return "\n".join(parts)
 
 
+MIN_SIDE = 8  # the smallest image the noise figures can be drawn from (as the noise spectrum metric)
+
+
+def _check_side(real_spec: str, s) -> None:
+    """Refuse a pair too small for the noise figures (no spectrum / level function: drawn empty)."""
+    if min(s.clean.shape[-2:]) < MIN_SIDE:
+        raise PnganError(f"{real_spec}: real pair '{s.name}' is {s.clean.shape[-2]}x{s.clean.shape[-1]}; the "
+                         f"report's noise figures need images of at least {MIN_SIDE}x{MIN_SIDE}")
+
+
 def _noise_section(real_spec: str, generated: str | None, out: Path, max_images: int, crop: int, seed: int,
                    baselines: dict | None = None) -> str:
     from pngan.data.specs import open_dataset
@@ -103,6 +113,7 @@ def _noise_section(real_spec: str, generated: str | None, out: Path, max_images:
     rows = []
     for i in range(min(len(real), max_images)):
         s = real.load(i)
+        _check_side(real_spec, s)
         with torch.inference_mode():
             a, b = s1(s.clean, s.name, 0).clamp(0, 1), s2(s.clean, s.name, 0).clamp(0, 1)
         sets["real"].append((s.noisy, s.clean))
@@ -148,6 +159,12 @@ def write_report(inputs: list[str | Path], out: str | Path, *, real: str | None 
 
     if not inputs and real is None:
         raise PnganError("nothing to report: give run folders, metric JSON files or --real")
+    if real is not None:  # before anything is drawn
+        from pngan.data.specs import open_dataset
+
+        rs = open_dataset(real)
+        for i in range(min(len(rs), max_images)):
+            _check_side(real, rs.load(i))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sections = []
