@@ -28,3 +28,27 @@ def write_images(folder: Path, names: list[str], h: int, w: int, generator: torc
     """Uniform random RGB images ``folder/NAME.png``."""
     for name in names:
         write_image(folder / f"{name}.png", torch.rand(3, h, w, generator=generator))
+
+
+def run_cli(capsys, argv: list, code: int = 0) -> list[str]:
+    """Run ``pngan ARGV`` in-process; assert its exit code; return its stderr lines without progress bars."""
+    from pngan.cli import main
+
+    capsys.readouterr()
+    rc = main([str(a) for a in argv])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "it/s" not in line
+           and "img/s" not in line and "s/it" not in line and "%|" not in line]
+    assert rc == code, err
+    return err
+
+
+def one_line_error(capsys, argv: list, needle: str) -> str:
+    """``pngan ARGV`` exits 2 with exactly one ``pngan: error:`` line containing ``needle``."""
+    err = run_cli(capsys, argv, 2)
+    assert len(err) == 1 and err[0].startswith("pngan: error: ") and needle in err[0], err
+    return err[0]
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative path -> bytes): to show that nothing was touched."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

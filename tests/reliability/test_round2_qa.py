@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import one_line_error as _one_line
+from helpers import run_cli as _run
 from helpers import write_images, write_pairs
 
 from pngan.cli import main
@@ -31,19 +33,6 @@ def f(tmp_path_factory) -> Path:
     return root
 
 
-def _run(capsys, argv: list, code: int = 0) -> list[str]:
-    capsys.readouterr()
-    rc = main([str(a) for a in argv])
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "it/s" not in line
-           and "img/s" not in line]
-    assert rc == code, err
-    return err
-
-
-def _one_line(capsys, argv: list, needle: str) -> str:
-    err = _run(capsys, argv, 2)
-    assert len(err) == 1 and err[0].startswith("pngan: error: ") and needle in err[0], err
-    return err[0]
 
 
 def _edit_yaml(path: Path, section: str, key: str, value) -> None:
@@ -172,8 +161,8 @@ def test_overrides_may_stand_before_and_after_other_options(f, capsys, tmp_path)
               "optim.lr")
     assert not (tmp_path / "r2").exists()
     # anything else left over is still refused
-    line = _one_line(capsys, ["train", "--data", f"pairs:{f}/A", "a.b=1", "--out", tmp_path / "r3", "stray"],
-                     "unrecognized arguments: stray")
+    _one_line(capsys, ["train", "--data", f"pairs:{f}/A", "a.b=1", "--out", tmp_path / "r3", "stray"],
+              "unrecognized arguments: stray")
     assert not (tmp_path / "r3").exists()
 
 

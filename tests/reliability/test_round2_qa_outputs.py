@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import folder_bytes as _bytes
+from helpers import one_line_error as _one_line
+from helpers import run_cli as _run
 from helpers import write_images, write_pairs
 
-from pngan.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -28,23 +30,7 @@ def f(tmp_path_factory) -> Path:
     return root
 
 
-def _run(capsys, argv: list, code: int = 0) -> list[str]:
-    capsys.readouterr()
-    rc = main([str(a) for a in argv])
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "it/s" not in line
-           and "img/s" not in line and "s/it" not in line and "%|" not in line]
-    assert rc == code, err
-    return err
 
-
-def _one_line(capsys, argv: list, needle: str) -> str:
-    err = _run(capsys, argv, 2)
-    assert len(err) == 1 and err[0].startswith("pngan: error: ") and needle in err[0], err
-    return err[0]
-
-
-def _bytes(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 # ------------------------------------------------------------------ #1 --save-images never overwrites data
