@@ -77,8 +77,10 @@ def test_white_noise_model_and_bad_input():
         assert float(estimate_gain(model, _noisy(model, clean, gain, k))[0]) == pytest.approx(gain, rel=0.10)
     with pytest.raises(PnganError, match="at least"):
         estimate_gain(model, torch.rand(3, 16, 16))
-    with pytest.raises(PnganError, match="black and white"):
+    with pytest.raises(PnganError, match=r"the image \(64x64\) has 0 usable 8x8 blocks .* black and white"):
         estimate_gain(model, torch.ones(3, 64, 64))
+    with pytest.raises(PnganError, match=r"image 1 of the batch \(64x64\)"):  # names which one, and how to fix it
+        estimate_gain(model, torch.cat([_noisy(model, _textured(64), 1.0, 0).reshape(1, 3, 64, 64), torch.ones(1, 3, 64, 64)]))
     with pytest.raises(PnganError, match=r"\(3,H,W\)"):
         estimate_gain(model, torch.rand(1, 64, 64))
 

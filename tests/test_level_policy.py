@@ -383,3 +383,35 @@ def test_evaluate_noise_level_reference_reads_the_level_from_the_noisy_image(tmp
     assert main(["evaluate", "noise", "--real", f"pairs:{tmp_path / 't'}", "--setting", "awgn",
                  "--level", "reference"]) == 2
     assert "--level reference" in capsys.readouterr().err
+
+
+def test_generate_default_gain_spelled_out_is_the_same_job(tmp_path, capsys):
+    """``--gain 1`` for a generator whose default is its own level (one recorded level) is the default
+    job, not another one; an older job.json that recorded it as 1.0 still matches."""
+    _grey(tmp_path / "in", 2, side=24)
+    gen = _generator(tmp_path / "g.safetensors", [1.0, 1.1])
+    out = tmp_path / "o"
+    base = ["generate", "--generator", str(gen), "--input", str(tmp_path / "in"), "--quiet", "--output", str(out)]
+    assert main(base) == 0
+    job = json.loads((out / "job.json").read_text())
+    assert "gain" not in job
+    first = {p.name: p.read_bytes() for p in (out / "noisy").iterdir()}
+    capsys.readouterr()
+    assert main([*base, "--gain", "1"]) == 0, capsys.readouterr().err
+    assert "wrote 0 noisy images (2 already there)" in capsys.readouterr().out
+    (out / "job.json").write_text(json.dumps({**job, "gain": 1.0}))  # as an older pngan wrote --gain 1
+    assert main([*base, "--gain", "1"]) == 0 and main(base) == 0
+    assert {p.name: p.read_bytes() for p in (out / "noisy").iterdir()} == first
+    assert main([*base, "--gain", "2"]) == 2  # another level is another job
+    assert "another job" in capsys.readouterr().err
+
+
+def test_reference_without_measurable_noise_is_refused(tmp_path, capsys):
+    _grey(tmp_path / "in", 1, side=24)
+    _grey(tmp_path / "flat", 1, side=64)  # a clean grey "reference": level 0
+    gen = _generator(tmp_path / "g.safetensors", [1.0, 1.1])
+    out = tmp_path / "o"
+    assert main(["generate", "--generator", str(gen), "--input", str(tmp_path / "in"), "--quiet", "--output", str(out),
+                 "--reference", str(tmp_path / "flat")]) == 2
+    err = capsys.readouterr().err
+    assert "reference image 'g00' shows no measurable noise" in err and not out.exists()

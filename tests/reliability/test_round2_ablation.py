@@ -79,7 +79,8 @@ def test_table3_row_trained_with_another_config_is_not_reused(f, capsys, tmp_pat
     # run) at the row's own run, naming the key; the earlier run is not touched
     wider = [g if not g.startswith("generator.channels") else "generator.channels=8" for g in GEN]
     _one_line(capsys, base + ["--rows", "Baseline 1", *wider], "another config")
-    shutil.move(out / "table3.json", tmp_path / "table3.json")
+    for name in ("table3.json", "table3.md"):
+        shutil.move(out / name, tmp_path / name)
     line = _one_line(capsys, base + ["--rows", "Baseline 1", *wider], "generator.channels 4 -> 8")
     assert "Baseline 1" in line
     # --rows '' runs nothing (before: every row)

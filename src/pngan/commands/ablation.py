@@ -371,16 +371,20 @@ def _ratios(text: str) -> list[float]:
 def _job(args, preset: str, common: list[str]) -> dict:
     """What one --out's table is about: every row in it was trained and evaluated with this.
     Training steps may differ per row (each row records its own)."""
-    from pngan.train.runid import network_identity, normalize_spec
+    from pngan.train.runid import data_content, network_identity, normalize_spec
 
     job = {"table": args.table, "config": preset,
            "overrides": [o for o in common if not o.startswith("run.steps=")],
            "data": [normalize_spec(d) for d in args.data], "test": normalize_spec(args.test)}
+    # the files behind the specs, not only their paths: a kept row was trained and scored on these
+    content = {"data": [data_content(d, strict=False) for d in args.data], "test": data_content(args.test, strict=False)}
     if args.table == "table3":
         job.update(denoiser=network_identity(args.denoiser), vgg=network_identity(args.vgg), samples=args.samples,
                    psnr_arch=args.psnr_arch)
     else:
         job.update(generated=normalize_spec(args.generated), arch=args.arch, init=network_identity(args.init))
+        content["generated"] = data_content(args.generated, strict=False)
+    job["content"] = content
     return job
 
 
@@ -395,6 +399,12 @@ def _earlier_rows(path: Path, job: dict) -> list[dict]:
         return []
     if not isinstance(old.get("job"), dict):  # written by an older pngan: its own fields say what it was
         old["job"] = _older_job(old, job, path)
+    if "content" not in old["job"]:  # an older pngan recorded no content hashes: this run's are adopted
+        import warnings
+
+        warnings.warn(f"{path} records no content hashes of the data and test set (written by an older pngan): "
+                      "whether their files changed cannot be checked this time; they are recorded now")
+        old["job"]["content"] = job["content"]
     # a network given to one run and not to another (e.g. --denoiser, which Baseline 1 alone does not
     # use) is no difference here: each row's own run records and checks the networks it trained with
     optional = {"denoiser", "vgg", "init"}
@@ -402,7 +412,11 @@ def _earlier_rows(path: Path, job: dict) -> list[dict]:
         if job.get(k) is None:
             job[k] = old["job"].get(k)
     diffs = [f"{k}: {fmt(old['job'].get(k))} -> {fmt(job.get(k))}" for k in sorted(set(old["job"]) | set(job))
-             if old["job"].get(k) != job.get(k) and not (k in optional and old["job"].get(k) is None)]
+             if k != "content" and old["job"].get(k) != job.get(k) and not (k in optional and old["job"].get(k) is None)]
+    was, now = old["job"].get("content") or {}, job["content"]
+    opt = {"data": "--data", "test": "--test", "generated": "--generated"}
+    diffs += [f"the files behind {opt.get(k, k)} changed since its rows were run" for k in sorted(set(was) | set(now))
+              if was.get(k) != now.get(k)]
     if diffs:
         raise PnganError("--out holds an ablation of another config or data (" + "; ".join(diffs[:4]) + "); its rows "
                          "would be mixed with these: choose another --out", path)
@@ -427,6 +441,20 @@ def _older_job(old: dict, job: dict, path: Path) -> dict:
     return older
 
 
+def _check_new_folder(out: Path, name: str) -> None:
+    """An --out without this table's record may hold only the row runs of an interrupted first run
+    (``runs/``): a user's files (e.g. their own table3.md) are never written over."""
+    from pngan.errors import PnganError
+
+    if not out.is_dir():
+        return
+    foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.name != "runs")
+    if foreign:
+        raise PnganError(f"--out is not empty and holds no earlier '{name}' ablation (it has {', '.join(foreign[:4])}"
+                         f"{'...' if len(foreign) > 4 else ''}); its files are not replaced: choose an empty or new "
+                         "folder", out)
+
+
 def _merge(earlier: list[dict], new: list[dict], key, order) -> list[dict]:
     """Rows run now replace the same rows of the earlier table; the other earlier rows are kept."""
     done = {key(r) for r in new}
@@ -449,6 +477,8 @@ def run(args: argparse.Namespace) -> int:
     job = _job(args, preset, common)
     name = "table3" if args.table == "table3" else "table4_rho"
     earlier = _earlier_rows(out / f"{name}.json", job)  # refused before any training
+    if not (out / f"{name}.json").exists():
+        _check_new_folder(out, name)
     if args.table == "rho":  # the options are checked before anything is made
         _ratios(args.ratios)
     else:

@@ -82,12 +82,15 @@ def _write_json(path, obj, command: str) -> None:
 
 def _check_outputs(args) -> None:
     """Every output path is checked before any work (an evaluation can take hours)."""
-    from pngan.validate import writable_dir, writable_file
+    from pngan.io.json_out import check_json_target, check_plot_target, distinct_outputs
+    from pngan.validate import writable_dir
 
+    distinct_outputs({"--json": getattr(args, "json", None), "--plot": getattr(args, "plot", None),
+                      "--save-images": getattr(args, "save_images", None), "--out": getattr(args, "out", None)})
     if getattr(args, "json", None):
-        from pngan.io.json_out import check_json_target
-
         check_json_target(args.json, f"evaluate {args.what}")
+    if getattr(args, "plot", None):
+        check_plot_target(args.plot)
     if getattr(args, "save_images", None):
         writable_dir(args.save_images, "--save-images folder")
     if getattr(args, "out", None):
@@ -155,10 +158,6 @@ def _trajectory(args: argparse.Namespace) -> int:
         raise PnganError("--plot draws a checkpoint trajectory: add --checkpoints")
     if args.generator is None:
         raise PnganError("--checkpoints needs --generator RUN (a 'pngan train' run folder)")
-    if args.plot:
-        from pngan.validate import writable_file
-
-        writable_file(args.plot, "--plot file")
     from pathlib import Path
 
     from pngan.train.checkpoint import list_checkpoints

@@ -56,6 +56,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _same_default_gain(job: dict):
+    """A job.json of an older pngan recorded ``--gain 1`` as 1.0: where that is the default level, it is
+    recorded as no gain now."""
+    def upgrade(old: dict, _out) -> dict:
+        return {k: v for k, v in old.items() if k != "gain"} if old.get("gain") == 1.0 and "gain" not in job else old
+    return upgrade
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -104,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
         policy = reference_policy(gen.synthetic, args.reference)  # read before the output folder is made
     else:
         policy = resolve_level(args.gain, gen.synthetic, gen.metadata)  # a level for awgn/raw: refused here
+        if policy is not None and policy.kind == "fixed" and policy.values[0] == 1.0 \
+                and resolve_level(None, gen.synthetic, gen.metadata) is None:
+            policy = None  # the default spelled out (the setting's own level): the same job as leaving it out
     check_output(Path(args.output), None if fmt == "camera" else Path(in_path))  # before anything is written
     job = {"command": "generate", "generator_sha256": file_sha256(gen_file), "input": normalize_spec(spec),
            "seed": args.seed, "fast_tiles": args.fast_tiles, "precision": args.precision,
@@ -126,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     refused = None
     if dist.is_main:  # rank 0 claims (locks, checks, records) the output folder for every rank
         try:
-            outdir.claim(args.output, job, overwrite=args.overwrite)
+            outdir.claim(args.output, job, overwrite=args.overwrite, upgrade=_same_default_gain(job))
         except PnganError as e:
             refused = e
     if dist.enabled and dist.any_flag(refused is not None, device) or refused is not None:

@@ -10,7 +10,8 @@ from pngan.validate import COUNT, SEED
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="*", metavar="RUN_OR_JSON",
                         help="run folders (stats.jsonl, samples/) and metric JSON files from 'pngan evaluate'")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (index.html + PNG figures)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (index.html + PNG figures + "
+                        "report.json): a new or empty folder, or one an earlier report wrote (it is updated)")
     parser.add_argument("--real", metavar="SPEC", help="real pairs for crops, histograms, noise level function, spectra")
     parser.add_argument("--generated", metavar="DIR_OR_SPEC", help="generated noisy images for --real's clean images")
     parser.add_argument("--calibration", metavar="FILE.json", help="a fitted calibrated baseline (from 'pngan synth "
@@ -19,13 +20,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=SEED, default=0, help="seed of the synthetic-setting columns")
 
 
+RECORD = "report.json"
+
+
+def _check_folder(out) -> None:
+    """The report folder is new, empty, or an earlier report's (its marked report.json): a report never
+    writes its index.html and figures over a user's files, a run folder or a data folder."""
+    from pathlib import Path
+
+    from pngan.errors import PnganError
+    from pngan.io.json_out import MARKER
+    from pngan.io.records import read_json_record
+    from pngan.validate import writable_dir
+
+    out = Path(out)
+    writable_dir(out, "report folder")
+    if not out.is_dir():
+        return
+    entries = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    if not entries:
+        return
+    try:
+        rec = read_json_record(out / RECORD, "report record")
+    except PnganError:
+        rec = None
+    mark = rec.get(MARKER) if isinstance(rec, dict) else None
+    if isinstance(mark, dict) and mark.get("command") == "report":
+        return
+    try:  # a report written by a pngan before report.json: its page says so
+        if "<title>pngan report</title>" in (out / "index.html").read_text(encoding="utf-8")[:2000]:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    raise PnganError(f"report folder is not empty and holds no earlier pngan report (it has {', '.join(entries[:4])}"
+                     f"{'...' if len(entries) > 4 else ''}); its files are not replaced: choose an empty or new "
+                     "folder", out)
+
+
 def run(args: argparse.Namespace) -> int:
     from pngan.errors import PnganError
     from pngan.eval.report import write_report
 
-    from pngan.validate import writable_dir
-
-    writable_dir(args.out, "report folder")  # before any figure is drawn
+    _check_folder(args.out)  # before any figure is drawn
     if args.generated and not args.real:
         raise PnganError("--generated needs --real (the pairs whose clean images were used)")
     baselines = None
@@ -37,5 +73,9 @@ def run(args: argparse.Namespace) -> int:
         baselines = {"calibrated (fitted)": load_calibration(args.calibration)}
     index = write_report(args.inputs, args.out, real=args.real, generated=args.generated,
                          max_images=args.max_images, seed=args.seed, baselines=baselines)
+    from pngan.io.json_out import write_json
+
+    write_json(index.parent / RECORD, {"inputs": [str(x) for x in args.inputs], "real": args.real,
+                                       "generated": args.generated, "calibration": args.calibration}, "report")
     print(f"report written to {index}")
     return 0

@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cycleisp", default=None, metavar="RGB2RAW.pth,RAW2RGB.pth,CCM.pth",
                         help="raw only: run the paper's exact setting 2 with CycleISP's released ISP networks "
                         "(rgb2raw_joint.pth, raw2rgb_joint.pth, ccm_joint.pth) instead of the analytic pipeline")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace what an earlier job wrote in --output (noisy/, clean/, manifest.jsonl); without "
                         "it a folder holding another job or foreign files is refused")
@@ -158,6 +159,12 @@ def _check_save_fit(path: str, setting: str, fit: str | None) -> None:
     if setting != "calibrated" or not fit:
         raise PnganError("--save-fit saves a new fit: use it with --setting calibrated --fit SPEC")
     writable_file(path, "--save-fit file")
+    from pngan.io.json_out import file_kind
+
+    if Path(path).exists() and (kind := file_kind(path)) != "a pngan calibration":
+        # --overwrite is the output folder's flag: it never replaces a file that is not a calibration
+        raise PnganError(f"--save-fit file exists and holds {kind}, not a pngan calibration; it is not replaced "
+                         "(not even with --overwrite): choose another file name, or remove it first", path)
 
 
 def _fit_file_differs(module, path: str, overwrite: bool) -> bool:
@@ -170,6 +177,7 @@ def _fit_file_differs(module, path: str, overwrite: bool) -> bool:
     if not p.exists():
         return True
     new = module.describe()
+    old = None
     try:
         old = json.loads(p.read_text(encoding="utf-8"))
         same = json_sha256(old) == json_sha256(new)
@@ -182,8 +190,9 @@ def _fit_file_differs(module, path: str, overwrite: bool) -> bool:
     if older:
         return True
     if not same and not overwrite:
-        raise PnganError("--save-fit file exists and holds another calibration; choose another name, or pass "
-                         "--overwrite to replace it", p)
+        raise PnganError("--save-fit file exists and holds another calibration (fitted on "
+                         f"{old.get('fitted_on', '?') if isinstance(old, dict) else '?'}); choose another name, or "
+                         "pass --overwrite to replace it", p)
     return not same
 
 
@@ -320,7 +329,7 @@ def _synth(args, spec, out, module, setting) -> int:
         raise PnganError(f"--input {args.input}: several images map to the same output name {sorted(dup)[0]!r}")
 
     records = []
-    for i in tqdm(range(len(data)), desc=f"synth {setting}", unit="img"):
+    for i in tqdm(range(len(data)), desc=f"synth {setting}", unit="img", disable=args.quiet):
         sample = data.load(i)
         if sample.clean is None:
             raise PnganError(f"{args.input}: image {sample.name} has no clean version")

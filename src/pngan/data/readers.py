@@ -122,9 +122,11 @@ def open_pairs(root: Path, spec: str, skip_bad: bool = False, kind: str = "pairs
         if sample is not None:
             meta["sample"] = sample
         entries.append(Entry(stem, npath, cpath, meta))
+    samples = any("sample" in e.meta for e in entries)  # a folder written by generate/synth: NAME_K.png
     for stem, cpath in clean.items():
         if stem not in used:
-            _bad(f"no noisy partner named '{stem}.*' in {nd}", cpath, skip_bad)
+            _bad(f"no noisy partner named '{stem}.*'" + (f" or '{stem}_K.*' (generated sample K)" if samples else "")
+                 + f" in {nd}", cpath, skip_bad)
     entries = check_pairs(entries, skip_bad)
     if not entries:
         raise PnganError("no usable pairs", root)

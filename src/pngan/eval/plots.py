@@ -25,13 +25,15 @@ def _plt():
 
 
 def _save(fig, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG with pngan's text marker (a rerun may replace it; nothing else is replaced)."""
     from pngan.io.atomic import atomic_path
+    from pngan.io.json_out import PNG_KEYWORD
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+        fig.savefig(tmp, dpi=100, format="png", metadata={PNG_KEYWORD: "figure"})
     _plt().close(fig)
     return path
 

@@ -35,9 +35,23 @@ def _table(headers: list[str], rows: list[list]) -> str:
 def _metric_section(path: Path, res: dict) -> str:
     if isinstance(res.get("sets"), list):  # 'pngan evaluate denoiser' with several --data
         return "\n".join(_metric_section(path, {**r, "kind": res.get("kind", r.get("kind"))}) for r in res["sets"])
-    if "mean" not in res or "images" not in res:
-        raise PnganError("not a pngan metric JSON (needs 'mean' and 'images')", path)
     from pngan.eval.noise_metrics import METRIC_LABELS
+
+    if isinstance(res.get("checkpoints"), list):  # 'pngan evaluate noise --checkpoints --json'
+        rows = [r for r in res["checkpoints"] if isinstance(r, dict) and isinstance(r.get("mean"), dict)]
+        if not rows:
+            raise PnganError("a checkpoint trajectory JSON without checkpoints", path)
+        keys = list(rows[0]["mean"])
+        table = [[r.get("step", "")] + [r["mean"].get(k, "") for k in keys] for r in rows]
+        table += [[name] + [b.get(k, "") for k in keys]
+                  for name, b in (res.get("baselines") or {}).items() if isinstance(b, dict)]
+        best = ", ".join(f"{k} {v}" for k, v in (res.get("best_step") or {}).items())
+        return (f"<h2>checkpoint trajectory: {html.escape(path.name)}</h2><p>{html.escape(str(res.get('run', '')))} "
+                f"on {html.escape(str(res.get('real', '')))}; best step: {html.escape(best)}</p>"
+                + _table(["step"] + keys, table))
+    if "mean" not in res or "images" not in res:
+        raise PnganError("not a pngan metric JSON (needs 'mean' and 'images', as 'pngan evaluate ... --json' "
+                         "writes)", path)
 
     keys = list(res["mean"])
     legend = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(METRIC_LABELS[k])}</li>" for k in keys

@@ -1,9 +1,12 @@
-"""``--json FILE`` outputs: marked as pngan's own, never written over a file pngan did not write.
+"""Single-file outputs (``--json FILE``, ``--plot FILE``): marked as pngan's own, never written over
+a file pngan did not write.
 
-Every ``--json`` output carries ``"pngan": {"command": ..., "version": ...}``. Before any work,
-:func:`check_json_target` refuses an existing file that is not a JSON object with that marker for
-the same command (a saved calibration, an image, another command's metrics): re-running an
-evaluation replaces its own earlier JSON, and nothing else is lost.
+Every ``--json`` output carries ``"pngan": {"command": ..., "version": ...}``; every figure pngan
+draws carries a PNG text chunk with the keyword ``pngan`` (:data:`PNG_KEYWORD`). Before any work,
+:func:`check_json_target` / :func:`check_plot_target` refuse an existing file without that marker
+(a saved calibration, a photo, another command's metrics), saying what the file holds: re-running
+an evaluation replaces its own earlier output, and nothing else is lost. :func:`distinct_outputs`
+refuses one path given to two outputs.
 """
 
 from __future__ import annotations
@@ -34,6 +37,87 @@ def _finite(obj):
     return obj
 
 
+PNG_KEYWORD = "pngan"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_text(path: str | Path) -> dict[str, str] | None:
+    """The tEXt chunks of a PNG file (keyword -> text), or None when it is not a PNG file."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != _PNG_SIGNATURE:
+                return None
+            out: dict[str, str] = {}
+            while True:
+                head = f.read(8)
+                if len(head) < 8:
+                    return out
+                n, kind = struct.unpack(">I4s", head)
+                if kind == b"IDAT" or kind == b"IEND":  # the text written before the image data is enough
+                    return out
+                data = f.read(n)
+                f.read(4)  # CRC
+                if kind == b"tEXt" and b"\0" in data:
+                    key, _, text = data.partition(b"\0")
+                    out[key.decode("latin-1")] = text.decode("latin-1")
+    except OSError:
+        return None
+
+
+def file_kind(path: str | Path) -> str:
+    """What an existing file holds, in words, for a refusal ("a PNG image that pngan did not draw")."""
+    p = Path(path)
+    text = png_text(p)
+    if text is not None:
+        return "a figure drawn by pngan" if PNG_KEYWORD in text else "a PNG image that pngan did not draw"
+    try:
+        rec = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        try:
+            with open(p, "rb") as f:
+                head = f.read(4096)
+        except OSError:
+            return "a file that cannot be read"
+        if not head:
+            return "an empty file"
+        return "a text file that is not JSON" if b"\0" not in head else "a binary file that is not JSON"
+    mark = rec.get(MARKER) if isinstance(rec, dict) else None
+    if isinstance(mark, dict) and isinstance(mark.get("command"), str):
+        return f"the output of 'pngan {mark['command']}'"
+    if isinstance(rec, dict) and rec.get("setting") == "calibrated":
+        return "a pngan calibration"
+    return "a JSON file that pngan did not write"
+
+
+def check_plot_target(path: str | Path, what: str = "--plot file") -> None:
+    """Refuse ``path`` when it exists and is not a figure pngan drew (its PNG text marker)."""
+    from pngan.validate import writable_file
+
+    writable_file(path, what)
+    p = Path(path)
+    if not (p.exists() or p.is_symlink()):
+        return
+    text = png_text(p)
+    if text is not None and PNG_KEYWORD in text:
+        return
+    raise PnganError(f"{what} exists and holds {file_kind(p)}; it is not replaced: choose another file name, or "
+                     "remove it first", p)
+
+
+def distinct_outputs(paths: dict[str, str | Path | None]) -> None:
+    """Refuse one path given to two outputs (e.g. ``--plot X --json X``: the second would replace the first)."""
+    seen: dict[Path, str] = {}
+    for opt, path in paths.items():
+        if not path:
+            continue
+        key = Path(path).expanduser().resolve()
+        if key in seen:
+            raise PnganError(f"{seen[key]} and {opt} name the same file; give each output its own file", path)
+        seen[key] = opt
+
+
 def check_json_target(path: str | Path, command: str, what: str = "--json file") -> None:
     """Refuse ``path`` when it exists and is not this command's own earlier ``--json`` output."""
     from pngan.validate import writable_file
@@ -51,14 +135,7 @@ def check_json_target(path: str | Path, command: str, what: str = "--json file")
     mark = rec.get(MARKER) if isinstance(rec, dict) else None
     if isinstance(mark, dict) and mark.get("command") == command:
         return
-    if isinstance(mark, dict) and isinstance(mark.get("command"), str):
-        kind = f"the output of 'pngan {mark['command']}'"
-    elif isinstance(rec, dict) and "setting" in rec:
-        kind = "a calibration or other JSON that pngan did not write as metrics"
-    elif rec is None:
-        kind = "a file that is not JSON"
-    else:
-        kind = "a JSON file that is not a 'pngan " + command + "' output"
+    kind = file_kind(p)
     raise PnganError(f"{what} exists and holds {kind}; it is not replaced: choose another file name, or "
                      "remove it first", p)
 

@@ -28,6 +28,7 @@ from pngan.io.records import read_json_record
 
 JOB_FILE = "job.json"
 OWNED = ("noisy", "clean", "manifest.jsonl", JOB_FILE)
+OVERWRITE_ADVICE = "pass --overwrite to replace it"  # generate/synth's; a command without --overwrite gives its own
 
 
 def _fmt(v: Any) -> str:
@@ -52,7 +53,7 @@ def _remove_owned(out: Path, owned: tuple[str, ...] = OWNED) -> None:
 
 def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: bool = True,
           upgrade: Callable[[dict, Path], dict] | None = None, owned: tuple[str, ...] = OWNED,
-          advice: str = "pass --overwrite to replace it") -> dict | None:
+          advice: str | None = None) -> dict | None:
     """Lock ``out`` and make sure it holds nothing but this job's output; returns the earlier job record
     (None for a new folder). ``upgrade(old, out)`` fills in keys that a record written by an older
     pngan lacks (from what else the folder holds), so that it compares with ``job``. ``owned``: what
@@ -62,6 +63,7 @@ def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: b
     from pngan.io.atomic import atomic_write_text
     from pngan.validate import writable_dir
 
+    advice = advice or OVERWRITE_ADVICE
     out = Path(out)
     writable_dir(out, "output folder")
     if lock:
@@ -82,8 +84,9 @@ def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: b
             if foreign and not overwrite:
                 raise PnganError(f"output folder is not empty and holds no pngan job record (it has "
                                  f"{', '.join(foreign[:4])}{'...' if len(foreign) > 4 else ''}); choose an empty or "
-                                 "new folder, or " + (advice if owned != OWNED else
-                                                        "pass --overwrite to replace noisy/, clean/ and manifest.jsonl"), out)
+                                 "new folder" + (", or pass --overwrite to replace noisy/, clean/ and manifest.jsonl"
+                                                 if advice == OVERWRITE_ADVICE else ", or " + advice if owned != OWNED
+                                                 else ""), out)
         if overwrite:
             _remove_owned(out, owned)
             old = None

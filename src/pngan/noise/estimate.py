@@ -197,9 +197,13 @@ def estimate_gain(model: CalibratedNoise, noisy: torch.Tensor, *, scale: float =
         w = torch.where(torch.isnan(g2c), 0.0, (v * ok).sum(dim=(2, 3)))  # level_gain's pooling
         bad = w.sum(1) <= 0
         if it == 0 and bool(bad.any()):
-            raise PnganError(f"estimate_gain: image {int(bad.nonzero()[0, 0])} has fewer than {MIN_BLOCKS} usable "
-                             f"{block}x{block} blocks away from black and white in every channel: its noise level "
-                             "cannot be read")
+            i = int(bad.nonzero()[0, 0])
+            which = "the image" if x.shape[0] == 1 else f"image {i} of the batch"
+            have = int(full[i].sum(-1).max())
+            raise PnganError(f"estimate_gain: {which} ({x.shape[-2]}x{x.shape[-1]}) has {have} usable {block}x{block} "
+                             f"blocks in its best channel, fewer than the {MIN_BLOCKS} needed (a block counts when "
+                             f"{BLOCK_FILL:.0%} of it is mid-tone, {CLIP_STDS:g} noise std away from black and white): "
+                             "its noise level cannot be read; give a larger image, or one less dark or saturated")
         new = ((torch.nan_to_num(g2c) * w).sum(1) / w.sum(1).clamp_min(1e-30)).clamp_min(0).sqrt()
         gain = torch.where(bad, gain, new)  # an image left with too few blocks keeps its last reading
     return gain * float(scale)

@@ -135,6 +135,11 @@ def parse_level(text, what: str = "--gain") -> LevelPolicy:
     raise PnganError(f"{what}: expected {FORMS}, got {text!r}")
 
 
+# a reference read at under 1% of the fitted noise std (10^-4 of its variance) is a clean, flat or
+# denoised image, not a camera's noisy one: generating "at its level" would write clean copies
+MIN_REFERENCE_LEVEL = 0.01
+
+
 def reference_policy(setting, spec: str, what: str = "--reference") -> LevelPolicy:
     """The reference policy: the level of each noisy image of ``spec`` (any data set with noisy
     images: ``noisy:DIR``, a pair set), estimated without its clean image relative to ``setting``
@@ -157,6 +162,9 @@ def reference_policy(setting, spec: str, what: str = "--reference") -> LevelPoli
             g = float(estimate_gain(setting, s.noisy.float())[0])
         except PnganError as e:
             raise PnganError(f"{what}: reference image '{s.name}': {str(e).removeprefix('estimate_gain: ')}") from None
+        if not g >= MIN_REFERENCE_LEVEL:
+            raise PnganError(f"{what}: reference image '{s.name}' shows no measurable noise (level {g:.3g} of the "
+                             "fitted one): give noisy images of the camera, not clean or smoothed ones")
         levels.append(float(f"{g:.6g}"))
     return LevelPolicy("reference", tuple(levels))
 

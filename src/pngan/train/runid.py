@@ -270,7 +270,8 @@ def record_resume(run_dir: str | Path, changes: dict[str, tuple[Any, Any]], new_
     write(run_dir, rec)
     if not changes:
         return
-    log.info("resume with changed %s (recorded in %s)", ", ".join(f"{k} {_fmt(a)} -> {_fmt(b)}"
+    log.info("resuming with changed %s (recorded in %s; put back if the resume fails before its first "
+             "checkpoint)", ", ".join(f"{k} {_fmt(a)} -> {_fmt(b)}"
              for k, (a, b) in changes.items()), Path(run_dir) / RUN_FILE)
 
 
@@ -281,6 +282,22 @@ def _yaml_file(path: Path) -> Any:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
+
+
+def _check_kind(out: Path, kind: str) -> None:
+    """--resume of a run folder that another command wrote is named as such (not as its config's keys)."""
+    try:
+        rec = read(out)
+    except PnganError:
+        return  # an unreadable run.json is reported by the checks that need it
+    other = ((rec or {}).get("identity") or {}).get("kind")
+    if other is None:  # an older run.json: its weights say what it is
+        other = "train" if (out / "generator.safetensors").is_file() else \
+            "train-denoiser" if (out / "denoiser.safetensors").is_file() else None
+    if other is not None and other != kind:
+        what = {"train": "a generator run", "train-denoiser": "a denoiser run"}.get(other, "a run")
+        raise PnganError(f"--resume: this is {what} of 'pngan {other}', not of 'pngan {kind}': resume it with "
+                         f"'pngan {other} --resume', or choose another --out", out)
 
 
 @contextlib.contextmanager
@@ -301,6 +318,7 @@ def run_folder(kind: str, out: str | Path, data: list[str], networks: dict[str, 
         if not (out / "config.yaml").is_file():
             why = "does not exist" if not out.exists() else "has no config.yaml (it never started training)"
             raise PnganError(f"--resume: not a pngan run folder: it {why}; start the run without --resume", out)
+        _check_kind(out, kind)
         new_cfg = load(config or str(out / "config.yaml"), overrides)
     else:
         new_cfg = load(config or default_config, overrides)
