@@ -40,6 +40,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "train and evaluate every row of the paper's ablation tables (Table 3, Table 4's rho sweep)",
         "pngan ablation table3 --data camera:builtin --test camera:builtin@test --denoiser dncnn:dn.pth --out abl",
     ),
+    "benchmark": (
+        "pngan.commands.benchmark",
+        "the downstream benchmark: denoisers trained on each source of pairs, over seeds, on held-out real pairs",
+        "pngan benchmark denoise --train pairs:sidd@train --test pairs:sidd@test --source gen:runs/sidd --out bench",
+    ),
     "evaluate": (
         "pngan.commands.evaluate",
         "evaluate a denoiser (PSNR/SSIM), noise realism (KLD/AKLD/MMD) or the PSNR gap",

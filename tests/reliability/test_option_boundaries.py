@@ -60,12 +60,16 @@ OPTIONS = [
     (["ablation", "table3"], "--psnr-steps", ABL3, _int_in(1, 10**9), "--psnr-steps"),
     (["ablation", "rho"], "--steps", ABL + ["--generated", f"pairs:{NOWHERE}"], _int_in(1, 10**9), "--steps"),
     (["ablation", "rho"], "--seed", ABL + ["--generated", f"pairs:{NOWHERE}"], _int_in(0, 2**63 - 1), "--seed"),
+    (["benchmark", "denoise"], "--steps", ["--train", f"pairs:{NOWHERE}", "--test", f"pairs:{NOWHERE}"],
+     _int_in(1, 10**9), "--steps"),
+    (["benchmark", "augment"], "--steps", ["--train", f"pairs:{NOWHERE}", "--test", f"pairs:{NOWHERE}", "--extra",
+                                           f"pairs:{NOWHERE}"], _int_in(1, 10**9), "--steps"),
     (["demo"], "--steps", ["--data", f"pairs:{NOWHERE}"], _int_in(1, 10**9), "--steps"),
     (["demo"], "--denoiser-steps", ["--data", f"pairs:{NOWHERE}"], _int_in(1, 10**9), "--denoiser-steps"),
     (["demo"], "--seed", ["--data", f"pairs:{NOWHERE}"], _int_in(0, 2**63 - 1), "--seed"),
 ]
 OUT_OPTION = {"train": "--out", "train-denoiser": "--out", "generate": "--output", "synth": "--output",
-              "report": "--out", "demo": "--out", "ablation": "--out"}
+              "report": "--out", "demo": "--out", "ablation": "--out", "benchmark": "--out"}
 
 BOUNDARY = [0, -1, 1, 7, 8, -(2**63), 2**63, 10**30, 0.5, -0.0, 1e-300, 1e300,
             float("nan"), float("inf"), float("-inf"), "1e400", "-nan", "0x10", "", "abc", "1,2,3", "5,1"]

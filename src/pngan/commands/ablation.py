@@ -38,6 +38,8 @@ import json
 import re
 from pathlib import Path
 
+from pngan.train import runid
+
 # (name, overrides) in the paper's order; each row is cumulative
 LOSS_ROWS: list[tuple[str, list[str]]] = [
     ("Baseline 1", ["loss.alignment=naive", "loss.discriminator=none", "loss.perceptual=off"]),
@@ -156,35 +158,6 @@ def _config_key(cfg) -> str:
     return config_hash(cfg)
 
 
-def _train_row(load, train, overrides: list[str], preset: str, run: Path, *, kind: str, data: list[str],
-               networks: dict[str, str | None], row: str) -> int:
-    """Train one row's run, reusing a finished run and resuming an unfinished one; returns the step
-    its run reached. A run trained with another effective config, other data (contents included)
-    or other frozen networks is refused, never reused."""
-    from pngan.train import runid
-    from pngan.train.checkpoint import latest_checkpoint
-
-    want = load(preset, overrides)
-    ident = runid.identity(kind, data, networks)
-    if not (run / "config.yaml").is_file():
-        runid.record_new(run, ident)
-        train(want, run_resume=False)
-        return want.run.steps
-    old = load(str(run / "config.yaml"), None)
-    changes = runid.check_resume(
-        run, old, want, ident, refusal=f"the ablation row '{row}' was trained with another config or data",
-        hint="Choose another --out, or delete this row's run folder to train it again")
-    rec = runid.read(run)
-    if rec is None or "content" not in (rec.get("identity") or {}):  # written by an older pngan: adopt
-        runid.write(run, {**(rec or {}), "identity": ident, "resumes": (rec or {}).get("resumes", [])})
-    latest = latest_checkpoint(run)
-    if latest is not None and latest[0] >= want.run.steps:
-        return latest[0]
-    runid.record_resume(run, changes, want)
-    train(want, run_resume=True)
-    return want.run.steps
-
-
 def _markdown(title: str, header: list[str], rows: list[list[str]], notes: list[str]) -> str:
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -228,7 +201,7 @@ def _table3(args, preset: str, common: list[str], out: Path) -> dict:
             train_pngan(cfg, args.data, _run, denoiser=args.denoiser, vgg_weights=args.vgg, resume=run_resume,
                         progress=not args.quiet)
 
-        steps = _train_row(load_train_config, train, overrides, preset, run, kind="train", data=args.data,
+        steps = runid.train_or_reuse(load_train_config, train, overrides, preset, run, kind="train", data=args.data,
                            networks={"denoiser": args.denoiser, "vgg": args.vgg}, row=name)
         res = evaluate_noise(test, sample_fn=generator_sampler(run, seed=args.seed), samples=args.samples)
         entry.update({"run": str(run), **{k: res["mean"][k] for k in METRICS}, "count": res["count"],
@@ -282,7 +255,7 @@ def _row_psnr(args, preset: str, gcfg, run: Path, test) -> dict:
         train_denoiser(cfg, data, dn_run, resume=run_resume, progress=not args.quiet)
 
     _forget_if_generator_changed(dn_run, data)
-    _train_row(load_denoiser_config, train, ov, preset, dn_run, kind="train-denoiser", data=data,
+    runid.train_or_reuse(load_denoiser_config, train, ov, preset, dn_run, kind="train-denoiser", data=data,
                networks={"init": None}, row=f"{run.name}/denoiser")
     net, _ = load_saved_network(dn_run / "denoiser.safetensors")
     res = evaluate_denoiser(net, test)
@@ -294,8 +267,6 @@ def _forget_if_generator_changed(dn_run: Path, data: list[str]) -> None:
     (more steps), the denoiser trained on the old one is removed so that it is trained again."""
     import logging
     import shutil
-
-    from pngan.train import runid
 
     rec = runid.read(dn_run) if dn_run.is_dir() else None
     old = [c.get("generator") for c in ((rec or {}).get("identity") or {}).get("content") or []]
@@ -314,7 +285,7 @@ def _rho(args, preset: str, common: list[str], out: Path) -> dict:
 
     if not args.generated:
         raise PnganError("rho needs --generated SPEC (the generated pairs, mixed with --data at each ratio)")
-    ratios = _ratios(args.ratios)
+    ratios = parse_ratios(args.ratios)
     test = open_dataset(args.test)
     results = []
     for rho in ratios:
@@ -325,7 +296,7 @@ def _rho(args, preset: str, common: list[str], out: Path) -> dict:
             train_denoiser(cfg, [args.generated, *args.data], _run, init=None if run_resume else args.init,
                            resume=run_resume, progress=not args.quiet)
 
-        steps = _train_row(load_denoiser_config, train, overrides, preset, run, kind="train-denoiser",
+        steps = runid.train_or_reuse(load_denoiser_config, train, overrides, preset, run, kind="train-denoiser",
                            data=[args.generated, *args.data], networks={"init": args.init}, row=f"rho {rho:g}")
         net, _ = load_saved_network(run / "denoiser.safetensors")
         res = evaluate_denoiser(net, test)
@@ -346,7 +317,7 @@ def _rho_markdown(res: dict, job: dict) -> str:
          f"generated: {res['generated']}; real: {' '.join(res['data'])}; held-out: {res['test']}"])
 
 
-def _ratios(text: str) -> list[float]:
+def parse_ratios(text: str) -> list[float]:
     import math
 
     from pngan.errors import PnganError
@@ -480,7 +451,7 @@ def run(args: argparse.Namespace) -> int:
     if not (out / f"{name}.json").exists():
         _check_new_folder(out, name)
     if args.table == "rho":  # the options are checked before anything is made
-        _ratios(args.ratios)
+        parse_ratios(args.ratios)
     else:
         _table3_rows(args)
     from pngan.validate import writable_dir

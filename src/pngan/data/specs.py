@@ -167,6 +167,18 @@ def open_dataset(spec: str, *, skip_bad: bool = False) -> ImageSet:
 _WHOLE_HASH_BYTES = 16 << 20
 
 
+def clean_digests(spec: str) -> dict[str, str]:
+    """Image name -> digest of its clean file, for the sets whose images are files (else {}): to find
+    one image in two sets (a test pair that is also a training pair), however the sets are spelled."""
+    iset = open_dataset(spec)
+    base, idx = (iset.base, iset.indices) if isinstance(iset, SubsetImageSet) else (iset, None)
+    entries = getattr(base, "entries", None)
+    if entries is None:
+        return {}
+    return {e.name: _file_digest(Path(e.clean)) for e in (entries if idx is None else [entries[i] for i in idx])
+            if e.clean is not None}
+
+
 def _file_digest(path: Path) -> str:
     import hashlib
 

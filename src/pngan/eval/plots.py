@@ -145,3 +145,25 @@ def plot_trajectory(path, rows: list[dict], baselines: dict[str, dict] | None = 
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def plot_benchmark(path, summary: dict, title: str = "downstream benchmark") -> Path:
+    """``pngan benchmark``: held-out PSNR per row, one panel per test set; each seed a dot, the mean
+    with its standard error as a bar."""
+    plt = _plt()
+    n = len(summary)
+    fig, axes = plt.subplots(1, n, figsize=(max(5.0, 1.2 * max(len(s["rows"]) for s in summary.values()) + 2) * n, 4),
+                             squeeze=False)
+    for ax, (test, s) in zip(axes[0], summary.items()):
+        for i, e in enumerate(s["rows"]):
+            ys = [v["psnr"] for v in e["per_seed"].values()]
+            ax.plot([i] * len(ys), ys, "o", ms=4, alpha=0.5, color=f"C{i % 10}")
+            p = e["psnr"]
+            ax.errorbar([i], [p["mean"]], yerr=[p["se"] or 0.0], fmt="_", ms=18, capsize=6, color="black")
+        ax.axhline(s["psnr_input"], ls=":", lw=1, color="grey", label="noisy input")
+        ax.set_xticks(range(len(s["rows"])), [e["row"] for e in s["rows"]], rotation=20, fontsize=8)
+        ax.set_ylabel("PSNR (dB) on held-out real pairs")
+        ax.set_title(f"{title}\n{test}", fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7)
+    return _save(fig, path)

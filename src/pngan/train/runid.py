@@ -402,3 +402,32 @@ def _sync_config(run_dir: Path, load: Callable[[str | None, list[str] | None], A
     if rec.get("config") != want:
         rec["config"] = want
         write(run_dir, rec)
+
+
+def train_or_reuse(load, train, overrides: list[str], preset: str, run: Path, *, kind: str, data: list[str],
+                   networks: dict[str, str | None], row: str, what: str = "the ablation row") -> int:
+    """Train one table row's run (``pngan ablation``, ``pngan benchmark``), reusing a finished run and
+    resuming an unfinished one; returns the step its run reached. A run trained with another
+    effective config, other data (contents included) or other frozen networks is refused, never
+    reused. ``train(cfg, run_resume)`` trains; ``what`` names the row in a refusal."""
+    from pngan.train.checkpoint import latest_checkpoint
+
+    want = load(preset, overrides)
+    ident = identity(kind, data, networks)
+    if not (run / "config.yaml").is_file():
+        record_new(run, ident)
+        train(want, run_resume=False)
+        return want.run.steps
+    old = load(str(run / "config.yaml"), None)
+    changes = check_resume(
+        run, old, want, ident, refusal=f"{what} '{row}' was trained with another config or data",
+        hint="Choose another --out, or delete this row's run folder to train it again")
+    rec = read(run)
+    if rec is None or "content" not in (rec.get("identity") or {}):  # written by an older pngan: adopt
+        write(run, {**(rec or {}), "identity": ident, "resumes": (rec or {}).get("resumes", [])})
+    latest = latest_checkpoint(run)
+    if latest is not None and latest[0] >= want.run.steps:
+        return latest[0]
+    record_resume(run, changes, want)
+    train(want, run_resume=True)
+    return want.run.steps

@@ -1,0 +1,210 @@
+"""``pngan benchmark denoise|augment``: the downstream benchmark (pngan.eval.benchmark).
+
+``denoise``: the same denoiser, config, budget and clean images for every source of training pairs
+(the real ``--train`` pairs; setting 1, setting 2 and the calibrated fit applied on the fly to
+their clean images; each ``--source gen:RUN`` generator on the same clean images), over ``--seeds``
+seeds, scored on each held-out real ``--test`` set: PSNR / SSIM (Y) mean ± standard error per row,
+the PGap to the real-pairs row and the difference to the calibrated row, both paired by seed.
+
+``augment`` (paper Table 4): the real ``--train`` pairs alone (rho 0) against the real pairs plus
+``--extra`` generated pairs (from other clean images) at each ratio rho of ``--ratios``.
+
+One ``--out`` holds one benchmark (its training data, denoiser and config: ``OUT/job.json``);
+rows and seeds may be added by later runs, a finished run is reused and an unfinished one resumed
+(``OUT/runs/<row>/seed<k>``), and each run's scores are cached by its weights' and the test
+files' hashes. Writes ``OUT/benchmark.md``, ``OUT/benchmark.json`` and ``OUT/benchmark.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pngan.errors import PnganError
+
+NAMED = {"real": "real", "setting1": "setting 1", "awgn": "setting 1", "1": "setting 1",
+         "setting2": "setting 2", "raw": "setting 2", "2": "setting 2", "calibrated": "calibrated"}
+DEFAULT_SOURCES = ("real", "setting1", "setting2", "calibrated")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    from pngan.validate import STEPS
+
+    p.add_argument("--train", action="append", required=True, metavar="SPEC",
+                   help="real noisy/clean training pairs (repeatable); every source uses their clean images")
+    p.add_argument("--test", action="append", required=True, metavar="SPEC",
+                   help="held-out real pairs, scene-disjoint from --train (repeatable: one table each)")
+    p.add_argument("--out", required=True, metavar="DIR", help="benchmark folder (tables, plot, one run per row and seed)")
+    p.add_argument("--seeds", default="3", metavar="N|S1,S2,..",
+                   help="seeds of every row: N (0..N-1) or a list (default 3)")
+    p.add_argument("--arch", default="dncnn", help="denoiser architecture (default dncnn)")
+    p.add_argument("--config", default=None, metavar="PRESET|FILE.yaml",
+                   help="train-denoiser config: bench-cpu (default on CPU) or paper (default on GPU), or a YAML file")
+    p.add_argument("--steps", type=STEPS, help="training steps of every run (overrides run.steps)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="train-denoiser config overrides of every run")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="mode", metavar="MODE", required=True)
+    d = sub.add_parser("denoise", help="one row per source of training pairs on the same clean images "
+                       "(real, setting 1, setting 2, calibrated, generators)")
+    _common(d)
+    d.add_argument("--source", action="append", metavar="NAME|gen:RUN|LABEL=SPEC",
+                   help="a row (repeatable): real, setting1, setting2, calibrated (fitted on --train), gen:RUN (a "
+                        "'pngan train' run on --train's clean images), or LABEL=SPEC (any train-denoiser --data "
+                        f"spec). Default: {', '.join(DEFAULT_SOURCES)}, and any gen:RUN given is added to them")
+    a = sub.add_parser("augment", help="real pairs alone against real plus generated pairs at ratio rho "
+                       "(paper Table 4)")
+    _common(a)
+    a.add_argument("--extra", required=True, metavar="SPEC",
+                   help="generated pairs from OTHER clean images, e.g. gen:RUN:clean:kodak24 or pairs:out/pairs")
+    a.add_argument("--ratios", default="0,0.5,1", metavar="RHO,...",
+                   help="ratios rho of generated to real data (0 = real only, always run; default 0,0.5,1)")
+
+
+def parse_seeds(text: str) -> list[int]:
+    t = str(text).strip()
+    try:
+        if "," not in t:
+            n = int(t)
+            if not 1 <= n <= 1000:
+                raise ValueError
+            return list(range(n))
+        seeds = [int(x) for x in t.split(",") if x.strip()]
+    except ValueError:
+        raise PnganError(f"--seeds takes a count N (1-1000) or a list of seeds S1,S2,..., got '{text}'") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise PnganError(f"--seeds: give distinct seeds >= 0, got '{text}'")
+    return seeds
+
+
+def _sources(args) -> list[str]:
+    given = list(args.source or [])
+    if not given or all(s.strip().startswith("gen:") for s in given):
+        given = list(DEFAULT_SOURCES) + given
+    return given
+
+
+def _rows(args, out: Path) -> tuple[list, list[str]]:
+    """The rows of ``denoise`` (and the notes that say how each was made)."""
+    from pngan.eval.benchmark import Row
+    from pngan.train.runid import generator_file
+
+    rows, notes, seen = [], [], set()
+    for text in _sources(args):
+        src = text.strip()
+        label, _, spec = src.partition("=") if "=" in src.split(":", 1)[0] else ("", "", src)
+        key = spec.lower()
+        if key in NAMED:
+            label = label or NAMED[key]
+            name = NAMED[key]
+            if name == "real":
+                data = tuple(args.train)
+            elif name == "calibrated":
+                cal = _calibration(args.train, out)
+                data = tuple(f"synth:{cal}:{t}" for t in args.train)
+                notes.append(f"calibrated: fitted on {' '.join(args.train)} ({cal})")
+            else:
+                data = tuple(f"synth:{'awgn' if name == 'setting 1' else 'raw'}:{t}" for t in args.train)
+        elif key.startswith("gen:") and not label:
+            run = spec[4:]
+            generator_file(run, "--source gen:RUN")  # a run folder that has weights, checked before any work
+            label = f"pngan ({Path(run).name})"
+            data = tuple(f"gen:{run}:{t}" for t in args.train)
+        elif label:
+            data = (spec,)
+        else:
+            raise PnganError(f"--source {text!r}: give real, setting1, setting2, calibrated, gen:RUN or LABEL=SPEC")
+        if label in seen:
+            raise PnganError(f"--source: two rows are labelled '{label}'; give each its own (LABEL=SPEC)")
+        seen.add(label)
+        rows.append(Row(label, data))
+    return rows, notes
+
+
+def _calibration(train: list[str], out: Path) -> Path:
+    """The calibrated fit on the --train pairs, saved once in OUT/calibration.json (the job records
+    the training files, so a later run of this --out fits the same pairs)."""
+    from pngan.noise import resolve_setting
+    from pngan.noise.calibrated import load_calibration, save_calibration
+
+    path = out / "calibration.json"
+    if path.is_file():
+        load_calibration(path)  # checked
+        return path
+    if len(train) > 1:
+        raise PnganError("--source calibrated fits one set of pairs: give one --train (or fit it yourself with "
+                         "'pngan synth --save-fit' and give calibrated=synth:FILE.json:SPEC)")
+    save_calibration(resolve_setting("calibrated", fit=train[0]), path)
+    return path
+
+
+def _ratios(text: str) -> list[float]:
+    from pngan.commands.ablation import parse_ratios as parse
+
+    r = parse(text)
+    return sorted({0.0, *r})
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    import torch
+
+    from pngan.eval import benchmark as bm
+    from pngan.io import outdir
+    from pngan.io.atomic import atomic_write_text
+    from pngan.io.json_out import write_json
+    from pngan.train.runid import data_content, normalize_spec
+
+    logging.basicConfig(level=logging.INFO, format="pngan: %(message)s")
+    seeds = parse_seeds(args.seeds)
+    config = args.config or ("paper" if torch.cuda.is_available() else "bench-cpu")
+    overrides = list(args.overrides)
+    from pngan.train.denoiser import load_denoiser_config
+
+    load_denoiser_config(config, [*overrides, f"net.arch={args.arch}"])  # a bad config: refused before any work
+    if args.steps is not None:
+        overrides.append(f"run.steps={args.steps}")
+    out = Path(args.out)
+    if args.mode == "augment":
+        ratios = _ratios(args.ratios)
+    job = {"command": f"benchmark {args.mode}", "train": [normalize_spec(t) for t in args.train],
+           "content": [data_content(t) for t in args.train], "arch": args.arch, "config": config,
+           "overrides": [o for o in overrides if not o.startswith("run.steps=")]}
+    if args.mode == "augment":
+        job["extra"] = normalize_spec(args.extra)
+        job["extra_content"] = data_content(args.extra)
+    bm.refuse_overlap([*args.train, *([args.extra] if args.mode == "augment" else [])], args.test)
+    outdir.claim(out, job, owned=(outdir.JOB_FILE,), advice="choose another --out (a benchmark folder holds one "
+                 "benchmark: its training data, denoiser and config)")
+    try:
+        if args.mode == "denoise":
+            rows, notes = _rows(args, out)
+            real = "real" if any(r.label == "real" for r in rows) else None
+            reference = "calibrated" if any(r.label == "calibrated" for r in rows) else None
+            title = "Downstream benchmark: denoisers trained on each source of pairs"
+        else:
+            rows = [bm.Row(f"rho {r:g}", (args.extra, *args.train), (f"data.ratio={r}",)) for r in ratios]
+            notes = [f"generated pairs: {args.extra}; real pairs: {' '.join(args.train)}; rho = generated:real"]
+            real, reference = None, "rho 0"
+            title = "Augmentation (paper Table 4): real pairs plus generated pairs at ratio rho"
+        raw = bm.run_rows(rows, args.test, out, seeds=seeds, arch=args.arch, config=config, overrides=overrides,
+                          progress=not args.quiet, log=lambda m: print(f"pngan: {m}", flush=True))
+        summary = bm.summarize(rows, args.test, raw, real=real, reference=reference)
+        notes = [f"{args.arch}, config {config} {' '.join(job['overrides'])}".strip() + f", seeds {seeds}; training "
+                 f"clean images: {' '.join(args.train)}", *notes,
+                 "± is the standard error over seeds; differences are paired by seed; 'resolved': |difference| > 2 se"]
+        md = bm.markdown(title, summary, notes, real=real, reference=reference)
+        write_json(out / "benchmark.json", {"mode": args.mode, "job": job, "seeds": seeds, "tests": args.test,
+                                            "summary": summary, "raw": raw}, f"benchmark {args.mode}")
+        atomic_write_text(out / "benchmark.md", md)
+        from pngan.eval.plots import plot_benchmark
+
+        plot_benchmark(out / "benchmark.png", summary, title)
+    finally:
+        outdir.release(out)
+    print(md)
+    print(f"pngan: wrote {out / 'benchmark.md'}, {out / 'benchmark.json'} and {out / 'benchmark.png'}")
+    return 0
