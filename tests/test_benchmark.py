@@ -28,8 +28,12 @@ def test_mean_se_and_paired_differences_are_the_textbook_ones():
     a, b = {0: 30.0, 1: 32.0, 2: 28.0}, {0: 29.5, 1: 31.6, 2: 27.4}
     d = paired(a, b)
     assert d["mean"] == pytest.approx(0.5) and d["se"] == pytest.approx(math.sqrt(0.01 / 3))
-    assert d["resolved"] and d["seeds"] == [0, 1, 2]
-    assert not mean_se([30.0, 32.0, 28.0])["se"] < 0.5  # unpaired, the same rows are far from resolved
+    assert d["seeds"] == [0, 1, 2] and d["ci"] == pytest.approx(4.3027 * d["se"], rel=1e-4)  # t(0.975, 2)
+    assert d["resolved"]  # 0.5 > 4.30 x 0.058
+    # resolved means beyond the 95% t half-width, not 2 se: with 3 seeds 2.5 se is not enough
+    e = paired({0: 1.0, 1: 1.5, 2: 2.0}, {0: 0.0, 1: 0.0, 2: 0.0})  # mean 1.5, se 0.289: 5.2 se
+    f = paired({0: 0.2, 1: 1.5, 2: 2.8}, {0: 0.0, 1: 0.0, 2: 0.0})  # mean 1.5, se 0.751: 2.0 se
+    assert e["resolved"] and not f["resolved"] and abs(f["mean"]) > 1.99 * f["se"]
     assert paired({0: 1.0}, {1: 2.0})["n"] == 0  # no common seed: nothing to compare
 
 
@@ -123,3 +127,41 @@ def test_augment_rows_are_the_ratios_against_real_alone(f, capsys, tmp_path):
     assert table[1]["vs_reference"]["n"] == 2 and "pgap" not in table[1]
     cfg = (out / "runs" / "rho_1" / "seed0" / "config.yaml").read_text()
     assert "ratio: 1.0" in cfg
+
+
+def test_scores_are_cached_by_weights_and_test_files_and_one_table_is_one_budget(f, capsys, tmp_path):
+    import shutil
+
+    test = tmp_path / "T"
+    shutil.copytree(f / "T", test)
+    out = tmp_path / "b"
+    base = ["benchmark", "denoise", "--train", f"pairs:{f}/A", "--test", f"pairs:{test}", "--out", out,
+            "--config", "cpu-small", "--quiet", "--seeds", "1", "--source", "real", *DN]
+    _run(capsys, [*base, "--steps", "2"])
+    cache = out / "runs" / "real" / "seed0" / "benchmark_eval.json"
+    first = json.loads(cache.read_text())
+    psnr = json.loads((out / "benchmark.json").read_text())["summary"][f"pairs:{test}"]["rows"][0]["psnr"]["mean"]
+    _run(capsys, [*base, "--steps", "2", "run.threads=2"])  # a run setting is not another benchmark
+    assert json.loads(cache.read_text()) == first  # nothing trained, nothing scored again
+    # the test files change: the run is scored again (not the stale score)
+    shutil.copy(test / "clean" / "i0.png", test / "noisy" / "i0.png")
+    _run(capsys, [*base, "--steps", "2"])
+    again = json.loads((out / "benchmark.json").read_text())["summary"][f"pairs:{test}"]["rows"][0]["psnr"]["mean"]
+    assert again != psnr and json.loads(cache.read_text()) != first
+    # a finished run trained longer than asked is another budget: refused, not mixed into the table
+    _one_line(capsys, [*base, "--steps", "1"], "trained for 2 steps, not 1")
+
+
+def test_rows_that_would_share_a_folder_and_defaults_with_two_training_sets(f, capsys, tmp_path):
+    base = ["benchmark", "denoise", "--train", f"pairs:{f}/A", "--test", f"pairs:{f}/T", "--config", "cpu-small",
+            "--quiet", "--seeds", "1", "--steps", "1", *DN]
+    _one_line(capsys, [*base, "--out", tmp_path / "a", "--source", "setting1", "--source",
+                       f"setting_1=synth:awgn:pairs:{f}/A"], "share the run folder runs/setting_1")
+    write_pairs(tmp_path / "B", 1, 24, 24, seed=9)
+    two = [*base, "--train", f"pairs:{tmp_path}/B", "--out", tmp_path / "b"]
+    _one_line(capsys, [*two, "--source", "calibrated"], "give one --train")
+    assert not (tmp_path / "b").exists()  # refused before the folder is claimed
+    _run(capsys, two)  # the defaults leave the calibrated row out with two training sets
+    rows = json.loads((tmp_path / "b" / "benchmark.json").read_text())["summary"][f"pairs:{f}/T"]["rows"]
+    assert [r["row"] for r in rows] == ["real", "setting 1", "setting 2"]
+    assert rows[0]["data"] == [f"pairs:{f}/A", f"pairs:{tmp_path}/B"]

@@ -399,8 +399,9 @@ def test_generate_default_gain_spelled_out_is_the_same_job(tmp_path, capsys):
     capsys.readouterr()
     assert main([*base, "--gain", "1"]) == 0, capsys.readouterr().err
     assert "wrote 0 noisy images (2 already there)" in capsys.readouterr().out
-    (out / "job.json").write_text(json.dumps({**job, "gain": 1.0}))  # as an older pngan wrote --gain 1
-    assert main([*base, "--gain", "1"]) == 0 and main(base) == 0
+    for again in (["--gain", "1"], []):  # an older pngan's record of --gain 1 matches both spellings
+        (out / "job.json").write_text(json.dumps({**job, "gain": 1.0}))
+        assert main([*base, *again]) == 0, capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in (out / "noisy").iterdir()} == first
     assert main([*base, "--gain", "2"]) == 2  # another level is another job
     assert "another job" in capsys.readouterr().err

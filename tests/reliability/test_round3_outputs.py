@@ -66,6 +66,10 @@ def test_report_never_writes_over_a_users_folder(f, capsys, tmp_path):
     _run(capsys, ["report", f / "run", "--out", out])  # its own folder: updated
     (out / "report.json").unlink()  # a report of an older pngan (no report.json): its page says what it is
     _run(capsys, ["report", f / "run", "--out", out])
+    half = tmp_path / "half"  # a report stopped after its first figure: only pngan's figures, no record
+    half.mkdir()
+    shutil.copy(out / "run0_curves.png", half / "run0_curves.png")
+    _run(capsys, ["report", f / "run", "--out", half])
 
 
 # ------------------------------------------------------------------ D2, S2, U4 --plot / --json of a trajectory

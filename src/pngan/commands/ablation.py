@@ -202,7 +202,8 @@ def _table3(args, preset: str, common: list[str], out: Path) -> dict:
                         progress=not args.quiet)
 
         steps = runid.train_or_reuse(load_train_config, train, overrides, preset, run, kind="train", data=args.data,
-                           networks={"denoiser": args.denoiser, "vgg": args.vgg}, row=name)
+                                     networks={"denoiser": args.denoiser, "vgg": args.vgg}, row=name,
+                                     what="the ablation row")
         res = evaluate_noise(test, sample_fn=generator_sampler(run, seed=args.seed), samples=args.samples)
         entry.update({"run": str(run), **{k: res["mean"][k] for k in METRICS}, "count": res["count"],
                       "steps": steps, "config_sha256": key})
@@ -256,7 +257,7 @@ def _row_psnr(args, preset: str, gcfg, run: Path, test) -> dict:
 
     _forget_if_generator_changed(dn_run, data)
     runid.train_or_reuse(load_denoiser_config, train, ov, preset, dn_run, kind="train-denoiser", data=data,
-               networks={"init": None}, row=f"{run.name}/denoiser")
+                         networks={"init": None}, row=f"{run.name}/denoiser", what="the ablation row")
     net, _ = load_saved_network(dn_run / "denoiser.safetensors")
     res = evaluate_denoiser(net, test)
     return {"psnr": res["mean"]["psnr"], "ssim_y": res["mean"]["ssim_y"], "denoiser_run": str(dn_run)}
@@ -297,7 +298,8 @@ def _rho(args, preset: str, common: list[str], out: Path) -> dict:
                            resume=run_resume, progress=not args.quiet)
 
         steps = runid.train_or_reuse(load_denoiser_config, train, overrides, preset, run, kind="train-denoiser",
-                           data=[args.generated, *args.data], networks={"init": args.init}, row=f"rho {rho:g}")
+                                     data=[args.generated, *args.data], networks={"init": args.init},
+                                     row=f"rho {rho:g}", what="the ablation row")
         net, _ = load_saved_network(run / "denoiser.safetensors")
         res = evaluate_denoiser(net, test)
         results.append({"rho": rho, "run": str(run), "psnr": res["mean"]["psnr"], "ssim_y": res["mean"]["ssim_y"],
@@ -414,12 +416,15 @@ def _older_job(old: dict, job: dict, path: Path) -> dict:
 
 def _check_new_folder(out: Path, name: str) -> None:
     """An --out without this table's record may hold only the row runs of an interrupted first run
-    (``runs/``): a user's files (e.g. their own table3.md) are never written over."""
+    (``runs/``) and the other ablation table: a user's files are never written over. (A user's own
+    table3.md beside no table3.json is refused: only a table with its record is pngan's.)"""
     from pngan.errors import PnganError
 
     if not out.is_dir():
         return
-    foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.name != "runs")
+    other = "table4_rho" if name == "table3" else "table3"
+    ours = {"runs", *((f"{other}.json", f"{other}.md") if (out / f"{other}.json").is_file() else ())}
+    foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.name not in ours)
     if foreign:
         raise PnganError(f"--out is not empty and holds no earlier '{name}' ablation (it has {', '.join(foreign[:4])}"
                          f"{'...' if len(foreign) > 4 else ''}); its files are not replaced: choose an empty or new "

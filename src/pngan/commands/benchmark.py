@@ -82,12 +82,15 @@ def parse_seeds(text: str) -> list[int]:
 def _sources(args) -> list[str]:
     given = list(args.source or [])
     if not given or all(s.strip().startswith("gen:") for s in given):
-        given = list(DEFAULT_SOURCES) + given
+        # the calibrated row fits one set of pairs: with several --train it is asked for explicitly
+        defaults = [d for d in DEFAULT_SOURCES if d != "calibrated" or len(args.train) == 1]
+        given = defaults + given
     return given
 
 
 def _rows(args, out: Path) -> tuple[list, list[str]]:
-    """The rows of ``denoise`` (and the notes that say how each was made)."""
+    """The rows of ``denoise`` (and the notes that say how each was made), checked before the
+    folder is claimed; the calibrated row names OUT/calibration.json, fitted by :func:`_calibration`."""
     from pngan.eval.benchmark import Row
     from pngan.train.runid import generator_file
 
@@ -102,7 +105,10 @@ def _rows(args, out: Path) -> tuple[list, list[str]]:
             if name == "real":
                 data = tuple(args.train)
             elif name == "calibrated":
-                cal = _calibration(args.train, out)
+                if len(args.train) > 1:
+                    raise PnganError("--source calibrated fits one set of pairs: give one --train (or fit it with "
+                                     "'pngan synth --save-fit FILE.json' and give calibrated=synth:FILE.json:SPEC)")
+                cal = out / CALIBRATION
                 data = tuple(f"synth:{cal}:{t}" for t in args.train)
                 notes.append(f"calibrated: fitted on {' '.join(args.train)} ({cal})")
             else:
@@ -123,21 +129,30 @@ def _rows(args, out: Path) -> tuple[list, list[str]]:
     return rows, notes
 
 
-def _calibration(train: list[str], out: Path) -> Path:
+CALIBRATION = "calibration.json"
+
+
+def _calibration(train: str, out: Path) -> None:
     """The calibrated fit on the --train pairs, saved once in OUT/calibration.json (the job records
     the training files, so a later run of this --out fits the same pairs)."""
     from pngan.noise import resolve_setting
     from pngan.noise.calibrated import load_calibration, save_calibration
 
-    path = out / "calibration.json"
+    path = out / CALIBRATION
     if path.is_file():
         load_calibration(path)  # checked
-        return path
-    if len(train) > 1:
-        raise PnganError("--source calibrated fits one set of pairs: give one --train (or fit it yourself with "
-                         "'pngan synth --save-fit' and give calibrated=synth:FILE.json:SPEC)")
-    save_calibration(resolve_setting("calibrated", fit=train[0]), path)
-    return path
+        return
+    save_calibration(resolve_setting("calibrated", fit=train), path)
+
+
+def _config_identity(config: str) -> str:
+    """A preset by name, a YAML file by its SHA-256 (however its path is spelled)."""
+    p = Path(config).expanduser()
+    if p.is_file():
+        from pngan.io.records import file_sha256
+
+        return "sha256:" + file_sha256(p)
+    return config
 
 
 def _ratios(text: str) -> list[float]:
@@ -170,32 +185,40 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.mode == "augment":
         ratios = _ratios(args.ratios)
+    from pngan.train.runid import SAFE_ON_RESUME
+
+    # what defines the benchmark: not the run settings (threads, device, steps...), which may differ
+    # between its runs (each row records its own steps); a config file by its contents, not its path
     job = {"command": f"benchmark {args.mode}", "train": [normalize_spec(t) for t in args.train],
-           "content": [data_content(t) for t in args.train], "arch": args.arch, "config": config,
-           "overrides": [o for o in overrides if not o.startswith("run.steps=")]}
+           "content": [data_content(t) for t in args.train], "arch": args.arch,
+           "config": _config_identity(config),
+           "overrides": [o for o in overrides if o.split("=", 1)[0].strip() not in SAFE_ON_RESUME]}
     if args.mode == "augment":
         job["extra"] = normalize_spec(args.extra)
         job["extra_content"] = data_content(args.extra)
     bm.refuse_overlap([*args.train, *([args.extra] if args.mode == "augment" else [])], args.test)
+    if args.mode == "denoise":  # every row is checked before the folder is claimed
+        rows, notes = _rows(args, out)
+        real = "real" if any(r.label == "real" for r in rows) else None
+        reference = "calibrated" if any(r.label == "calibrated" for r in rows) else None
+        title = "Downstream benchmark: denoisers trained on each source of pairs"
+    else:
+        rows = [bm.Row(f"rho {r:g}", (args.extra, *args.train), (f"data.ratio={r}",)) for r in ratios]
+        notes = [f"generated pairs: {args.extra}; real pairs: {' '.join(args.train)}; rho = generated:real"]
+        real, reference = None, "rho 0"
+        title = "Augmentation (paper Table 4): real pairs plus generated pairs at ratio rho"
     outdir.claim(out, job, owned=(outdir.JOB_FILE,), advice="choose another --out (a benchmark folder holds one "
                  "benchmark: its training data, denoiser and config)")
     try:
-        if args.mode == "denoise":
-            rows, notes = _rows(args, out)
-            real = "real" if any(r.label == "real" for r in rows) else None
-            reference = "calibrated" if any(r.label == "calibrated" for r in rows) else None
-            title = "Downstream benchmark: denoisers trained on each source of pairs"
-        else:
-            rows = [bm.Row(f"rho {r:g}", (args.extra, *args.train), (f"data.ratio={r}",)) for r in ratios]
-            notes = [f"generated pairs: {args.extra}; real pairs: {' '.join(args.train)}; rho = generated:real"]
-            real, reference = None, "rho 0"
-            title = "Augmentation (paper Table 4): real pairs plus generated pairs at ratio rho"
+        if any(str(out / CALIBRATION) in d for r in rows for d in r.data):
+            _calibration(args.train[0], out)
         raw = bm.run_rows(rows, args.test, out, seeds=seeds, arch=args.arch, config=config, overrides=overrides,
                           progress=not args.quiet, log=lambda m: print(f"pngan: {m}", flush=True))
         summary = bm.summarize(rows, args.test, raw, real=real, reference=reference)
         notes = [f"{args.arch}, config {config} {' '.join(job['overrides'])}".strip() + f", seeds {seeds}; training "
                  f"clean images: {' '.join(args.train)}", *notes,
-                 "± is the standard error over seeds; differences are paired by seed; 'resolved': |difference| > 2 se"]
+                 "± is the standard error over seeds; differences are paired by seed; 'resolved': the difference "
+                 "exceeds its 95% confidence half-width (t(0.975, n-1) standard errors)"]
         md = bm.markdown(title, summary, notes, real=real, reference=reference)
         write_json(out / "benchmark.json", {"mode": args.mode, "job": job, "seeds": seeds, "tests": args.test,
                                             "summary": summary, "raw": raw}, f"benchmark {args.mode}")

@@ -52,6 +52,11 @@ def _check_folder(out) -> None:
             return
     except (OSError, UnicodeDecodeError):
         pass
+    from pngan.io.json_out import PNG_KEYWORD, png_text
+
+    # a report that stopped half-way (a bad input, Ctrl-C) left only figures pngan drew: its rerun goes on
+    if all(PNG_KEYWORD in (png_text(out / e) or {}) for e in entries):
+        return
     raise PnganError(f"report folder is not empty and holds no earlier pngan report (it has {', '.join(entries[:4])}"
                      f"{'...' if len(entries) > 4 else ''}); its files are not replaced: choose an empty or new "
                      "folder", out)

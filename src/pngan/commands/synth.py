@@ -159,9 +159,10 @@ def _check_save_fit(path: str, setting: str, fit: str | None) -> None:
     if setting != "calibrated" or not fit:
         raise PnganError("--save-fit saves a new fit: use it with --setting calibrated --fit SPEC")
     writable_file(path, "--save-fit file")
-    from pngan.io.json_out import file_kind
+    from pngan.io.json_out import file_kind, is_calibration, json_or_none
 
-    if Path(path).exists() and (kind := file_kind(path)) != "a pngan calibration":
+    if Path(path).exists() and not is_calibration(json_or_none(path)):
+        kind = file_kind(path)
         # --overwrite is the output folder's flag: it never replaces a file that is not a calibration
         raise PnganError(f"--save-fit file exists and holds {kind}, not a pngan calibration; it is not replaced "
                          "(not even with --overwrite): choose another file name, or remove it first", path)

@@ -14,7 +14,8 @@ mean comes with the standard deviation over seeds and its standard error (sd / s
 difference between rows is *paired by seed* (the same seed gives both denoisers the same
 initialisation and the same patch order, so the seed's own effect cancels): its mean and standard
 error over seeds. ``PGap`` is the paper's PSNR gap, real-pairs row minus this row. A difference is
-called resolved only when it is larger than twice its standard error (and the summary says so).
+called resolved only when it is larger than its 95% confidence half-width, t(0.975, n-1) standard
+errors (4.30 with 3 seeds, 2.78 with 5; never below 2), and the summary says so.
 """
 
 from __future__ import annotations
@@ -54,13 +55,21 @@ def mean_se(values: list[float]) -> dict:
     return {"n": n, "mean": m, "sd": sd, "se": sd / math.sqrt(n)}
 
 
+def t_factor(n: int) -> float:
+    """The two-sided 95% Student t quantile for ``n`` paired values (n - 1 degrees of freedom)."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, n - 1))
+
+
 def paired(a: dict[int, float], b: dict[int, float]) -> dict:
-    """``a - b`` paired by seed (the seeds both have): mean, sd, se, and whether it is resolved
-    (|mean| > 2 se)."""
+    """``a - b`` paired by seed (the seeds both have): mean, sd, se, the 95% half-width ``ci`` and
+    whether it is resolved (|mean| > ci)."""
     seeds = sorted(set(a) & set(b))
     d = mean_se([a[s] - b[s] for s in seeds])
     d["seeds"] = seeds
-    d["resolved"] = d["se"] is not None and abs(d["mean"]) > 2 * d["se"]
+    d["ci"] = None if d["se"] is None else t_factor(d["n"]) * d["se"]
+    d["resolved"] = d["ci"] is not None and abs(d["mean"]) > d["ci"]
     return d
 
 
@@ -72,15 +81,19 @@ def _eval_cached(run: Path, test_spec: str, test_set, test_hash: str | None) -> 
     from pngan.io.records import file_sha256
     from pngan.nets.loading import load_saved_network
 
+    from pngan import __version__
+
     weights = run / "denoiser.safetensors"
-    key = f"{file_sha256(weights)}:{test_hash}"
+    key = f"{file_sha256(weights)}:{test_hash}:{__version__}"  # another pngan may score otherwise
     cache_file = run / "benchmark_eval.json"
     try:
         cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     except (OSError, ValueError):
         cache = {}
+    if not isinstance(cache, dict):
+        cache = {}
     hit = cache.get(test_spec)
-    if isinstance(hit, dict) and hit.get("key") == key and test_hash is not None:
+    if isinstance(hit, dict) and hit.get("key") == key and test_hash is not None and isinstance(hit.get("result"), dict):
         return hit["result"]
     net, _ = load_saved_network(weights)
     r = evaluate_denoiser(net, test_set)
@@ -123,6 +136,11 @@ def run_rows(rows: list[Row], tests: list[str], out: str | Path, *, seeds: list[
     for t, s in test_sets.items():
         if not (s.has_clean and s.has_noisy):
             raise PnganError(f"--test {t}: a test set needs noisy/clean pairs")
+    slugs = [r.slug for r in rows]
+    if len(set(slugs)) != len(slugs):
+        dup = next(s for s in slugs if slugs.count(s) > 1)
+        raise PnganError(f"two rows would share the run folder runs/{dup}: give them labels that differ in letters "
+                         "or digits")
     test_hash = {t: data_fingerprint(t) for t in tests}
     refuse_overlap(sorted({d for r in rows for d in r.data}), tests)
     results: dict = {r.label: {t: {} for t in tests} for r in rows}
@@ -142,6 +160,11 @@ def run_rows(rows: list[Row], tests: list[str], out: str | Path, *, seeds: list[
             steps[row.label][seed] = runid.train_or_reuse(
                 load_denoiser_config, train, ov, config, run, kind="train-denoiser", data=list(row.data),
                 networks={"init": init}, row=f"{row.label} seed {seed}", what="the benchmark row")
+            want = load_denoiser_config(config, ov).run.steps
+            if steps[row.label][seed] != want:  # a finished run trained longer: its score is another budget's
+                raise PnganError(f"the run of '{row.label}' seed {seed} was trained for {steps[row.label][seed]} "
+                                 f"steps, not {want}: one table compares one budget; give --steps "
+                                 f"{steps[row.label][seed]}, or another --out", run)
             for t in tests:
                 results[row.label][t][seed] = _eval_cached(run, t, test_sets[t], test_hash[t])
     return {"results": results, "steps": steps}
@@ -215,4 +238,4 @@ def markdown(title: str, summary: dict, notes: list[str], *, real: str | None, r
     return "\n".join(lines)
 
 
-__all__ = ["Row", "mean_se", "paired", "refuse_overlap", "run_rows", "summarize", "markdown"]
+__all__ = ["Row", "mean_se", "paired", "t_factor", "refuse_overlap", "run_rows", "summarize", "markdown"]

@@ -38,6 +38,7 @@ def _finite(obj):
 
 
 PNG_KEYWORD = "pngan"
+MAX_RECORD_BYTES = 64 << 20
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -66,15 +67,25 @@ def png_text(path: str | Path) -> dict[str, str] | None:
         return None
 
 
+def json_or_none(path: str | Path):
+    """The JSON value in ``path``, or None when it cannot be read as JSON (or is too large to be a record)."""
+    p = Path(path)
+    try:
+        if not p.is_file() or p.stat().st_size > MAX_RECORD_BYTES:
+            return None
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
 def file_kind(path: str | Path) -> str:
     """What an existing file holds, in words, for a refusal ("a PNG image that pngan did not draw")."""
     p = Path(path)
     text = png_text(p)
     if text is not None:
         return "a figure drawn by pngan" if PNG_KEYWORD in text else "a PNG image that pngan did not draw"
-    try:
-        rec = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+    rec = json_or_none(p)
+    if rec is None:
         try:
             with open(p, "rb") as f:
                 head = f.read(4096)
@@ -86,9 +97,14 @@ def file_kind(path: str | Path) -> str:
     mark = rec.get(MARKER) if isinstance(rec, dict) else None
     if isinstance(mark, dict) and isinstance(mark.get("command"), str):
         return f"the output of 'pngan {mark['command']}'"
-    if isinstance(rec, dict) and rec.get("setting") == "calibrated":
+    if is_calibration(rec):
         return "a pngan calibration"
     return "a JSON file that pngan did not write"
+
+
+def is_calibration(rec) -> bool:
+    """A JSON record that is a saved calibration (``save_calibration``'s ``"setting": "calibrated"``)."""
+    return isinstance(rec, dict) and rec.get("setting") == "calibrated"
 
 
 def check_plot_target(path: str | Path, what: str = "--plot file") -> None:
@@ -128,10 +144,7 @@ def check_json_target(path: str | Path, command: str, what: str = "--json file")
         return
     if p.is_dir():
         raise PnganError(f"{what} is a folder", p)
-    try:
-        rec = json.loads(p.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        rec = None
+    rec = json_or_none(p)
     mark = rec.get(MARKER) if isinstance(rec, dict) else None
     if isinstance(mark, dict) and mark.get("command") == command:
         return

@@ -51,6 +51,13 @@ def _remove_owned(out: Path, owned: tuple[str, ...] = OWNED) -> None:
         p.unlink()
 
 
+def _foreign_advice(advice: str) -> str:
+    """What gets past a folder of foreign files: --overwrite, where the command has it."""
+    if advice == OVERWRITE_ADVICE:  # generate / synth: --overwrite deletes only what they write
+        return ", or pass --overwrite to replace noisy/, clean/ and manifest.jsonl"
+    return ", or " + advice if advice.startswith("pass --overwrite") else ""
+
+
 def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: bool = True,
           upgrade: Callable[[dict, Path], dict] | None = None, owned: tuple[str, ...] = OWNED,
           advice: str | None = None) -> dict | None:
@@ -84,9 +91,7 @@ def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: b
             if foreign and not overwrite:
                 raise PnganError(f"output folder is not empty and holds no pngan job record (it has "
                                  f"{', '.join(foreign[:4])}{'...' if len(foreign) > 4 else ''}); choose an empty or "
-                                 "new folder" + (", or pass --overwrite to replace noisy/, clean/ and manifest.jsonl"
-                                                 if advice == OVERWRITE_ADVICE else ", or " + advice if owned != OWNED
-                                                 else ""), out)
+                                 "new folder" + _foreign_advice(advice), out)
         if overwrite:
             _remove_owned(out, owned)
             old = None

@@ -405,7 +405,7 @@ def _sync_config(run_dir: Path, load: Callable[[str | None, list[str] | None], A
 
 
 def train_or_reuse(load, train, overrides: list[str], preset: str, run: Path, *, kind: str, data: list[str],
-                   networks: dict[str, str | None], row: str, what: str = "the ablation row") -> int:
+                   networks: dict[str, str | None], row: str, what: str = "the table row") -> int:
     """Train one table row's run (``pngan ablation``, ``pngan benchmark``), reusing a finished run and
     resuming an unfinished one; returns the step its run reached. A run trained with another
     effective config, other data (contents included) or other frozen networks is refused, never
