@@ -165,3 +165,22 @@ def test_rows_that_would_share_a_folder_and_defaults_with_two_training_sets(f, c
     rows = json.loads((tmp_path / "b" / "benchmark.json").read_text())["summary"][f"pairs:{f}/T"]["rows"]
     assert [r["row"] for r in rows] == ["real", "setting 1", "setting 2"]
     assert rows[0]["data"] == [f"pairs:{f}/A", f"pairs:{tmp_path}/B"]
+
+
+def test_an_interrupted_run_stops_the_table_before_it_is_written(f, capsys, tmp_path, monkeypatch):
+    """SIGINT/SIGTERM during a row's training (the trainer writes its checkpoint and returns
+    ``interrupted``): exit 130, no table scored on a half-trained row; the rerun goes on."""
+    import dataclasses
+
+    import pngan.train.denoiser as td
+
+    real = td.train_denoiser
+    monkeypatch.setattr(td, "train_denoiser", lambda *a, **k: dataclasses.replace(real(*a, **k), interrupted=True))
+    out = tmp_path / "b"
+    argv = ["benchmark", "denoise", "--train", f"pairs:{f}/A", "--test", f"pairs:{f}/T", "--out", out, "--steps", "1",
+            "--config", "cpu-small", "--quiet", "--seeds", "2", "--source", "real", *DN]
+    _run(capsys, argv, 130)
+    assert not (out / "benchmark.json").exists() and not (out / "runs" / "real" / "seed1").exists()
+    monkeypatch.undo()
+    _run(capsys, argv)
+    assert json.loads((out / "benchmark.json").read_text())["summary"][f"pairs:{f}/T"]["rows"][0]["psnr"]["n"] == 2

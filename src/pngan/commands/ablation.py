@@ -198,8 +198,8 @@ def _table3(args, preset: str, common: list[str], out: Path) -> dict:
         run = out / "runs" / _slug(name)
 
         def train(cfg, run_resume, _run=run):
-            train_pngan(cfg, args.data, _run, denoiser=args.denoiser, vgg_weights=args.vgg, resume=run_resume,
-                        progress=not args.quiet)
+            return train_pngan(cfg, args.data, _run, denoiser=args.denoiser, vgg_weights=args.vgg,
+                               resume=run_resume, progress=not args.quiet)
 
         steps = runid.train_or_reuse(load_train_config, train, overrides, preset, run, kind="train", data=args.data,
                                      networks={"denoiser": args.denoiser, "vgg": args.vgg}, row=name,
@@ -253,7 +253,7 @@ def _row_psnr(args, preset: str, gcfg, run: Path, test) -> dict:
     data = [f"gen:{run}:{spec}" for spec in args.data]
 
     def train(cfg, run_resume):
-        train_denoiser(cfg, data, dn_run, resume=run_resume, progress=not args.quiet)
+        return train_denoiser(cfg, data, dn_run, resume=run_resume, progress=not args.quiet)
 
     _forget_if_generator_changed(dn_run, data)
     runid.train_or_reuse(load_denoiser_config, train, ov, preset, dn_run, kind="train-denoiser", data=data,
@@ -294,8 +294,8 @@ def _rho(args, preset: str, common: list[str], out: Path) -> dict:
         overrides = common + [f"net.arch={args.arch}", f"data.ratio={rho}"]
 
         def train(cfg, run_resume, _run=run):
-            train_denoiser(cfg, [args.generated, *args.data], _run, init=None if run_resume else args.init,
-                           resume=run_resume, progress=not args.quiet)
+            return train_denoiser(cfg, [args.generated, *args.data], _run,
+                                  init=None if run_resume else args.init, resume=run_resume, progress=not args.quiet)
 
         steps = runid.train_or_reuse(load_denoiser_config, train, overrides, preset, run, kind="train-denoiser",
                                      data=[args.generated, *args.data], networks={"init": args.init},

@@ -30,12 +30,11 @@ def run(args: argparse.Namespace) -> int:
             except Exception as e:  # pragma: no cover - informational only
                 line += f"  (could not build: {e})"
         print(line)
-    try:
-        from pngan.train.config import PRESETS
+    from pngan.train.config import PRESETS
+    from pngan.train.denoiser import PRESETS as DENOISER_PRESETS
 
-        print("training presets: " + ", ".join(sorted(PRESETS)))
-    except ImportError:
-        pass
+    print("training presets (pngan train): " + ", ".join(sorted(PRESETS)))
+    print("denoiser presets (train-denoiser, benchmark): " + ", ".join(sorted(DENOISER_PRESETS)))
     print("data formats: pairs, polyu, nam, sidd, sidd-mat, dnd, clean, camera (FORMAT:PATH[@train|@test])")
     print("synthetic settings: awgn (setting 1), raw (setting 2), calibrated (fitted on real pairs; ours)")
     sd = shared_dir()

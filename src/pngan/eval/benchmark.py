@@ -152,8 +152,8 @@ def run_rows(rows: list[Row], tests: list[str], out: str | Path, *, seeds: list[
             ov = [*overrides, *row.overrides, f"net.arch={arch}", f"run.seed={seed}"]
 
             def train(cfg, run_resume, _run=run, _row=row):
-                train_denoiser(cfg, list(_row.data), _run, init=None if run_resume else init, resume=run_resume,
-                               progress=progress)
+                return train_denoiser(cfg, list(_row.data), _run, init=None if run_resume else init,
+                                      resume=run_resume, progress=progress)
 
             done += 1
             log(f"[{done}/{total}] {row.label}, seed {seed}: {run}")

@@ -409,15 +409,23 @@ def train_or_reuse(load, train, overrides: list[str], preset: str, run: Path, *,
     """Train one table row's run (``pngan ablation``, ``pngan benchmark``), reusing a finished run and
     resuming an unfinished one; returns the step its run reached. A run trained with another
     effective config, other data (contents included) or other frozen networks is refused, never
-    reused. ``train(cfg, run_resume)`` trains; ``what`` names the row in a refusal."""
+    reused. ``train(cfg, run_resume)`` trains and returns the trainer's result (an interrupted one
+    raises KeyboardInterrupt here); ``what`` names the row in a refusal."""
     from pngan.train.checkpoint import latest_checkpoint
 
     want = load(preset, overrides)
     ident = identity(kind, data, networks)
+
+    def go(run_resume: bool) -> int:
+        # SIGINT/SIGTERM: the run wrote its checkpoint and returned; the table stops here (exit 130)
+        # rather than scoring a half-trained row as finished
+        if getattr(train(want, run_resume=run_resume), "interrupted", False):
+            raise KeyboardInterrupt
+        return want.run.steps
+
     if not (run / "config.yaml").is_file():
         record_new(run, ident)
-        train(want, run_resume=False)
-        return want.run.steps
+        return go(False)
     old = load(str(run / "config.yaml"), None)
     changes = check_resume(
         run, old, want, ident, refusal=f"{what} '{row}' was trained with another config or data",
@@ -429,5 +437,4 @@ def train_or_reuse(load, train, overrides: list[str], preset: str, run: Path, *,
     if latest is not None and latest[0] >= want.run.steps:
         return latest[0]
     record_resume(run, changes, want)
-    train(want, run_resume=True)
-    return want.run.steps
+    return go(True)
