@@ -91,10 +91,10 @@ def test_channel_correlation_and_leakage_signs():
     assert content_leakage(sharpened_minus_clean, clean) < -0.3
 
 
-def _write_pairs(root, model, n=6, size=96):
+def _write_pairs(root, model, n=6, size=96, first=0):
     from pngan.io.images import write_image
 
-    for i in range(n):
+    for i in range(first, first + n):
         clean = _clean(size, size, seed=i)
         noisy = model(clean[None], generator=torch.Generator().manual_seed(100 + i))[0]
         write_image(root / "clean" / f"img{i}.png", clean, bits=16)
@@ -155,7 +155,8 @@ def test_synth_and_evaluate_take_the_calibrated_setting(tmp_path, capsys):
     assert main(["synth", "--setting", "calibrated", "--fit", spec, "--input", f"clean:{tmp_path / 'real' / 'clean'}",
                  "--output", str(tmp_path / "syn")]) == 0
     assert len(list((tmp_path / "syn" / "noisy").glob("*.png"))) == 3
-    assert main(["evaluate", "noise", "--real", spec, "--setting", "calibrated", "--fit", spec,
+    held_out = _write_pairs(tmp_path / "test", CalibratedNoise(a=[3e-3] * 3, b=[2e-4] * 3), n=2, size=64, first=10)
+    assert main(["evaluate", "noise", "--real", held_out, "--setting", "calibrated", "--fit", spec,
                  "--json", str(tmp_path / "n.json")]) == 0
     res = json.loads((tmp_path / "n.json").read_text())
     for k in ("kld_noiseflow", "akld", "std_ratio", "spectrum_shape", "leakage_gen"):

@@ -172,7 +172,7 @@ def test_level_match_fit_works_on_small_real_crops_and_single_iso_sets(shared, t
         top = max(max(b, a + b) for a, b in zip(m.a, m.b))
         assert 1e-5 < top < 0.05, (spec, m.a, m.b)  # noise std between 1 and 57 levels of 255
         assert all(b >= 0 and a + b >= 0 for a, b in zip(m.a, m.b))
-    rc = main(["evaluate", "noise", "--real", sets[0], "--setting", "calibrated", "--fit", sets[0],
+    rc = main(["evaluate", "noise", "--real", sets[1], "--setting", "calibrated", "--fit", sets[0],
                "--level", "match", "--json", str(tmp_path / "n.json")])
     assert rc == 0, capsys.readouterr().err
     assert json.loads((tmp_path / "n.json").read_text())["mean"]["std_ratio"] > 0.5

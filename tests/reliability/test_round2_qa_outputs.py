@@ -166,8 +166,9 @@ def test_synth_default_sigma_spelled_out_is_the_same_job(f, capsys, tmp_path):
 # ------------------------------------------------------------------ #9 pgap: advice that works, no stale claim
 def test_pgap_failure_leaves_no_claim_and_advice_names_no_missing_option(f, capsys, tmp_path):
     out = tmp_path / "pg"
+    write_pairs(tmp_path / "T", 1, 24, 24, seed=5, sigma=0.05)  # held out: not the training pairs
     pg = ["evaluate", "pgap", "--real-train", f"pairs:{f}/P", "--generated-train", f"pairs:{f}/P", "--test",
-          f"pairs:{f}/P", "--out", out, "--arch", "ridnet", "data.patch_size=16", "data.batch_size=2",
+          f"pairs:{tmp_path}/T", "--out", out, "--arch", "ridnet", "data.patch_size=16", "data.batch_size=2",
           "run.steps=1", "run.log_every=1", "run.ckpt_every=1", "run.threads=1"]
     bad = pg + ["net.kwargs={depth: 2, channels: 4}"]  # ridnet takes no depth: fails as training starts
     _one_line(capsys, bad, "ridnet")

@@ -455,6 +455,9 @@ def run(args: argparse.Namespace) -> int:
     earlier = _earlier_rows(out / f"{name}.json", job)  # refused before any training
     if not (out / f"{name}.json").exists():
         _check_new_folder(out, name)
+    from pngan.data.specs import refuse_overlap
+
+    refuse_overlap([*args.data, *([args.generated] if args.table == "rho" else [])], [args.test])
     if args.table == "rho":  # the options are checked before anything is made
         parse_ratios(args.ratios)
     else:

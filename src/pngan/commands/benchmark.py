@@ -196,7 +196,11 @@ def run(args: argparse.Namespace) -> int:
     if args.mode == "augment":
         job["extra"] = normalize_spec(args.extra)
         job["extra_content"] = data_content(args.extra)
-    bm.refuse_overlap([*args.train, *([args.extra] if args.mode == "augment" else [])], args.test)
+    from pngan.data.specs import refuse_overlap, warn_overlap
+
+    refuse_overlap([*args.train, *([args.extra] if args.mode == "augment" else [])], args.test)
+    if args.mode == "augment":
+        warn_overlap([args.extra], args.train, "--extra", "--train", "the augmentation adds no new clean images")
     if args.mode == "denoise":  # every row is checked before the folder is claimed
         rows, notes = _rows(args, out)
         real = "real" if any(r.label == "real" for r in rows) else None

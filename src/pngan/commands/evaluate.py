@@ -90,7 +90,9 @@ def _check_outputs(args) -> None:
     if getattr(args, "json", None):
         check_json_target(args.json, f"evaluate {args.what}")
     if getattr(args, "plot", None):
-        check_plot_target(args.plot)
+        from pngan.eval.plots import TRAJECTORY_MAKER
+
+        check_plot_target(args.plot, TRAJECTORY_MAKER)
     if getattr(args, "save_images", None):
         writable_dir(args.save_images, "--save-images folder")
     if getattr(args, "out", None):
@@ -201,21 +203,32 @@ def _trajectory(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     from tqdm import tqdm
 
     from pngan.data.specs import open_dataset
     from pngan.errors import PnganError
     from pngan.eval import denoise_eval as de
 
+    logging.basicConfig(level=logging.INFO, format="pngan: %(message)s")
     _check_outputs(args)
+    if args.what == "noise" and args.setting is not None:
+        from pngan.commands.synth import check_setting_options
+
+        check_setting_options(args.setting, fit=args.fit, level=args.level)
+    if args.what == "noise":  # the fit and the generator must not have seen the pairs scored
+        from pngan.data.specs import generator_training_data, refuse_overlap, warn_overlap
+
+        if args.fit and (args.setting is not None or args.checkpoints):  # where --fit is used
+            refuse_overlap([args.fit], [args.real], "--real")
+        if args.generator:
+            warn_overlap(generator_training_data(args.generator), [args.real], f"the generator {args.generator}",
+                         "--real", "the generator learned the scored pairs' own noise")
     if args.what == "noise" and (args.checkpoints or args.plot):
         return _trajectory(args)
     if args.what == "noise":
-        if args.setting is not None:
-            from pngan.commands.synth import check_setting_options
-
-            check_setting_options(args.setting, fit=args.fit, level=args.level)
-        elif args.fit:
+        if args.setting is None and args.fit:
             raise PnganError("--fit fits the calibrated baseline: use it with --setting calibrated, or with "
                              "--generator RUN --checkpoints (to score that baseline beside the checkpoints)")
         fn = None  # the generator (or setting) is checked before the data are read
@@ -260,10 +273,12 @@ def run(args: argparse.Namespace) -> int:
             from pngan.io.atomic import atomic_write_text
 
             atomic_write_text(out / outdir.JOB_FILE, json.dumps(job, indent=1, sort_keys=True) + "\n")
+        from pngan.data.specs import refuse_overlap
         from pngan.train.denoiser import load_denoiser_config
 
         # the config is checked before the folder is claimed (pgap has no --overwrite to undo a claim)
         load_denoiser_config(args.config, list(args.overrides) + [f"net.arch={args.arch}"])
+        refuse_overlap([*args.real_train, *args.generated_train], [args.test])
         earlier = outdir.claim(out, job, upgrade=lambda old, _out: _adopt_content(old, job, _out),
                                advice="remove that folder to start afresh (evaluate pgap has no --overwrite)")
         try:

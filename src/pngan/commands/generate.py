@@ -137,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     refused = None
     if dist.is_main:  # rank 0 claims (locks, checks, records) the output folder for every rank
         try:
-            outdir.claim(args.output, job, overwrite=args.overwrite, upgrade=_same_default_gain(job))
+            outdir.claim(args.output, job, overwrite=args.overwrite, upgrade=_same_default_gain(job),
+                         inputs={"--reference": args.reference, "--generator": gen_file})
         except PnganError as e:
             refused = e
     if dist.enabled and dist.any_flag(refused is not None, device) or refused is not None:

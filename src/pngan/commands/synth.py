@@ -297,7 +297,9 @@ def run(args: argparse.Namespace) -> int:
 
         job["cycleisp"] = ["sha256:" + file_sha256(p) for p in kwargs["cycleisp"]]
     write_fit = bool(args.save_fit) and _fit_file_differs(module, args.save_fit, args.overwrite)
-    outdir.claim(out, job, overwrite=args.overwrite, upgrade=_upgrade_job)  # lock; refuse another job's files
+    outdir.claim(out, job, overwrite=args.overwrite, upgrade=_upgrade_job,
+                 inputs={"--input": in_dir, "--fit": args.fit, "--save-fit": args.save_fit,
+                         "--setting": args.setting.partition(":")[2] or None})  # lock; refuse another job's files
     try:
         if write_fit:
             _save_fit(module, args.save_fit)

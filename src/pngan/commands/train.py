@@ -60,10 +60,10 @@ def frozen_denoiser(args: argparse.Namespace, cfg) -> str | None:
         return str(weights)
     if (dn_dir / "done").is_file():
         return str(weights)
-    if not args.resume and (out / "config.yaml").is_file():
-        raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
-    if not args.resume and out.exists() and any(p.name not in ck.RUN_FOLDER_EXTRAS for p in out.iterdir()):
-        raise PnganError("output folder exists and is not empty (and is not a pngan run)", out)
+    if not args.resume:
+        ck.check_new_run_folder(out, "train")
+    if (dn_dir.exists() and not (dn_dir / "config.yaml").is_file()):
+        ck.check_new_run_folder(dn_dir, "train-denoiser")
     preset = args.denoiser_config or ("paper" if torch.cuda.is_available() else "frozen-cpu")
     again = (dn_dir / "config.yaml").is_file()
     dcfg = load_denoiser_config(str(dn_dir / "config.yaml") if again else preset,

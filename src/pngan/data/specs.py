@@ -179,6 +179,79 @@ def clean_digests(spec: str) -> dict[str, str]:
             if e.clean is not None}
 
 
+def _inner(spec: str) -> str:
+    """The data spec under an on-the-fly source (``gen:RUN:SPEC`` / ``synth:S:SPEC`` -> SPEC)."""
+    from pngan.train.denoiser import split_source_spec
+
+    return split_source_spec(spec)[2]
+
+
+def generator_training_data(run_or_file: str | Path) -> list[str]:
+    """The --data specs a ``pngan train`` generator (run folder or its weights file) was trained on,
+    from its run.json ([] when unknown)."""
+    run = Path(run_or_file).expanduser()
+    run = run if run.is_dir() else run.parent
+    try:
+        from pngan.train import runid
+
+        rec = runid.read(run) or {}
+    except PnganError:
+        return []
+    data = (rec.get("identity") or {}).get("data") or []
+    return [d for d in data if isinstance(d, str)]
+
+
+def _first_shared(a: list[str], b: list[str]) -> tuple[str, str, str, str] | None:
+    """(spec of a, image name in a, spec of b, image name in b) of one clean image that both sets hold,
+    however they are spelled (file digests), or None. Sets whose images are not files are skipped."""
+    seen: dict[str, tuple[str, str]] = {}
+    for spec in a:
+        try:
+            digests = clean_digests(_inner(spec))
+        except PnganError:
+            continue
+        for name, digest in digests.items():
+            seen.setdefault(digest, (_inner(spec), name))
+    for spec in b:
+        try:
+            digests = clean_digests(_inner(spec))
+        except PnganError:
+            continue
+        for name, digest in digests.items():
+            if digest in seen:
+                return (*seen[digest], _inner(spec), name)
+    return None
+
+
+def refuse_overlap(train: list[str], tests: list[str], test_opt: str = "--test") -> None:
+    """A held-out image that is also a training image (the same clean file under any name or spec)
+    makes an evaluation score memory, not generalisation: refused, naming both. A ``gen:RUN`` source
+    whose generator was trained on a held-out image is warned about (the generator saw its noise)."""
+    hit = _first_shared(train, tests)
+    if hit is not None:
+        raise PnganError(f"{test_opt} {hit[2]}: its pair '{hit[3]}' is also a training image ({hit[0]} '{hit[1]}'); "
+                         "the held-out set must not share images (or scenes) with the training data")
+    from pngan.train.denoiser import split_source_spec
+
+    for spec in train:
+        kind, run, _ = split_source_spec(spec)
+        if kind == "gen":
+            warn_overlap(generator_training_data(run), tests, f"the generator gen:{run}", test_opt,
+                         "the generator learned the held-out pairs' own noise")
+
+
+def warn_overlap(a: list[str], b: list[str], a_what: str, b_what: str, why: str) -> bool:
+    """Log a warning when the sets ``a`` and ``b`` share a clean image; returns whether they do."""
+    hit = _first_shared(a, b)
+    if hit is None:
+        return False
+    import logging
+
+    logging.getLogger("pngan").warning("%s and %s share images (%s '%s' is %s '%s'): %s", a_what, b_what,
+                                       hit[0], hit[1], hit[2], hit[3], why)
+    return True
+
+
 def _file_digest(path: Path) -> str:
     import hashlib
 

@@ -104,24 +104,6 @@ def _eval_cached(run: Path, test_spec: str, test_set, test_hash: str | None) -> 
     return result
 
 
-def refuse_overlap(train: list[str], tests: list[str]) -> None:
-    """A test image that is also a training image (the same clean file under any name or spec) makes
-    the benchmark score memory, not denoising: refused, naming both."""
-    from pngan.data.specs import clean_digests
-    from pngan.train.denoiser import split_source_spec
-
-    seen: dict[str, str] = {}
-    for spec in train:
-        inner = split_source_spec(spec)[2]
-        for name, digest in clean_digests(inner).items():
-            seen.setdefault(digest, f"{inner} '{name}'")
-    for t in tests:
-        for name, digest in clean_digests(t).items():
-            if digest in seen:
-                raise PnganError(f"--test {t}: its pair '{name}' is also a training image ({seen[digest]}); the "
-                                 "held-out set must not share images (or scenes) with the training data")
-
-
 def run_rows(rows: list[Row], tests: list[str], out: str | Path, *, seeds: list[int], arch: str,
              config: str, overrides: list[str], init: str | None = None, progress: bool = True,
              log=print) -> dict:
@@ -142,6 +124,8 @@ def run_rows(rows: list[Row], tests: list[str], out: str | Path, *, seeds: list[
         raise PnganError(f"two rows would share the run folder runs/{dup}: give them labels that differ in letters "
                          "or digits")
     test_hash = {t: data_fingerprint(t) for t in tests}
+    from pngan.data.specs import refuse_overlap
+
     refuse_overlap(sorted({d for r in rows for d in r.data}), tests)
     results: dict = {r.label: {t: {} for t in tests} for r in rows}
     steps: dict = {r.label: {} for r in rows}
@@ -238,4 +222,4 @@ def markdown(title: str, summary: dict, notes: list[str], *, real: str | None, r
     return "\n".join(lines)
 
 
-__all__ = ["Row", "mean_se", "paired", "t_factor", "refuse_overlap", "run_rows", "summarize", "markdown"]
+__all__ = ["Row", "mean_se", "paired", "t_factor", "run_rows", "summarize", "markdown"]

@@ -247,6 +247,9 @@ def evaluate_noise(real_set, *, generated: dict[str, list[torch.Tensor]] | None 
         raise PnganError(f"{real_set.spec}: the data set is empty")
     keys = (*KLD_KEYS, "akld", "mmd") + STRUCTURE_KEYS
     mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
+    # the summary's ratio is that of the summary's levels (so that std_gen / std_real = std_ratio as
+    # printed), not the mean of per-image ratios, which weighs a faint image's error like a strong one's
+    mean["std_ratio"] = mean["std_gen"] / mean["std_real"] if mean["std_real"] > 0 else float("inf")
     counts = sorted({r["samples"] for r in rows.values()})
     used = counts[0] if len(counts) == 1 else {"min": counts[0], "max": counts[-1]}
     return {"real": real_set.spec, "count": len(rows), "samples": used, "images": rows, "mean": mean}

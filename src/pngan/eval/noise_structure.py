@@ -5,7 +5,7 @@ match a noise histogram and still look nothing like real noise. These measures c
 *structure* of generated noise (generated - clean) with real noise (real noisy - clean):
 
 * **level**: noise standard deviation on the 0-255 scale (``std_real``, ``std_gen``) and their
-  ratio ``std_ratio`` (1 is right; the mean over images is reported);
+  ratio ``std_ratio`` (1 is right; over a set, the ratio of the mean levels is reported);
 * **radial power spectrum** (``radial_spectrum``): the noise's 2-D periodogram per channel
   (mean removed, |FFT|^2 / (H W)), averaged over the 3 channels and over rings of radial frequency
   in ``SPECTRUM_BINS`` equal bins of [0, 0.5] cycles/pixel (the corners above 0.5 are left out).

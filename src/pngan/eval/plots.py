@@ -24,8 +24,9 @@ def _plt():
     return plt
 
 
-def _save(fig, path: str | Path) -> Path:
-    """Write ``fig`` as a PNG with pngan's text marker (a rerun may replace it; nothing else is replaced)."""
+def _save(fig, path: str | Path, maker: str = "report") -> Path:
+    """Write ``fig`` as a PNG with pngan's text marker naming the command that drew it (``maker``): a
+    rerun of that command may replace it; nothing else is replaced (:func:`pngan.io.json_out.check_plot_target`)."""
     from pngan.io.atomic import atomic_path
     from pngan.io.json_out import PNG_KEYWORD
 
@@ -33,7 +34,7 @@ def _save(fig, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png", metadata={PNG_KEYWORD: "figure"})
+        fig.savefig(tmp, dpi=100, format="png", metadata={PNG_KEYWORD: maker})
     _plt().close(fig)
     return path
 
@@ -117,6 +118,7 @@ def plot_training_curves(path, stats: list[dict], title: str = "training") -> Pa
     return _save(fig, path)
 
 
+TRAJECTORY_MAKER = "evaluate noise --plot"  # the PNG marker of the one figure a --plot FILE replaces
 TRAJECTORY_KEYS = ("kld_noiseflow", "akld", "mmd", "std_ratio", "spectrum_shape", "leakage_gen", "mean_offset")
 
 
@@ -144,7 +146,7 @@ def plot_trajectory(path, rows: list[dict], baselines: dict[str, dict] | None = 
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return _save(fig, path, TRAJECTORY_MAKER)
 
 
 def plot_benchmark(path, summary: dict, title: str = "downstream benchmark") -> Path:
@@ -166,4 +168,4 @@ def plot_benchmark(path, summary: dict, title: str = "downstream benchmark") -> 
         ax.set_title(f"{title}\n{test}", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return _save(fig, path, "benchmark")

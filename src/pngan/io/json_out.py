@@ -83,7 +83,10 @@ def file_kind(path: str | Path) -> str:
     p = Path(path)
     text = png_text(p)
     if text is not None:
-        return "a figure drawn by pngan" if PNG_KEYWORD in text else "a PNG image that pngan did not draw"
+        if PNG_KEYWORD not in text:
+            return "a PNG image that pngan did not draw"
+        maker = text[PNG_KEYWORD]
+        return f"a figure drawn by 'pngan {maker}'" if maker != "figure" else "a figure drawn by pngan"
     rec = json_or_none(p)
     if rec is None:
         try:
@@ -103,12 +106,16 @@ def file_kind(path: str | Path) -> str:
 
 
 def is_calibration(rec) -> bool:
-    """A JSON record that is a saved calibration (``save_calibration``'s ``"setting": "calibrated"``)."""
-    return isinstance(rec, dict) and rec.get("setting") == "calibrated"
+    """A JSON record that is a saved calibration (``save_calibration``: ``"setting": "calibrated"`` with
+    the fitted ``a`` and ``b``); a job record that names the calibrated setting (``"command"``) is not one."""
+    return isinstance(rec, dict) and rec.get("setting") == "calibrated" and "a" in rec and "b" in rec \
+        and "command" not in rec and MARKER not in rec
 
 
-def check_plot_target(path: str | Path, what: str = "--plot file") -> None:
-    """Refuse ``path`` when it exists and is not a figure pngan drew (its PNG text marker)."""
+def check_plot_target(path: str | Path, maker: str, what: str = "--plot file") -> None:
+    """Refuse ``path`` when it exists and is not a figure that ``maker`` (the PNG text marker
+    :func:`pngan.eval.plots._save` writes, e.g. ``"evaluate noise --plot"``) drew: another command's
+    figure (a benchmark's, a report's) is not replaced either."""
     from pngan.validate import writable_file
 
     writable_file(path, what)
@@ -116,7 +123,7 @@ def check_plot_target(path: str | Path, what: str = "--plot file") -> None:
     if not (p.exists() or p.is_symlink()):
         return
     text = png_text(p)
-    if text is not None and PNG_KEYWORD in text:
+    if text is not None and text.get(PNG_KEYWORD) == maker:
         return
     raise PnganError(f"{what} exists and holds {file_kind(p)}; it is not replaced: choose another file name, or "
                      "remove it first", p)

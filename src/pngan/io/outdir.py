@@ -58,11 +58,45 @@ def _foreign_advice(advice: str) -> str:
     return ", or " + advice if advice.startswith("pass --overwrite") else ""
 
 
+def input_path(spec: str | Path | None) -> Path | None:
+    """The file or folder a data spec (``pairs:DIR@train``, ``noisy:DIR``) or a plain path reads from."""
+    if spec is None:
+        return None
+    text = str(spec)
+    if ":" in text and not Path(text).exists():
+        from pngan.data.specs import parse_spec
+
+        try:
+            fmt, path, _ = parse_spec(text)
+        except PnganError:
+            return None
+        return None if fmt == "camera" else Path(path).expanduser()
+    return Path(text).expanduser()
+
+
+def refuse_inputs_inside(out: Path, inputs: dict[str, str | Path | None], owned: tuple[str, ...] = OWNED) -> None:
+    """Refuse an input (a data spec or file, by option) that lies where this command writes (and
+    --overwrite deletes): ``OUT/noisy``, ``OUT/clean``, ... -- it would be replaced while, or after,
+    being read."""
+    for opt, spec in inputs.items():
+        path = input_path(spec)
+        if path is None:
+            continue
+        p = path.resolve()
+        for name in owned:
+            target = (out / name).resolve()
+            if p == target or target in p.parents:
+                raise PnganError(f"{opt} {spec} lies inside the output's {name}{'/' if '.' not in name else ''}, "
+                                 "which this command writes (and --overwrite deletes); move it out or choose another "
+                                 "--output", out)
+
+
 def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: bool = True,
           upgrade: Callable[[dict, Path], dict] | None = None, owned: tuple[str, ...] = OWNED,
-          advice: str | None = None) -> dict | None:
+          advice: str | None = None, inputs: dict[str, str | Path | None] | None = None) -> dict | None:
     """Lock ``out`` and make sure it holds nothing but this job's output; returns the earlier job record
-    (None for a new folder). ``upgrade(old, out)`` fills in keys that a record written by an older
+    (None for a new folder). ``inputs``: what the command reads (option -> spec or path), refused
+    inside what it writes (:func:`refuse_inputs_inside`). ``upgrade(old, out)`` fills in keys that a record written by an older
     pngan lacks (from what else the folder holds), so that it compares with ``job``. ``owned``: what
     ``overwrite`` deletes (default: what generate/synth write); ``advice``: how to get past a refusal,
     for a command without --overwrite. See the module docstring."""
@@ -72,6 +106,7 @@ def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: b
 
     advice = advice or OVERWRITE_ADVICE
     out = Path(out)
+    refuse_inputs_inside(out, inputs or {}, owned)
     writable_dir(out, "output folder")
     if lock:
         lk.acquire(out, "output folder")

@@ -119,23 +119,47 @@ def load_weights_into(net: nn.Module, path: Path) -> None:
 
 
 FROZEN_DENOISER_DIR = "frozen-denoiser"  # RUN/frozen-denoiser: the denoiser `pngan train` trained for this run
-# what a new run folder may already hold: run.json (pngan.train.runid's record) and its frozen denoiser
-RUN_FOLDER_EXTRAS = ("run.json", FROZEN_DENOISER_DIR)
 
 
-def prepare_run_dir(out: str | Path, resume: bool) -> Path:
+def check_new_run_folder(out: str | Path, kind: str | None = None) -> None:
+    """Refuse ``out`` as a new run's folder unless it is absent, empty, or holds only what a run of
+    ``kind`` that stopped before its first config.yaml leaves: its own ``run.json`` (a pngan run
+    record of that kind) and, for ``pngan train``, its ``frozen-denoiser/`` folder (itself such a
+    folder, or a started train-denoiser run). A user's file of the same name is never replaced."""
+    from pngan.train import runid
+
+    out = Path(out)
+    if not out.exists():
+        return
+    if (out / "config.yaml").is_file():
+        raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
+    for p in sorted(out.iterdir()):
+        if p.name == runid.RUN_FILE and p.is_file():
+            try:
+                rec = runid.read(out)
+            except PnganError:
+                rec = None
+            got = ((rec or {}).get("identity") or {}).get("kind")
+            if got is not None and (kind is None or got == kind):
+                continue
+            what = "another command's run record" if got else "a run.json that pngan did not write"
+            raise PnganError(f"output folder holds {what} ({p.name}); choose an empty or new folder", out)
+        if p.name == FROZEN_DENOISER_DIR and p.is_dir() and kind in (None, "train"):
+            if not (p / "config.yaml").is_file():
+                check_new_run_folder(p, "train-denoiser")
+            continue
+        raise PnganError(f"output folder exists and is not empty (it has {p.name}, and it is not a pngan run); "
+                         "choose an empty or new folder", out)
+
+
+def prepare_run_dir(out: str | Path, resume: bool, kind: str | None = None) -> Path:
     """Create ``out`` for a new run, or check it is a run to resume. Never clobbers."""
     out = Path(out)
     if resume:
         if not (out / "config.yaml").is_file():
             raise PnganError("--resume given but this is not a pngan run folder (no config.yaml)", out)
         return out
-    if out.exists():
-        if (out / "config.yaml").is_file():
-            raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
-        # run.json: pngan.train.runid's record; frozen-denoiser: the denoiser `pngan train` trained for this run
-        if any(p.name not in RUN_FOLDER_EXTRAS for p in out.iterdir()):
-            raise PnganError("output folder exists and is not empty (and is not a pngan run)", out)
+    check_new_run_folder(out, kind)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"

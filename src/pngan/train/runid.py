@@ -362,10 +362,9 @@ def run_folder(kind: str, out: str | Path, data: list[str], networks: dict[str, 
         else:
             if (out / "config.yaml").is_file():  # another process created it meanwhile
                 raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
-            from pngan.train.checkpoint import RUN_FOLDER_EXTRAS
+            from pngan.train.checkpoint import check_new_run_folder
 
-            if any(p.name not in RUN_FOLDER_EXTRAS for p in out.iterdir()):
-                raise PnganError("output folder exists and is not empty (and is not a pngan run)", out)
+            check_new_run_folder(out, kind)
             record_new(out, ident, new_cfg)
         try:
             yield new_cfg, networks
@@ -424,6 +423,9 @@ def train_or_reuse(load, train, overrides: list[str], preset: str, run: Path, *,
         return want.run.steps
 
     if not (run / "config.yaml").is_file():
+        from pngan.train.checkpoint import check_new_run_folder
+
+        check_new_run_folder(run, kind)
         record_new(run, ident)
         return go(False)
     old = load(str(run / "config.yaml"), None)
