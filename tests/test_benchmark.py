@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from helpers import TINY_NETS, write_images, write_pairs
+from helpers import folder_bytes as _bytes
 from helpers import one_line_error as _one_line
 from helpers import run_cli as _run
 
@@ -148,8 +149,12 @@ def test_scores_are_cached_by_weights_and_test_files_and_one_table_is_one_budget
     _run(capsys, [*base, "--steps", "2"])
     again = json.loads((out / "benchmark.json").read_text())["summary"][f"pairs:{test}"]["rows"][0]["psnr"]["mean"]
     assert again != psnr and json.loads(cache.read_text()) != first
-    # a finished run trained longer than asked is another budget: refused, not mixed into the table
-    _one_line(capsys, [*base, "--steps", "1"], "trained for 2 steps, not 1")
+    # a run of another budget is refused, not mixed into the table (shorter) nor extended on a new
+    # schedule (longer: not what a fresh run of that budget learns)
+    before = _bytes(out / "runs")
+    _one_line(capsys, [*base, "--steps", "1"], "started with run.steps=2, not 1")
+    _one_line(capsys, [*base, "--steps", "3"], "started with run.steps=2, not 3")
+    assert _bytes(out / "runs") == before
 
 
 def test_rows_that_would_share_a_folder_and_defaults_with_two_training_sets(f, capsys, tmp_path):

@@ -116,7 +116,7 @@ def check_device(device: str) -> None:
 
 # ---------------------------------------------------------------- output paths
 def writable_dir(path: str | Path, what: str = "output folder") -> Path:
-    """``path`` is (or can be created as) a writable folder. Creates nothing."""
+    """``path`` is (or can be created as) a writable folder. Creates nothing (but a probe file, removed at once)."""
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise PnganError(f"{what} is an existing file, not a folder", p)
@@ -129,6 +129,15 @@ def writable_dir(path: str | Path, what: str = "output folder") -> Path:
         raise PnganError(f"{what} lies under {q}, which is a file", p)
     if q.exists() and not os.access(q, os.W_OK | os.X_OK):
         raise PnganError(f"{what}: {q} is not writable", p)
+    if q.is_dir():  # what access() cannot tell (root, read-only or virtual file systems): a probe file
+        import tempfile
+
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".pngan-probe-", dir=q)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise PnganError(f"{what}: cannot create files in {q} ({e.strerror or e})", p) from None
     return p
 
 

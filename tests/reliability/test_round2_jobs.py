@@ -239,7 +239,10 @@ def test_pgap_resume_refuses_changed_training_files(f, capsys, tmp_path):
     (tmp_path / "empty" / "clean").mkdir(parents=True)
     base = ["evaluate", "pgap", "--real-train", f"pairs:{data}", "--generated-train", f"pairs:{f}/B",
             "--test", f"pairs:{tmp_path / 'empty'}", "--out", tmp_path / "pg"]
-    _one_line(capsys, base, "no images")  # the (empty) test set stops it, after the job is recorded
+    _one_line(capsys, base, "no images")  # the (empty) test set stops it; a new job that failed leaves nothing
+    assert not (tmp_path / "pg").exists()
+    (tmp_path / "pg").mkdir()  # a folder of an older pngan (no job.json): --resume records the job
+    _one_line(capsys, base + ["--resume"], "no images")
     _one_line(capsys, base + ["--resume"], "no images")  # the same job continues
     _swap(data / "noisy" / "i0.png", data / "noisy" / "i1.png")
     _one_line(capsys, base + ["--resume"], "content:")

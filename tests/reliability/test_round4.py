@@ -160,3 +160,80 @@ def test_a_generator_or_extra_pairs_that_saw_the_data_are_warned_about(f, capsys
     caplog.clear()
     _run(capsys, ["evaluate", "noise", "--real", f"pairs:{f}/A", "--generator", run])
     assert "share images" not in caplog.text
+
+
+# ------------------------------------------------------------------ T1 report on a metric JSON of another shape
+@pytest.mark.parametrize("value", [[1, 2], "text", {"mean": [1], "images": {}}, {"mean": {"psnr": 1.0}, "images": [1]},
+                                   {"mean": {"psnr": 1.0}, "images": {"a": 3}}, {"sets": [1]},
+                                   {"checkpoints": "x"}])
+def test_report_names_a_metric_json_of_another_shape(capsys, tmp_path, value):
+    bad = tmp_path / "m.json"
+    bad.write_text(json.dumps(value))
+    _one_line(capsys, ["report", bad, "--out", tmp_path / "rep"], "m.json")
+    assert not (tmp_path / "rep").exists()
+
+
+def test_report_refuses_a_folder_that_is_not_a_run_before_writing(capsys, tmp_path):
+    (tmp_path / "notarun").mkdir()
+    _one_line(capsys, ["report", tmp_path / "notarun", "--out", tmp_path / "rep"], "stats.jsonl")
+    assert not (tmp_path / "rep").exists()
+
+
+# ------------------------------------------------------------------ U1 a new benchmark that fails leaves no claim
+def test_a_benchmark_that_fails_before_training_leaves_nothing(f, capsys, tmp_path):
+    out = tmp_path / "b"
+    bad = ["benchmark", "denoise", "--train", f"pairs:{f}/A", "--test", f"pairs:{f}/T", "--out", out, "--quiet",
+           "--config", "cpu-small", "--seeds", "1", "--source", "real", "--source", "calibrated", "--arch", "ridnet",
+           "data.patch_size=16", "data.batch_size=2", "run.steps=1", "run.threads=1",
+           "net.kwargs={depth: 2, channels: 4}"]  # ridnet takes no depth: fails as its first run starts
+    for _ in range(2):  # the same error again, not "another job"
+        _one_line(capsys, bad, "ridnet")
+        assert not out.exists() or not any(p for p in out.iterdir() if not p.name.startswith("."))
+
+
+# ------------------------------------------------------------------ U2-U5 clearer refusals
+def test_option_lists_with_empty_items_are_refused():
+    from pngan.commands.ablation import parse_ratios
+    from pngan.commands.benchmark import parse_seeds
+    from pngan.errors import PnganError
+
+    for text in ("3,", ",3", "1,,2"):
+        with pytest.raises(PnganError, match="empty item"):
+            parse_seeds(text)
+    assert parse_seeds("3") == [0, 1, 2] and parse_seeds("3,5") == [3, 5]
+    with pytest.raises(PnganError, match="empty item"):
+        parse_ratios("0.5,")
+    assert parse_ratios("0,0.5") == [0.0, 0.5]
+
+
+def test_refusals_name_changed_files_not_hashes(f, capsys, tmp_path):
+    import shutil
+
+    data = tmp_path / "A"
+    shutil.copytree(f / "A", data)
+    out = tmp_path / "o"
+    synth = ["synth", "--setting", "calibrated", "--fit", f"pairs:{data}", "--input", f / "C", "--output", out, "--quiet"]
+    _run(capsys, synth)
+    shutil.copy(f / "T" / "noisy" / "i0.png", data / "noisy" / "i0.png")  # other pairs under the same path
+    line = _one_line(capsys, synth, "different contents")
+    assert not any(c * 16 in line for c in "0123456789abcdef") and "sha256:" not in line
+
+
+def test_unwritable_targets_and_tiny_test_images_are_refused_before_any_work(f, capsys, tmp_path):
+    from pngan.io.images import write_image
+
+    if Path("/proc").is_dir():  # a folder that cannot hold files even for root
+        _one_line(capsys, ["synth", "--setting", "calibrated", "--fit", f"pairs:{f}/A", "--input", f / "C",
+                           "--output", tmp_path / "o", "--quiet", "--save-fit", "/proc/x.json"], "cannot create files")
+        assert not (tmp_path / "o").exists()
+    tiny = tmp_path / "tiny"
+    g = torch.Generator().manual_seed(0)
+    for side in ("noisy", "clean"):
+        write_image(tiny / side / "t.png", torch.rand(3, 9, 30, generator=g))
+    _one_line(capsys, ["benchmark", "denoise", "--train", f"pairs:{f}/A", "--test", f"pairs:{tiny}", "--out",
+                       tmp_path / "b", "--quiet", "--seeds", "1", "--source", "real", *DN[2:]], "9x30")
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_pairs_folder_given_as_noisy_images_is_named(f, capsys):
+    _one_line(capsys, ["evaluate", "noise", "--real", f"noisy:{f}/A", "--setting", "awgn"], f"give pairs:{f}/A")

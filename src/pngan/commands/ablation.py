@@ -324,6 +324,9 @@ def parse_ratios(text: str) -> list[float]:
 
     from pngan.errors import PnganError
 
+    items = [x.strip() for x in text.split(",")]
+    if any(items) and not all(items):
+        raise PnganError(f"--ratios: an empty item in '{text}': give ratios separated by commas, e.g. 0,0.5,1")
     try:
         ratios = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:

@@ -71,7 +71,10 @@ def parse_seeds(text: str) -> list[int]:
             if not 1 <= n <= 1000:
                 raise ValueError
             return list(range(n))
-        seeds = [int(x) for x in t.split(",") if x.strip()]
+        if any(not x.strip() for x in t.split(",")):  # '3,': a count or the seed 3? neither is guessed
+            raise PnganError(f"--seeds: an empty item in '{text}': give a count N (seeds 0..N-1) or a list "
+                             "S1,S2,... without empty items")
+        seeds = [int(x) for x in t.split(",")]
     except ValueError:
         raise PnganError(f"--seeds takes a count N (1-1000) or a list of seeds S1,S2,..., got '{text}'") from None
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
@@ -192,7 +195,9 @@ def run(args: argparse.Namespace) -> int:
     job = {"command": f"benchmark {args.mode}", "train": [normalize_spec(t) for t in args.train],
            "content": [data_content(t) for t in args.train], "arch": args.arch,
            "config": _config_identity(config),
-           "overrides": [o for o in overrides if o.split("=", 1)[0].strip() not in SAFE_ON_RESUME]}
+           # KEY=VALUE however it is spaced ("a = 1" is "a=1")
+           "overrides": [f"{k.strip()}={v.strip()}" for k, _, v in (o.partition("=") for o in overrides)
+                         if k.strip() not in SAFE_ON_RESUME]}
     if args.mode == "augment":
         job["extra"] = normalize_spec(args.extra)
         job["extra_content"] = data_content(args.extra)
@@ -211,8 +216,8 @@ def run(args: argparse.Namespace) -> int:
         notes = [f"generated pairs: {args.extra}; real pairs: {' '.join(args.train)}; rho = generated:real"]
         real, reference = None, "rho 0"
         title = "Augmentation (paper Table 4): real pairs plus generated pairs at ratio rho"
-    outdir.claim(out, job, owned=(outdir.JOB_FILE,), advice="choose another --out (a benchmark folder holds one "
-                 "benchmark: its training data, denoiser and config)")
+    earlier = outdir.claim(out, job, owned=(outdir.JOB_FILE,), advice="choose another --out (a benchmark folder "
+                           "holds one benchmark: its training data, denoiser and config)")
     try:
         if any(str(out / CALIBRATION) in d for r in rows for d in r.data):
             _calibration(args.train[0], out)
@@ -230,6 +235,10 @@ def run(args: argparse.Namespace) -> int:
         from pngan.eval.plots import plot_benchmark
 
         plot_benchmark(out / "benchmark.png", summary, title)
+    except BaseException:
+        if earlier is None:  # a new benchmark that failed before training anything: nothing left behind
+            outdir.undo_new_claim(out, [out / "runs"], (CALIBRATION,))
+        raise
     finally:
         outdir.release(out)
     print(md)

@@ -110,24 +110,6 @@ def _adopt_content(old: dict, job: dict, out) -> dict:
     return {**old, "content": job["content"]}
 
 
-def _undo_pgap_claim(out) -> None:
-    """A new pgap job that failed before any training step (e.g. a network that cannot be built) leaves
-    nothing behind, so that the corrected rerun starts afresh: the folder was empty when it was claimed,
-    so its job.json and run folders are this run's. Once a step was trained they stay (--resume)."""
-    import shutil
-
-    from pngan.io import outdir
-
-    runs = [out / tag for tag in ("real", "generated")]
-    if any((r / "stats.jsonl").is_file() and (r / "stats.jsonl").stat().st_size or (r / "checkpoints").is_dir()
-           or (r / "denoiser.safetensors").exists() for r in runs):
-        return
-    for r in runs:
-        if r.is_dir() and not r.is_symlink():
-            shutil.rmtree(r, ignore_errors=True)
-    (out / outdir.JOB_FILE).unlink(missing_ok=True)
-
-
 def _print_noise(res: dict) -> None:
     from pngan.eval.noise_metrics import METRIC_LABELS
 
@@ -286,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
                           config=args.config, overrides=args.overrides, resume=args.resume, progress=True)
         except BaseException:
             if earlier is None:
-                _undo_pgap_claim(out)
+                outdir.undo_new_claim(out, [out / "real", out / "generated"])
             raise
         finally:
             outdir.release(out)

@@ -187,7 +187,12 @@ def open_clean(root: Path, spec: str, skip_bad: bool = False) -> FileImageSet:
         raise PnganError("no such folder", root)
     files = list_images(root)
     if not files:
-        raise PnganError("no image files (.png, .jpg, .tif) in folder", root)
+        from pngan.data.specs import pair_folder_hint
+
+        hint = pair_folder_hint(root)  # a pairs folder given as clean:/noisy:
+        raise PnganError("no image files (.png, .jpg, .tif) in folder" + (
+            f" ({hint.replace('give it as pairs:', 'give pairs:')}, or its noisy/ or clean/ folder)" if hint else ""),
+            root)
     _by_stem(files, root)
     entries = []
     for f in files:

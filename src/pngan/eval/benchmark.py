@@ -104,6 +104,18 @@ def _eval_cached(run: Path, test_spec: str, test_set, test_hash: str | None) -> 
     return result
 
 
+def _check_test_sizes(spec: str, iset) -> None:
+    """Every test pair can be scored (SSIM's window), checked before any denoiser is trained."""
+    from pngan.eval.metrics import SSIM_WIN
+
+    for i in range(len(iset)):
+        s = iset.load(i)
+        h, w = s.clean.shape[-2:]
+        if min(h, w) < SSIM_WIN:
+            raise PnganError(f"--test {spec}: pair '{s.name}' is {h}x{w}; scoring (SSIM) needs images of at least "
+                             f"{SSIM_WIN}x{SSIM_WIN}")
+
+
 def run_rows(rows: list[Row], tests: list[str], out: str | Path, *, seeds: list[int], arch: str,
              config: str, overrides: list[str], init: str | None = None, progress: bool = True,
              log=print) -> dict:
@@ -118,6 +130,7 @@ def run_rows(rows: list[Row], tests: list[str], out: str | Path, *, seeds: list[
     for t, s in test_sets.items():
         if not (s.has_clean and s.has_noisy):
             raise PnganError(f"--test {t}: a test set needs noisy/clean pairs")
+        _check_test_sizes(t, s)
     slugs = [r.slug for r in rows]
     if len(set(slugs)) != len(slugs):
         dup = next(s for s in slugs if slugs.count(s) > 1)
@@ -143,7 +156,8 @@ def run_rows(rows: list[Row], tests: list[str], out: str | Path, *, seeds: list[
             log(f"[{done}/{total}] {row.label}, seed {seed}: {run}")
             steps[row.label][seed] = runid.train_or_reuse(
                 load_denoiser_config, train, ov, config, run, kind="train-denoiser", data=list(row.data),
-                networks={"init": init}, row=f"{row.label} seed {seed}", what="the benchmark row")
+                networks={"init": init}, row=f"{row.label} seed {seed}", what="the benchmark row",
+                same_schedule=True)
             want = load_denoiser_config(config, ov).run.steps
             if steps[row.label][seed] != want:  # a finished run trained longer: its score is another budget's
                 raise PnganError(f"the run of '{row.label}' seed {seed} was trained for {steps[row.label][seed]} "

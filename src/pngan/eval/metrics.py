@@ -47,11 +47,14 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     return out[0] if single else out
 
 
+SSIM_WIN = 2 * SSIM_RADIUS + 1  # the smallest side SSIM can score
+
+
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Structural similarity per image (mean over the cropped SSIM map and channels)."""
     x, y, single = _prep(x, y)
     b, c, h, w = x.shape
-    win = 2 * SSIM_RADIUS + 1
+    win = SSIM_WIN
     if h < win or w < win:
         raise PnganError(f"ssim: images must be at least {win}x{win} pixels, got {h}x{w}")
     k = gaussian_kernel1d(SSIM_RADIUS, SSIM_SIGMA, x.dtype, x.device)

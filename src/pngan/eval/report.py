@@ -67,6 +67,21 @@ def _metric_section(path: Path, res: dict) -> str:
             + (f"<ul>{legend}</ul>" if legend else ""))
 
 
+def _metric_section_checked(path: Path, res) -> str:
+    """:func:`_metric_section`, with a JSON value of another shape (a list, a string, a table of
+    strings where numbers belong) named as not being a pngan metric JSON."""
+    why = "needs 'mean' and 'images', as 'pngan evaluate ... --json' writes"
+    if not isinstance(res, dict):
+        raise PnganError(f"not a pngan metric JSON (it holds a JSON {type(res).__name__}; {why})", path)
+    try:
+        return _metric_section(path, res)
+    except PnganError:
+        raise
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as e:
+        raise PnganError(f"not a pngan metric JSON (a value of an unexpected type or shape: {e}; {why})",
+                         path) from None
+
+
 def _run_section(run: Path, out: Path, idx: int) -> str:
     from pngan.eval.plots import plot_training_curves
     from pngan.train.runlog import read_stats
@@ -179,20 +194,22 @@ def write_report(inputs: list[str | Path], out: str | Path, *, real: str | None 
         rs = open_dataset(real)
         for i in range(min(len(rs), max_images)):
             _check_side(real, rs.load(i))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    sections = []
+    metric = {}  # every metric JSON is read and rendered before anything is written
     for i, p in enumerate(map(Path, inputs)):
         if p.is_dir():
-            sections.append(_run_section(p, out, i))
-        elif p.is_file():
-            try:
-                res = json.loads(p.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise PnganError(f"not a JSON file: {e}", p) from None
-            sections.append(_metric_section(p, res))
-        else:
+            if not (p / "stats.jsonl").is_file():
+                raise PnganError("run folder has no stats.jsonl", p)
+            continue
+        if not p.is_file():
             raise PnganError("no such run folder or JSON file", p)
+        try:
+            res = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise PnganError(f"not a JSON file: {e}", p) from None
+        metric[i] = _metric_section_checked(p, res)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sections = [metric[i] if i in metric else _run_section(p, out, i) for i, p in enumerate(map(Path, inputs))]
     if real is not None:
         sections.append(_noise_section(real, generated, out, max_images, crop, seed, baselines))
     style = ("body{font-family:sans-serif;max-width:1400px;margin:auto}table{border-collapse:collapse;margin:8px 0}"

@@ -36,6 +36,26 @@ def _fmt(v: Any) -> str:
     return s if len(s) <= 80 else s[:38] + "..." + s[-38:]
 
 
+def _diff(key: str, old: Any, new: Any) -> str:
+    """One difference between two job records, in words; content hashes are not shown as hex."""
+    if _hashes(old) and _hashes(new):
+        return f"{key}: different contents (their hashes differ)"
+    return f"{key}: {_fmt(old)} -> {_fmt(new)}"
+
+
+def _hashes(v: Any) -> bool:
+    """A content hash (64 hex digits, optionally 'sha256:'), or a dict / list holding only such (or None)."""
+    import re
+
+    if isinstance(v, str):
+        return re.fullmatch(r"(sha256:)?[0-9a-f]{64}", v) is not None
+    if isinstance(v, dict):
+        return bool(v) and all(x is None or _hashes(x) for x in v.values())
+    if isinstance(v, list):
+        return bool(v) and all(x is None or _hashes(x) for x in v)
+    return False
+
+
 def read_job(out: Path) -> dict | None:
     return read_json_record(out / JOB_FILE, "job record", "; pass --overwrite to start this folder afresh")
 
@@ -116,11 +136,12 @@ def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: b
             old = upgrade(old, out)
         safe = set(job.get("_safe", ()))
         if old is not None:
-            diffs = [f"{k}: {_fmt(old.get(k))} -> {_fmt(job.get(k))}" for k in sorted(set(old) | set(job))
+            diffs = [_diff(k, old.get(k), job.get(k)) for k in sorted(set(old) | set(job))
                      if k != "_safe" and k not in safe and old.get(k) != job.get(k)]
             if diffs and not overwrite:
+                way = advice if advice.startswith("choose another") else f"choose another folder, or {advice}"
                 raise PnganError("output folder holds the output of another job (" + "; ".join(diffs[:4])
-                                 + f"); choose another folder, or {advice}", out)
+                                 + f"); {way}", out)
         else:
             foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) if out.is_dir() else []
             if foreign and not overwrite:
@@ -137,6 +158,35 @@ def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: b
         if lock:
             lk.release(out)
         raise
+
+
+def _trained(run: Path) -> bool:
+    """Whether a training run folder holds a step's work (stats, a checkpoint, weights)."""
+    stats = run / "stats.jsonl"
+    return (stats.is_file() and stats.stat().st_size > 0) or (run / "checkpoints").is_dir() \
+        or any(run.glob("*.safetensors"))
+
+
+def undo_new_claim(out: str | Path, runs: list[Path], files: tuple[str, ...] = ()) -> None:
+    """A new job (its folder was empty when claimed) that failed before any training step leaves
+    nothing behind, so that the corrected rerun starts afresh instead of meeting "another job": its
+    run folders ``runs`` (searched one level down for runs of runs), ``files`` and job.json are
+    removed, and ``out`` itself when that leaves it empty. Once a step was trained everything stays."""
+    out = Path(out)
+    found = [r for r in runs if r.is_dir()]
+    found += [c for r in found for c in r.iterdir() if c.is_dir()]
+    found += [c for r in found for c in r.iterdir() if c.is_dir()]
+    if any(_trained(r) for r in found):
+        return
+    for r in runs:
+        if r.is_dir() and not r.is_symlink():
+            shutil.rmtree(r, ignore_errors=True)
+    for name in (*files, JOB_FILE):
+        (out / name).unlink(missing_ok=True)
+    try:
+        out.rmdir()  # only when empty
+    except OSError:
+        pass
 
 
 def release(out: str | Path) -> None:

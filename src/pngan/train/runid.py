@@ -404,12 +404,15 @@ def _sync_config(run_dir: Path, load: Callable[[str | None, list[str] | None], A
 
 
 def train_or_reuse(load, train, overrides: list[str], preset: str, run: Path, *, kind: str, data: list[str],
-                   networks: dict[str, str | None], row: str, what: str = "the table row") -> int:
+                   networks: dict[str, str | None], row: str, what: str = "the table row",
+                   same_schedule: bool = False) -> int:
     """Train one table row's run (``pngan ablation``, ``pngan benchmark``), reusing a finished run and
     resuming an unfinished one; returns the step its run reached. A run trained with another
     effective config, other data (contents included) or other frozen networks is refused, never
     reused. ``train(cfg, run_resume)`` trains and returns the trainer's result (an interrupted one
-    raises KeyboardInterrupt here); ``what`` names the row in a refusal."""
+    raises KeyboardInterrupt here); ``what`` names the row in a refusal. ``same_schedule``: a run
+    started with another ``run.steps`` is refused rather than extended (a resume re-evaluates the
+    cosine schedule, so an extended run is not the run a fresh one of that budget would be)."""
     from pngan.train.checkpoint import latest_checkpoint
 
     want = load(preset, overrides)
@@ -429,6 +432,10 @@ def train_or_reuse(load, train, overrides: list[str], preset: str, run: Path, *,
         record_new(run, ident)
         return go(False)
     old = load(str(run / "config.yaml"), None)
+    if same_schedule and old.run.steps != want.run.steps:
+        raise PnganError(f"{what} '{row}' was started with run.steps={old.run.steps}, not {want.run.steps}: one "
+                         f"table compares one budget, each run trained on its own schedule; give --steps "
+                         f"{old.run.steps}, or choose another --out", run)
     changes = check_resume(
         run, old, want, ident, refusal=f"{what} '{row}' was trained with another config or data",
         hint="Choose another --out, or delete this row's run folder to train it again")
