@@ -241,8 +241,7 @@ CONFIG_RULES: dict[str, Rule] = {
     "LossConfig.lambda_marginal": _NONNEG_F, "LossConfig.marginal_groups": Rule(1, 1024),
     # optimiser (AdamConfig: both trainers)
     "AdamConfig.lr": _POS_F, "AdamConfig.lr_min": _NONNEG_F, "AdamConfig.beta1": _BETA, "AdamConfig.beta2": _BETA,
-    "OptimConfig.d_lr": _POS_F, "OptimConfig.g_warmup": Rule(0, 10**12),
-    "OptimConfig.ema": Rule(0.0, 0.999999, note=" (EMA decay per step, < 1; 0: off)"),
+    "OptimConfig.d_lr": _POS_F,
     "DenoiserOptimConfig.finetune_lr": _POS_F,
     # data
     "DataConfig.patch_size": Rule(8, 8192), "DataConfig.batch_size": Rule(1, 65536),

@@ -153,17 +153,6 @@ class AdamConfig:
 @dataclass
 class OptimConfig(AdamConfig):
     d_lr: float | None = None  # default: same as lr
-    # not in the paper (0 = off, the paper): the generator's learning rate rises linearly over its
-    # first g_warmup steps (D's does not). Adam's first steps move every weight by about the full
-    # learning rate whatever the gradient's size, so a generator started at its input
-    # (generator.init=identity) jumps away from it before the discriminator has learned anything
-    # (docs/experiments.md, session 7)
-    g_warmup: int = 0
-    # not in the paper (0 = off): exponential moving average of the generator's weights with this
-    # decay per step (BasicSR's ema_decay). With it, RUN/generator.safetensors and each checkpoint's
-    # generator.safetensors hold the averaged weights (what generate/evaluate use) and
-    # generator_online.safetensors the weights being trained (what a resume continues)
-    ema: float = 0.0
 
 
 @dataclass

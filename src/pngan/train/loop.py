@@ -29,7 +29,6 @@ decisions are agreed by all ranks before any backward (a rank skipping a DDP bac
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from pathlib import Path
@@ -147,10 +146,7 @@ class PnganTask:
         self.optimizers = {"optG": torch.optim.Adam(self.G.parameters(), lr=cfg.optim.lr, betas=betas)}
         if self.D is not None:
             self.optimizers["optD"] = torch.optim.Adam(self.D.parameters(), lr=self.base_lr["optD"], betas=betas)
-        # optim.ema > 0: "generator" (what generate/evaluate read) is the weight average and
-        # "generator_online" the weights being trained
-        self.G_ema = frozen(copy.deepcopy(self.G)) if cfg.optim.ema > 0 else None
-        self.nets = {"generator": self.G} if self.G_ema is None else {"generator": self.G_ema, "generator_online": self.G}
+        self.nets = {"generator": self.G}
         if self.D is not None:
             self.nets["discriminator"] = self.D
         self.meta = {"pngan.config_hash": experiment_hash(cfg), "pngan.data": imageset.describe(),
@@ -168,12 +164,9 @@ class PnganTask:
         self._last: list[torch.Tensor] = []
 
     def learning_rates(self, step: int, scale: float) -> dict[str, float]:
-        """Cosine annealing times the rollback scale; for G, the linear warm-up of ``optim.g_warmup``."""
+        """Cosine annealing times the rollback scale."""
         cfg = self.cfg
-        lrs = {k: cosine_lr(step, cfg.run.steps, lr, cfg.optim.lr_min) * scale for k, lr in self.base_lr.items()}
-        if cfg.optim.g_warmup > 0:
-            lrs["optG"] *= min(1.0, (step + 1) / cfg.optim.g_warmup)
-        return lrs
+        return {k: cosine_lr(step, cfg.run.steps, lr, cfg.optim.lr_min) * scale for k, lr in self.base_lr.items()}
 
     def batches(self, first: int, n: int):
         from pngan.data.patches import PatchBatches
@@ -227,20 +220,10 @@ class PnganTask:
             loss_g, g_terms = self.objective(GanBatch(clean, real, fake))
         terms.update(g_terms, loss_g=float(loss_g.detach()))
         finite = all(math.isfinite(v) for v in terms.values())
-        if e.update(self.optimizers["optG"], loss_g, self.G, finite, step) and self.G_ema is not None:
-            ema_update(self.G_ema, self.G, cfg.optim.ema)
+        e.update(self.optimizers["optG"], loss_g, self.G, finite, step)
         t.tick("g_step")
         self._last = [clean[0], syn[0], fake[0].detach(), real[0]]
         return terms
-
-
-@torch.no_grad()
-def ema_update(avg: nn.Module, net: nn.Module, decay: float) -> None:
-    """avg <- decay * avg + (1 - decay) * net, parameter by parameter (buffers are copied)."""
-    for a, p in zip(avg.parameters(), net.parameters()):
-        a.lerp_(p.detach(), 1.0 - decay)
-    for a, b in zip(avg.buffers(), net.buffers()):
-        a.copy_(b)
 
 
 def train_pngan(
