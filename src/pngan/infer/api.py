@@ -139,12 +139,9 @@ class NoiseGenerator(nn.Module):
     def finish(self, fake: torch.Tensor, clean: torch.Tensor | None) -> torch.Tensor:
         """The generator's raw output made an image: clamped to [0, 1] and, for a generator trained
         with ``generator.keep_white``, clean-white values put back (``clean`` is needed only then)."""
-        fake = fake.clamp(0, 1)
-        if self.keep_white:
-            from pngan.noise.clipping import keep_white
+        from pngan.noise.clipping import finish
 
-            fake = keep_white(fake, clean.to(fake.device, fake.dtype))
-        return fake
+        return finish(fake, clean, self.keep_white)
 
     def level_policy(self, gain=None):
         """The level policy ``gain`` gives this generator (:mod:`pngan.noise.level`): None for the

@@ -23,3 +23,15 @@ def keep_white(fake: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     if fake.shape != clean.shape:
         raise ValueError(f"keep_white: fake {tuple(fake.shape)} and clean {tuple(clean.shape)} differ in shape")
     return torch.where(clean >= WHITE, clean.to(fake.dtype), fake)
+
+
+def finish(raw: torch.Tensor, clean: torch.Tensor | None, keep: bool, clamp: bool = True) -> torch.Tensor:
+    """The one place a generator's raw output becomes an image: clamped to [0, 1] (``clamp``; training
+    leaves it off, so that the losses' gradients reach every value) and, for a generator trained with
+    ``generator.keep_white``, clean-white values put back (``clean`` is needed only then)."""
+    fake = raw.clamp(0, 1) if clamp else raw
+    if keep:
+        if clean is None:
+            raise ValueError("keep_white: the clean image is needed to put its white values back")
+        fake = keep_white(fake, clean.to(fake.device, fake.dtype))
+    return fake

@@ -39,6 +39,7 @@ import torch.nn as nn
 from pngan.errors import PnganError
 from pngan.losses.gan import ra_d_loss
 from pngan.losses.objective import GanBatch, build_objective
+from pngan.noise.clipping import finish
 from pngan.train.config import TrainConfig
 from pngan.train.engine import Engine, Schedule, TrainResult, frozen, set_grad
 from pngan.train.schedule import cosine_lr
@@ -201,11 +202,8 @@ class PnganTask:
             syn = self.synthetic_input(clean, real, step)
         t.tick("data")
         with e.autocast():
-            fake = self.Gm(syn)
-            if cfg.generator.keep_white:  # not in the paper (pngan.noise.clipping)
-                from pngan.noise.clipping import keep_white
-
-                fake = keep_white(fake, clean)
+            # not clamped (the losses' gradients reach every value); keep_white: not in the paper
+            fake = finish(self.Gm(syn), clean, cfg.generator.keep_white, clamp=False)
         t.tick("g_forward")
         if self.D is not None:
             set_grad(self.D, True)
