@@ -131,6 +131,8 @@ def check_new_run_folder(out: str | Path, kind: str | None = None) -> None:
     out = Path(out)
     if not out.exists():
         return
+    if not out.is_dir():
+        raise PnganError("run folder is an existing file, not a folder", out)
     if (out / "config.yaml").is_file():
         raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
     for p in sorted(out.iterdir()):
