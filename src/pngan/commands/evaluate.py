@@ -278,6 +278,10 @@ def run(args: argparse.Namespace) -> int:
         from pngan.validate import check_role
 
         name, path = parse_net_spec(args.model)
+        if path.is_dir():
+            hint = [p.name for p in sorted(path.glob("*.safetensors"))][:1]
+            raise PnganError("--model takes a weights file, not a folder" + (
+                f" (this one holds {hint[0]}: give {path / hint[0]})" if hint else ""), path)
         if not path.is_file():
             raise PnganError("model checkpoint not found", path)
         check_role(args.model, "denoiser", "--model")
@@ -285,13 +289,16 @@ def run(args: argparse.Namespace) -> int:
         net.eval()
         if args.save_images is not None:
             _claim_save_images(args, path)
+        dnd_out = _claim_dnd_out(args, path)
         try:
             return _evaluate_denoiser(args, net, tqdm)
         finally:
-            if args.save_images is not None:
-                from pngan.io import outdir
+            from pngan.io import outdir
 
+            if args.save_images is not None:
                 outdir.release(args.save_images)
+            if dnd_out is not None:
+                outdir.release(dnd_out)
     if res["kind"] != "noise":
         for k, v in res["mean"].items():
             print(f"{k:>14}: {v:.4f}")
@@ -320,6 +327,51 @@ def _data_folders(spec: str) -> list:
     return sorted(folders)
 
 
+def _refuse_in_data(out, specs: list[str], opt: str) -> None:
+    """An output folder that is a folder of the evaluated data or lies inside one: refused."""
+    from pathlib import Path
+
+    from pngan.errors import PnganError
+
+    out = Path(out)
+    for spec in specs:
+        for folder in _data_folders(spec):
+            try:
+                out.resolve().relative_to(folder.resolve())
+            except ValueError:
+                continue
+            raise PnganError(f"{opt} must not be a folder of the evaluated data {spec} or inside it "
+                             f"({folder}): its files would be replaced; choose another folder", out)
+
+
+def _claim_dnd_out(args, model_path):
+    """--out DIR (DND's submission bundle): one DND set per command, never inside the evaluated data,
+    and, like every output folder, new, empty or this same evaluation's (DIR/job.json); another model
+    or set refused without --overwrite. Returns the claimed folder (None: no DND set)."""
+    from pngan.data.specs import parse_spec
+    from pngan.errors import PnganError
+    from pngan.io import outdir
+    from pngan.io.records import file_sha256
+    from pngan.train.runid import normalize_spec
+
+    dnd = [s for s in args.data if parse_spec(s)[0] == "dnd"]
+    if not dnd:
+        if args.out:
+            raise PnganError("--out is where a DND submission bundle goes; --data holds no dnd: set (use --json or "
+                             "--save-images for other sets)")
+        return None
+    if len(dnd) > 1:
+        raise PnganError("one dnd: set per command: a submission bundle holds one set's results (run the command "
+                         "once per set, each with its own --out)")
+    out = args.out or "dnd-submission"
+    _refuse_in_data(out, args.data, "--out")
+    job = {"command": "evaluate denoiser --out", "model_sha256": file_sha256(model_path),
+           "data": normalize_spec(dnd[0])}
+    outdir.claim(out, job, overwrite=args.overwrite, owned=("bundled", outdir.JOB_FILE),
+                 advice="pass --overwrite to replace its submission")
+    return out
+
+
 def _claim_save_images(args, model_path) -> None:
     """--save-images DIR: never a folder of the evaluated data (the test set's own clean/ or noisy/ would be
     replaced by the denoised images), and, like generate/synth output folders, a new or empty folder or one
@@ -332,14 +384,7 @@ def _claim_save_images(args, model_path) -> None:
     from pngan.train.runid import normalize_spec
 
     save = Path(args.save_images)
-    for spec in args.data:
-        for folder in _data_folders(spec):
-            try:
-                save.resolve().relative_to(folder.resolve())
-            except ValueError:
-                continue
-            raise PnganError(f"--save-images must not be a folder of the evaluated data {spec} or inside it "
-                             f"({folder}): its images would be replaced; choose another folder", save)
+    _refuse_in_data(save, args.data, "--save-images")
     job = {"command": "evaluate denoiser --save-images", "model_sha256": file_sha256(model_path),
            "data": [normalize_spec(x) for x in args.data]}
     outdir.claim(save, job, overwrite=args.overwrite, owned=(outdir.JOB_FILE,),

@@ -116,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
                 and resolve_level(None, gen.synthetic, gen.metadata) is None:
             policy = None  # the default spelled out (the setting's own level): the same job as leaving it out
     check_output(Path(args.output), None if fmt == "camera" else Path(in_path))  # before anything is written
+    from pngan.data.specs import open_dataset
+    from pngan.infer.generate import check_sample_names
+
+    check_sample_names(list(open_dataset(spec).names))
     job = {"command": "generate", "generator_sha256": file_sha256(gen_file), "input": normalize_spec(spec),
            "seed": args.seed, "fast_tiles": args.fast_tiles, "precision": args.precision,
            "tiling": [args.tile, args.overlap] if args.fast_tiles else None,

@@ -179,10 +179,39 @@ def collect_generated(source: str) -> dict[str, list[torch.Tensor]]:
     ds = open_dataset(source)
     if not ds.has_noisy:
         raise PnganError(f"{source}: the generated set has no noisy images")
+    out = GeneratedSet()
     for i in range(len(ds)):
         s = ds.load(i)
         out.setdefault(_stem(s.name), []).append(s.noisy)
+        if s.clean is not None:
+            out.clean[_stem(s.name)] = s.clean
     return out
+
+
+class GeneratedSet(dict):
+    """Generated noisy images by stem (as :func:`collect_generated` returns), with the clean image of
+    each where the set has one (``clean``), to check that it was made from the real pair's."""
+
+    def __init__(self):
+        super().__init__()
+        self.clean: dict[str, torch.Tensor] = {}
+
+
+def check_generated_clean(real_name: str, real_clean: torch.Tensor, generated: dict) -> None:
+    """A generated pair (``pairs:`` with clean images) made from another clean image than the real
+    pair of the same name: refused (its "noise" would be the difference of two images)."""
+    cleans = getattr(generated, "clean", None) or {}
+    stem = _stem(real_name)
+    keys = [stem] + [k for k in cleans if (m := _SAMPLE_RE.match(k)) and m.group(1) == stem]
+    for k in keys:
+        c = cleans.get(k)
+        if c is None or tuple(c.shape) != tuple(real_clean.shape):
+            continue
+        diff = float((c - real_clean).abs().max()) * 255
+        if diff > 1.5:
+            raise PnganError(f"the generated pair '{k}' was made from another clean image than the real pair "
+                             f"'{real_name}' (they differ by up to {diff:.0f} levels): generate it from the real "
+                             "pairs' clean images")
 
 
 def match_generated(real_name: str, generated: dict[str, list[torch.Tensor]]) -> list[torch.Tensor]:
@@ -219,6 +248,9 @@ def evaluate_noise(real_set, *, generated: dict[str, list[torch.Tensor]] | None 
         it = progress(it)
     for i in it:
         s = real_set.load(i)
+        if torch.equal(s.noisy, s.clean):  # as the fit refuses it: a metric of "no noise" means nothing
+            raise PnganError(f"{real_set.spec}: real pair '{s.name}': the noisy and clean images are identical: no "
+                             "noise to score")
         if generated is not None:
             gens = match_generated(s.name, generated)
             if not gens:
@@ -233,6 +265,7 @@ def evaluate_noise(real_set, *, generated: dict[str, list[torch.Tensor]] | None 
                 if tuple(g.shape) != tuple(s.clean.shape):
                     raise PnganError(f"generated image for '{s.name}' has shape {tuple(g.shape)}, "
                                      f"the real pair {tuple(s.clean.shape)}")
+            check_generated_clean(s.name, s.clean, generated)
         else:
             with torch.inference_mode():
                 if getattr(sample_fn, "level_matched", False):  # given this pair's noise level (--level match)
@@ -249,7 +282,7 @@ def evaluate_noise(real_set, *, generated: dict[str, list[torch.Tensor]] | None 
     mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
     # the summary's ratio is that of the summary's levels (so that std_gen / std_real = std_ratio as
     # printed), not the mean of per-image ratios, which weighs a faint image's error like a strong one's
-    mean["std_ratio"] = mean["std_gen"] / mean["std_real"] if mean["std_real"] > 0 else float("inf")
+    mean["std_ratio"] = mean["std_gen"] / mean["std_real"] if mean["std_real"] > 0 else float("nan")
     counts = sorted({r["samples"] for r in rows.values()})
     used = counts[0] if len(counts) == 1 else {"min": counts[0], "max": counts[-1]}
     return {"real": real_set.spec, "count": len(rows), "samples": used, "images": rows, "mean": mean}

@@ -166,7 +166,7 @@ def structure_metrics(real_noisy, clean, gen_samples) -> dict:
     out = {
         "std_real": std_r,
         "std_gen": std_g,
-        "std_ratio": std_g / std_r if std_r > 0 else float("inf"),
+        "std_ratio": std_g / std_r if std_r > 0 else (float("inf") if std_g > 0 else float("nan")),
         **_compare(real_pg, gen_pg, SPECTRUM_BINS),
         "lowfreq_real": _share_below(*real_pg, LOWFREQ_CUTOFF),
         "lowfreq_gen": _share_below(*gen_pg, LOWFREQ_CUTOFF),

@@ -115,7 +115,11 @@ MIN_SIDE = 8  # the smallest image the noise figures can be drawn from (as the n
 
 
 def _check_side(real_spec: str, s) -> None:
-    """Refuse a pair too small for the noise figures (no spectrum / level function: drawn empty)."""
+    """Refuse a pair too small for the noise figures (no spectrum / level function: drawn empty), or
+    not a pair."""
+    if s.clean is None or s.noisy is None:
+        raise PnganError(f"{real_spec}: the report's noise figures need real noisy/clean pairs (pair '{s.name}' has "
+                         f"no {'clean' if s.clean is None else 'noisy'} image)")
     if min(s.clean.shape[-2:]) < MIN_SIDE:
         raise PnganError(f"{real_spec}: real pair '{s.name}' is {s.clean.shape[-2]}x{s.clean.shape[-1]}; the "
                          f"report's noise figures need images of at least {MIN_SIDE}x{MIN_SIDE}")
@@ -158,6 +162,10 @@ def _noise_section(real_spec: str, generated: str | None, out: Path, max_images:
             g = match_generated(s.name, gen)
             if not g:
                 raise PnganError(f"no generated image for real image '{s.name}'")
+            if g[0].shape != s.clean.shape:
+                raise PnganError(f"--generated: the image for real pair '{s.name}' is {g[0].shape[-2]}x{g[0].shape[-1]}, "
+                                 f"the pair {s.clean.shape[-2]}x{s.clean.shape[-1]}: give images generated from "
+                                 f"{real_spec}'s clean images")
             sets["generated"].append((g[0], s.clean))
             cols["generated"] = g[0]
         cols["real"] = s.noisy
@@ -192,8 +200,22 @@ def write_report(inputs: list[str | Path], out: str | Path, *, real: str | None 
         from pngan.data.specs import open_dataset
 
         rs = open_dataset(real)
-        for i in range(min(len(rs), max_images)):
-            _check_side(real, rs.load(i))
+        samples = [rs.load(i) for i in range(min(len(rs), max_images))]
+        for s in samples:
+            _check_side(real, s)
+        if generated:  # every generated image is found and fits its pair before the folder is made
+            from pngan.eval.denoise_eval import check_generated_clean, collect_generated, match_generated
+
+            gen = collect_generated(generated)
+            for s in samples:
+                g = match_generated(s.name, gen)
+                if not g:
+                    raise PnganError(f"no generated image for real image '{s.name}'")
+                check_generated_clean(s.name, s.clean, gen)
+                if g[0].shape != s.clean.shape:
+                    raise PnganError(f"--generated: the image for real pair '{s.name}' is "
+                                     f"{g[0].shape[-2]}x{g[0].shape[-1]}, the pair {s.clean.shape[-2]}x"
+                                     f"{s.clean.shape[-1]}: give images generated from {real}'s clean images")
     metric = {}  # every metric JSON is read and rendered before anything is written
     for i, p in enumerate(map(Path, inputs)):
         if p.is_dir():

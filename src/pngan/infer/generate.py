@@ -33,6 +33,19 @@ def _inside(child: Path, parent: Path) -> bool:
         return False
 
 
+def check_sample_names(names: list[str]) -> None:
+    """Generated files are named ``NAME_K`` (sample K of NAME); an input named like a sample of another
+    input (``a`` and ``a_0``) would have its pair read as the other's: refused, naming both."""
+    import re
+
+    stems = {Path(n).with_suffix("").as_posix() if Path(n).suffix else n for n in names}
+    for n in sorted(stems):
+        m = re.match(r"^(.*)_(\d+)$", n)
+        if m and m.group(1) in stems:
+            raise PnganError(f"input images '{m.group(1)}' and '{n}' would collide: generated samples are named "
+                             f"NAME_K, so '{n}' reads as sample {m.group(2)} of '{m.group(1)}'; rename one of them")
+
+
 def check_output(out: Path, input_root: Path | None) -> None:
     if input_root is not None and (_inside(out, input_root) or _inside(input_root, out)):
         raise PnganError(f"output folder must not be the input folder or inside it (input: {input_root})", out)
@@ -107,6 +120,7 @@ def generate(
     images = open_dataset(clean_spec)
     if not images.has_clean:
         raise PnganError(f"{images.spec} has no clean images to generate from")
+    check_sample_names(list(images.names))
     (out / "noisy").mkdir(exist_ok=True)
     (out / "clean").mkdir(exist_ok=True)
     part = out / f".manifest.rank{rank}.jsonl"

@@ -135,6 +135,16 @@ def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: b
         if old is not None and upgrade is not None:
             old = upgrade(old, out)
         safe = set(job.get("_safe", ()))
+        if old is not None and overwrite and old.get("command") != job.get("command"):
+            # --overwrite replaces this command's own output only: another command's job (a benchmark,
+            # a pgap run, a synth folder) would be left unable to continue
+            raise PnganError(f"output folder holds the output of 'pngan {old.get('command') or 'another command'}', "
+                             f"not of 'pngan {job.get('command')}'; --overwrite replaces only this command's own "
+                             "output: choose another folder", out)
+        for name in owned:  # a symlink where pngan writes would send its files (or --overwrite) elsewhere
+            if not overwrite and (out / name).is_symlink():
+                raise PnganError(f"{name} in the output folder is a symbolic link; pngan writes only into what it "
+                                 "made: remove the link or choose another folder", out)
         if old is not None:
             diffs = [_diff(k, old.get(k), job.get(k)) for k in sorted(set(old) | set(job))
                      if k != "_safe" and k not in safe and old.get(k) != job.get(k)]

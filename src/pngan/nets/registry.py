@@ -61,14 +61,47 @@ def role_of(name: str) -> str:
     return _REGISTRY[name][1]
 
 
-def build(name: str, **kwargs: Any) -> nn.Module:
+def check_kwargs(name: str, kwargs: dict, what: str = "network arguments") -> None:
+    """Refuse arguments network ``name`` does not take, or of another type than its default's: an
+    integer where an integer is (not true/false; at least 1 where the default is), true/false where
+    a flag is, a finite number where a number is. Catches a YAML ``{depth:2}`` (no space: one key
+    'depth:2') and widths such as 0 or -4 before a run folder is made."""
+    import inspect
+    import math
+
     _load_all()
     if name not in _REGISTRY:
         raise PnganError(f"unknown network '{name}' (known: {', '.join(available())})")
+    params = inspect.signature(_REGISTRY[name][0].__init__).parameters
+    known = [k for k, p in params.items() if k != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for k, v in kwargs.items():
+        if k not in known:
+            hint = (f" (write '{k.split(':')[0]}: {k.split(':', 1)[1]}' with a space after the colon: YAML reads "
+                    f"'{k}' as one key)") if ":" in str(k) else ""
+            raise PnganError(f"{what}: '{name}' takes no argument '{k}'{hint}; it takes {', '.join(known)}")
+        d = params[k].default
+        if d is inspect.Parameter.empty or d is None:
+            continue
+        if isinstance(d, bool):
+            ok, want = isinstance(v, bool), "true or false"
+        elif isinstance(d, int):
+            ok = isinstance(v, int) and not isinstance(v, bool) and (v >= 1 or d < 1)
+            want = "an integer >= 1" if d >= 1 else "an integer"
+        elif isinstance(d, float):
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            want = "a finite number"
+        else:
+            continue
+        if not ok:
+            raise PnganError(f"{what}: '{name}' argument '{k}' must be {want}, got {v!r}")
+
+
+def build(name: str, **kwargs: Any) -> nn.Module:
+    check_kwargs(name, kwargs)
     cls, _ = _REGISTRY[name]
     try:
         net = cls(**kwargs)
-    except TypeError as e:
+    except (TypeError, ValueError, RuntimeError) as e:
         raise PnganError(f"bad arguments for network '{name}': {e}") from None
     net.build_kwargs = dict(kwargs)  # type: ignore[attr-defined]
     return net

@@ -268,7 +268,11 @@ PRESETS: dict[str, dict] = {
 def load_denoiser_config(preset_or_path: str | None, overrides: list[str] | None = None) -> DenoiserTrainConfig:
     from pngan.config import load_config
 
-    return load_config(DenoiserTrainConfig, preset_or_path, overrides, PRESETS)
+    cfg = load_config(DenoiserTrainConfig, preset_or_path, overrides, PRESETS)
+    from pngan.nets.registry import check_kwargs
+
+    check_kwargs(cfg.net.arch, _net_kwargs(cfg), "net.kwargs")  # before any run folder is made
+    return cfg
 
 
 DenoiserResult = TrainResult  # the name train_denoiser has always returned

@@ -212,6 +212,10 @@ def check_resume(run_dir: str | Path, old_cfg: Any, new_cfg: Any, new_ident: dic
         if k not in SAFE_ON_RESUME:
             why = " (edited into config.yaml since the run started)" if k in edited else ""
             problems.append(f"{k} {_fmt(a)} -> {_fmt(b)}{why}")
+    for k, (a, b) in edited.items():  # an edit the resume's --config would silently drop and overwrite
+        if k not in SAFE_ON_RESUME and k not in changes:
+            problems.append(f"{k} {_fmt(a)} -> {_fmt(b)} (edited into config.yaml since the run started; the resume's "
+                            "config says otherwise: put config.yaml back)")
     if rec is not None and rec.get("identity") is None:
         rec = None
     if rec is None:

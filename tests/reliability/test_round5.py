@@ -1,0 +1,172 @@
+"""QA round 5 (issue 24): the fifth adversarial CLI pass's findings: --overwrite never replaces
+another command's output, a DND submission folder is claimed like every output folder, pngan
+never writes through a symlink it did not make, and more (in-process, tiny networks)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import TINY_NETS
+from helpers import folder_bytes as _bytes
+from helpers import one_line_error as _one_line
+from helpers import run_cli as _run
+from helpers import write_images, write_pairs
+
+DN = ["--config", "cpu-small", "--quiet", "--steps", "1", "data.patch_size=16", "data.batch_size=2",
+      "net.kwargs={depth: 2, channels: 4}", "run.threads=1"]
+
+
+@pytest.fixture(scope="module")
+def f(tmp_path_factory) -> Path:
+    """Pairs A (train) and T (test), clean images C, a tiny denoiser run d."""
+    from pngan.cli import main
+
+    root = tmp_path_factory.mktemp("qa5")
+    write_pairs(root / "A", 2, 24, 24, seed=0, sigma=0.05)
+    write_pairs(root / "T", 2, 24, 24, seed=1, sigma=0.05)
+    write_images(root / "C", ["c0", "c1"], 20, 20, torch.Generator().manual_seed(2))
+    assert main(["train-denoiser", "--arch", "dncnn", "--data", f"pairs:{root}/A", "--out", str(root / "d"), *DN]) == 0
+    return root
+
+
+# ------------------------------------------------------------------ D1 --overwrite and another command's folder
+def test_overwrite_never_replaces_another_commands_output(f, capsys, tmp_path):
+    bench = tmp_path / "bench"
+    _run(capsys, ["benchmark", "denoise", "--train", f"pairs:{f}/A", "--test", f"pairs:{f}/T", "--seeds", "1",
+                  "--source", "real", "--source", "calibrated", "--out", bench, "--arch", "dncnn", *DN])
+    before = _bytes(bench)
+    _one_line(capsys, ["synth", "--setting", "awgn", "--input", f / "C", "--output", bench, "--overwrite", "--quiet"],
+              "not of 'pngan synth'")
+    _one_line(capsys, ["synth", "--setting", "calibrated", "--fit", f"pairs:{f}/T", "--input", f / "C", "--output",
+                       tmp_path / "s", "--save-fit", bench / "calibration.json", "--overwrite", "--quiet"],
+              "calibration of 'pngan benchmark denoise'")
+    assert _bytes(bench) == before
+    syn = tmp_path / "syn"
+    _run(capsys, ["synth", "--setting", "awgn", "--input", f / "C", "--output", syn, "--quiet"])
+    before = _bytes(syn)
+    _one_line(capsys, ["evaluate", "denoiser", "--model", f / "d" / "denoiser.safetensors", "--data", f"pairs:{f}/T",
+                       "--save-images", syn, "--overwrite"], "not of 'pngan evaluate denoiser --save-images'")
+    assert _bytes(syn) == before
+
+
+# ------------------------------------------------------------------ D3 a symlink where pngan writes
+def test_pngan_never_writes_through_a_symlink_it_did_not_make(f, capsys, tmp_path):
+    import shutil
+
+    out = tmp_path / "o"
+    _run(capsys, ["synth", "--setting", "awgn", "--input", f / "C", "--output", out, "--quiet"])
+    precious = tmp_path / "precious"
+    shutil.copytree(f / "C", precious)
+    before = _bytes(precious)
+    shutil.rmtree(out / "noisy")
+    (out / "noisy").symlink_to(precious)
+    _one_line(capsys, ["synth", "--setting", "awgn", "--input", f / "C", "--output", out, "--quiet"], "symbolic link")
+    assert _bytes(precious) == before
+    _run(capsys, ["synth", "--setting", "awgn", "--input", f / "C", "--output", out, "--quiet", "--overwrite"])
+    assert _bytes(precious) == before and not (out / "noisy").is_symlink()
+
+
+# ------------------------------------------------------------------ D2 the DND submission folder
+def _dnd(root: Path, n: int) -> str:
+    import h5py
+
+    (root / "images_srgb").mkdir(parents=True)
+    rng = np.random.default_rng(n)
+    with h5py.File(root / "info.mat", "w", userblock_size=512) as fh:
+        refs = fh.create_group("#refs#")
+        rl = [refs.create_dataset(f"b{i}", data=np.asarray([[1, 1, 16, 16]], np.float64).T).ref for i in range(n)]
+        fh.create_group("info").create_dataset("boundingboxes", data=np.array([rl], dtype=h5py.ref_dtype))
+    for i in range(n):
+        with h5py.File(root / "images_srgb" / f"{i + 1:04d}.mat", "w", userblock_size=512) as fh:
+            fh.create_dataset("InoisySRGB", data=np.ascontiguousarray(rng.random((24, 24, 3)).astype(np.float32).T))
+    return f"dnd:{root}"
+
+
+def test_dnd_submission_folder_is_claimed(f, capsys, tmp_path):
+    pytest.importorskip("h5py")
+    d1, d2 = _dnd(tmp_path / "dnd1", 2), _dnd(tmp_path / "dnd2", 1)
+    model = f / "d" / "denoiser.safetensors"
+    ev = ["evaluate", "denoiser", "--model", model]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "0001_01.mat").write_text("important")
+    data = _bytes(tmp_path / "dnd1")
+    for out, needle in ((mine, "not empty"), (tmp_path / "dnd1", "evaluated data"),
+                        (tmp_path / "dnd1" / "images_srgb", "evaluated data")):
+        _one_line(capsys, [*ev, "--data", d1, "--out", out], needle)
+    assert (mine / "0001_01.mat").read_text() == "important" and _bytes(tmp_path / "dnd1") == data
+    _one_line(capsys, [*ev, "--data", d1, "--data", d2, "--out", tmp_path / "both"], "one dnd: set")
+    sub = tmp_path / "sub"
+    _run(capsys, [*ev, "--data", d1, "--out", sub])
+    _run(capsys, [*ev, "--data", d1, "--out", sub])  # the same evaluation again: its own folder
+    _one_line(capsys, [*ev, "--data", d2, "--out", sub], "another job")
+    _run(capsys, [*ev, "--data", d2, "--out", sub, "--overwrite"])
+    assert sorted(p.name for p in (sub / "bundled").iterdir()) == ["0001.mat"]  # not a mix of two sets
+    _one_line(capsys, [*ev, "--data", f"pairs:{f}/T", "--out", tmp_path / "x"], "--out is where a DND")
+    _one_line(capsys, ["evaluate", "denoiser", "--model", f / "d", "--data", f"pairs:{f}/T"], "denoiser.safetensors")
+
+
+# ------------------------------------------------------------------ T1/S7/U6 net.kwargs
+@pytest.mark.parametrize("kwargs,needle", [("{channels: 0}", "integer >= 1, got 0"), ("{depth: 2, channels: -4}", "got -4"),
+                                           ("{depth:2,channels:4}", "with a space after the colon"),
+                                           ("{channels: abc}", "got 'abc'"), ("{depth: 2.5}", "got 2.5"),
+                                           ("{depth: true}", "got True"), ("{width: 3}", "takes no argument 'width'")])
+def test_network_arguments_are_checked_before_a_run_folder_is_made(f, capsys, tmp_path, kwargs, needle):
+    out = tmp_path / "r"
+    _one_line(capsys, ["train-denoiser", "--arch", "dncnn", "--data", f"pairs:{f}/A", "--out", out, *DN[:-3],
+                       f"net.kwargs={kwargs}", "run.threads=1"], needle)
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------ S5 a hand edit and --config on resume
+def test_a_hand_edit_is_not_dropped_by_a_resume_that_repeats_its_config(f, capsys, tmp_path):
+    import shutil
+
+    run = tmp_path / "d"
+    shutil.copytree(f / "d", run)
+    cfg = (run / "config.yaml").read_text()
+    assert "  lr: 0.001\n" in cfg
+    (run / "config.yaml").write_text(cfg.replace("  lr: 0.001\n", "  lr: 0.5\n"))
+    before = _bytes(run)
+    argv = ["train-denoiser", "--arch", "dncnn", "--data", f"pairs:{f}/A", "--out", run, "--resume", "--config",
+            "cpu-small", "--quiet", "--steps", "2", "data.patch_size=16", "data.batch_size=2",
+            "net.kwargs={depth: 2, channels: 4}", "run.threads=1"]
+    _one_line(capsys, argv, "edited into config.yaml")
+    assert _bytes(run) == before
+
+
+# ------------------------------------------------------------------ T2/T3/S1/S4 what is scored
+def test_report_and_evaluate_check_what_they_score(f, capsys, tmp_path):
+    import shutil
+
+    noisy_only = tmp_path / "ref"
+    shutil.copytree(f / "T" / "noisy", noisy_only)
+    _one_line(capsys, ["report", "--real", f"noisy:{noisy_only}", "--out", tmp_path / "r1"], "noisy/clean pairs")
+    big = tmp_path / "big"
+    write_images(big, ["i0", "i1"], 40, 40, torch.Generator().manual_seed(3))
+    _one_line(capsys, ["report", "--real", f"pairs:{f}/T", "--generated", big, "--out", tmp_path / "r2"], "40x40")
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+    other = tmp_path / "other"  # generated pairs made from other clean images under the real names
+    shutil.copytree(f / "A", other)
+    _one_line(capsys, ["evaluate", "noise", "--real", f"pairs:{f}/T", "--generated", f"pairs:{other}"],
+              "made from another clean image")
+    _run(capsys, ["evaluate", "noise", "--real", f"pairs:{f}/T", "--generated", f"pairs:{f}/T"])  # its own: scored
+    zero = tmp_path / "zero"
+    shutil.copytree(f / "T" / "clean", zero / "clean")
+    shutil.copytree(f / "T" / "clean", zero / "noisy")
+    _one_line(capsys, ["evaluate", "noise", "--real", f"pairs:{zero}", "--setting", "awgn"], "identical")
+
+
+# ------------------------------------------------------------------ S3 names that collide with NAME_K
+def test_input_names_that_read_as_samples_are_refused(f, capsys, tmp_path):
+    from pngan.infer.generate import check_sample_names
+    from pngan.errors import PnganError
+
+    with pytest.raises(PnganError, match="'a' and 'a_0' would collide"):
+        check_sample_names(["a.png", "a_0.png"])
+    check_sample_names(["a_0.png", "b_1.png", "c.png"])  # no stem is another's sample
