@@ -63,3 +63,19 @@ def test_tile_settings_are_checked(gen):
     whole = NoiseGenerator(gen.net, gen.synthetic, tile=0)  # 0: one pass over the whole image
     x = torch.rand(1, 3, 40, 36, generator=torch.Generator().manual_seed(0))
     assert whole(x, generator=torch.Generator().manual_seed(1)).shape == x.shape
+
+
+def test_generator_and_dataset_arguments_are_one_clear_error(gen, tmp_path):
+    """QA round 5: a seed passed as the generator, a patch size of another type or below 1."""
+    from pngan.infer.api import ApiArgumentError, GeneratedPairs
+    from pngan.io.images import write_image
+
+    with pytest.raises(ApiArgumentError, match="torch.Generator"):
+        gen(torch.rand(1, 3, 16, 16), generator=5)
+    write_image(tmp_path / "c" / "a.png", torch.rand(3, 16, 16))
+    for bad in (1.5, "16", 0, -1, True):
+        with pytest.raises(ApiArgumentError, match="patch_size"):
+            GeneratedPairs(f"clean:{tmp_path}/c", gen, patch_size=bad)
+    with pytest.raises(ApiArgumentError, match="samples"):
+        GeneratedPairs(f"clean:{tmp_path}/c", gen, samples=0)
+    assert len(GeneratedPairs(f"clean:{tmp_path}/c", gen, patch_size=8)) == 1

@@ -178,7 +178,7 @@ def test_pgap_failure_leaves_no_claim_and_advice_names_no_missing_option(f, caps
     out.mkdir(exist_ok=True)
     (out / "job.json").write_text(json.dumps({"command": "pgap", "arch": "dncnn"}))
     line = _one_line(capsys, pg + ["net.kwargs={channels: 16}"], "another job")
-    assert "--overwrite to" not in line and "remove that folder" in line
+    assert "--overwrite to" not in line and "choose another --out" in line
 
 
 # ------------------------------------------------------------------ #13 tiny images: named, refused cleanly

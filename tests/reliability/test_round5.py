@@ -170,3 +170,42 @@ def test_input_names_that_read_as_samples_are_refused(f, capsys, tmp_path):
     with pytest.raises(PnganError, match="'a' and 'a_0' would collide"):
         check_sample_names(["a.png", "a_0.png"])
     check_sample_names(["a_0.png", "b_1.png", "c.png"])  # no stem is another's sample
+
+
+# ------------------------------------------------------------------ S8/U2/U3 --init and the network's shape
+def test_init_defines_the_shape_and_its_run_resumes(f, capsys, tmp_path):
+    init = f / "d" / "denoiser.safetensors"  # depth 2, 4 channels
+    base = ["train-denoiser", "--arch", "dncnn", "--data", f"pairs:{f}/A", "--config", "cpu-small", "--quiet",
+            "data.patch_size=16", "data.batch_size=2", "run.threads=1"]
+    _one_line(capsys, [*base, "--init", init, "--out", tmp_path / "x", "--steps", "1",
+                       "net.kwargs={depth: 5, channels: 8}"], "leave net.kwargs out")
+    run = tmp_path / "r"
+    _run(capsys, [*base, "--init", init, "--out", run, "--steps", "1"])
+    _run(capsys, [*base, "--out", run, "--steps", "2", "--resume"])  # the preset again: the init's shape is kept
+    from pngan.nets.loading import read_metadata
+
+    assert json.loads(read_metadata(run / "denoiser.safetensors")["pngan.kwargs"]) == {"depth": 2, "channels": 4}
+
+
+def test_init_from_a_published_checkpoint_takes_its_default_shape(shared, capsys, tmp_path):
+    kair = shared / "weights" / "dncnn_sidd_naflow.pth"
+    write_pairs(tmp_path / "p", 1, 20, 20)
+    base = ["train-denoiser", "--arch", "dncnn", "--data", f"pairs:{tmp_path}/p", "--config", "cpu-small", "--quiet",
+            "data.patch_size=16", "data.batch_size=1", "run.threads=1", "--out", tmp_path / "r"]
+    _run(capsys, [*base, "--init", f"dncnn:{kair}", "--steps", "1"])
+    _run(capsys, [*base, "--steps", "2", "--resume"])
+
+
+# ------------------------------------------------------------------ S6 --denoiser-config on resume
+def test_another_denoiser_config_on_resume_is_refused(f, capsys, tmp_path):
+    cfg = tmp_path / "d.yaml"
+    cfg.write_text("base: cpu-small\nrun:\n  steps: 2\n  threads: 1\ndata:\n  patch_size: 16\n  batch_size: 2\n"
+                   "net:\n  kwargs: {depth: 2, channels: 4}\n")
+    other = tmp_path / "d2.yaml"
+    other.write_text(cfg.read_text().replace("channels: 4", "channels: 8"))
+    run = tmp_path / "g"
+    base = ["train", "--data", f"pairs:{f}/A", "--out", run, "--setting", "awgn", "--quiet", "--config", "cpu-small",
+            *TINY_NETS, "run.threads=1"]
+    _run(capsys, [*base, "run.steps=1", "--denoiser-config", cfg])
+    _one_line(capsys, [*base, "run.steps=2", "--resume", "--denoiser-config", other], "differs from the config")
+    _run(capsys, [*base, "run.steps=2", "--resume", "--denoiser-config", cfg])

@@ -261,8 +261,9 @@ def run(args: argparse.Namespace) -> int:
         # the config is checked before the folder is claimed (pgap has no --overwrite to undo a claim)
         load_denoiser_config(args.config, list(args.overrides) + [f"net.arch={args.arch}"])
         refuse_overlap([*args.real_train, *args.generated_train], [args.test])
+        _refuse_in_data(out, [*args.real_train, *args.generated_train, args.test], "--out")
         earlier = outdir.claim(out, job, upgrade=lambda old, _out: _adopt_content(old, job, _out),
-                               advice="remove that folder to start afresh (evaluate pgap has no --overwrite)")
+                               advice="choose another --out (evaluate pgap has no --overwrite)")
         try:
             res = de.pgap(args.real_train, args.generated_train, args.test, args.out, arch=args.arch,
                           config=args.config, overrides=args.overrides, resume=args.resume, progress=True)
@@ -312,7 +313,9 @@ def _data_folders(spec: str) -> list:
     from pathlib import Path
 
     from pngan.data.specs import SubsetImageSet, open_dataset, parse_spec
+    from pngan.train.denoiser import split_source_spec
 
+    spec = split_source_spec(spec)[2]  # gen:RUN:SPEC / synth:S:SPEC read SPEC's files
     fmt, path_s, _ = parse_spec(spec)
     if fmt == "camera":
         return []

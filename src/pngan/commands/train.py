@@ -58,6 +58,16 @@ def frozen_denoiser(args: argparse.Namespace, cfg) -> str | None:
             raise PnganError("under torchrun, train the frozen denoiser first (the same command in one process, "
                              "or 'pngan train-denoiser') and pass --denoiser", out)
         return str(weights)
+    if args.denoiser_config and (dn_dir / "config.yaml").is_file():  # the recorded one is what continues
+        from pngan.train import runid
+
+        recorded = load_denoiser_config(str(dn_dir / "config.yaml"), None)
+        given = load_denoiser_config(args.denoiser_config, [f"run.seed={cfg.run.seed}", f"run.device={cfg.run.device}"])
+        diff = [k for k in runid.config_changes(recorded, given) if k not in runid.SAFE_ON_RESUME]
+        if diff:
+            raise PnganError(f"--denoiser-config {args.denoiser_config} differs from the config this run's frozen "
+                             f"denoiser was started with ({', '.join(diff[:4])}): leave --denoiser-config out to "
+                             "continue it, or start a new run (another --out)", out)
     if (dn_dir / "done").is_file():
         return str(weights)
     if not args.resume:
@@ -141,6 +151,9 @@ def run(args: argparse.Namespace) -> int:
             if denoiser is None:
                 print("pngan: interrupted while training the frozen denoiser; checkpoint written; continue with --resume")
                 return 130
+    elif args.denoiser_config and (out / FROZEN_DENOISER_DIR / "config.yaml").is_file():
+        # a resumed run keeps the frozen denoiser it trained: another --denoiser-config is refused, not ignored
+        frozen_denoiser(args, load_train_config(str(out / "config.yaml"), None))
     with runid.run_folder("train", args.out, args.data, {"denoiser": denoiser, "vgg": args.vgg},
                           resume=resume, load=load_train_config, config=args.config, default_config=preset,
                           overrides=overrides) as (cfg, nets):

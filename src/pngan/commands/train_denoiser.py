@@ -45,6 +45,20 @@ def run(args: argparse.Namespace) -> int:
 
     if args.init:
         check_role(args.init, "denoiser", "--init")
+    if args.resume and not any(o.split("=", 1)[0].strip() == "net.kwargs" for o in overrides):
+        # a run started from --init has the checkpoint's shape (recorded in its config): a resume that
+        # names a preset again keeps it rather than meeting "net.kwargs {...} -> {}"
+        import json
+        from pathlib import Path
+
+        try:
+            rec = runid.read(Path(args.out)) or {}
+        except Exception:  # an unreadable run.json is reported by the checks that need it
+            rec = {}
+        if ((rec.get("identity") or {}).get("networks") or {}).get("init"):
+            kw = ((rec.get("config") or {}).get("net") or {}).get("kwargs")
+            if isinstance(kw, dict) and kw:
+                overrides.append(f"net.kwargs={json.dumps(kw)}")
     preset = "paper" if torch.cuda.is_available() else "cpu-small"
     with runid.run_folder("train-denoiser", args.out, args.data, {"init": args.init}, resume=args.resume,
                           load=load_denoiser_config, config=args.config, default_config=preset,

@@ -177,11 +177,17 @@ class NoiseGenerator(nn.Module):
         if gain is None or isinstance(gain, (str, LevelPolicy)):
             policy = self.level_policy(gain)
         else:
+            from pngan.noise.level import MAX_GAIN
+
             try:
                 check_gain(self.synthetic, "gain")
-                gain_value(gain)
+                if float(gain_value(gain).max()) > MAX_GAIN:  # as the CLI's --gain
+                    raise PnganError(f"gain must be at most {MAX_GAIN:g} (1: the fitted level), got {gain!r}")
             except PnganError as e:
                 raise ApiArgumentError(str(e)) from None
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ApiArgumentError(f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)) or "
+                                   f"None, got {type(generator).__name__}")
         x, batched = image_batch(clean)
         dtype = x.dtype
         x = x if batched else x[None]
@@ -216,6 +222,10 @@ class GeneratedPairs(torch.utils.data.Dataset):
         if not self.images.has_clean:
             raise PnganError(f"{self.images.spec} has no clean images")
         self.gen = generator if isinstance(generator, NoiseGenerator) else NoiseGenerator.load(generator)
+        for what, v, lo in (("patch_size", patch_size, 1), ("samples", samples, 1), ("seed", seed, 0)):
+            if (v is not None or what != "patch_size") and (not isinstance(v, int) or isinstance(v, bool) or v < lo):
+                raise ApiArgumentError(f"{what} must be an integer >= {lo}{' (or None: whole images)' if what == 'patch_size' else ''}, "
+                                       f"got {v!r}")
         self.patch, self.seed, self.samples = patch_size, seed, samples
         from pngan.noise.level import parse_level
 

@@ -383,11 +383,30 @@ class DenoiserTask:
             name, path = parse_net_spec(init)
             if not Path(path).is_file():
                 raise PnganError("--init checkpoint not found", path)
-            # the network's shape comes from the checkpoint's pngan metadata, else from net.kwargs
+            # the network's shape comes from the checkpoint's pngan metadata, else from an explicit
+            # net.kwargs, else the network's defaults (a published checkpoint's shape), never a preset's
             meta_init = read_metadata(path)
             if "pngan.kwargs" in meta_init:
                 kwargs = json.loads(meta_init["pngan.kwargs"])
-            src = load_network(name or meta_init.get("pngan.network", cfg.net.arch), path, **kwargs)
+                if cfg.net.kwargs and any(kwargs.get(k) != v for k, v in cfg.net.kwargs.items()):
+                    raise PnganError(f"--init holds a network with net.kwargs {json.dumps(kwargs)}, but net.kwargs "
+                                     f"{json.dumps(cfg.net.kwargs)} was given: leave net.kwargs out (the checkpoint "
+                                     "defines the shape)", path)
+            else:
+                kwargs = dict(cfg.net.kwargs)
+            try:
+                src = load_network(name or meta_init.get("pngan.network", cfg.net.arch), path, **kwargs)
+            except PnganError as e:
+                if "pngan.kwargs" in meta_init:
+                    raise
+                raise PnganError(f"{e} (the file carries no pngan metadata, so its shape is the network's default "
+                                 "or net.kwargs: give the shape it was trained with, e.g. net.kwargs={depth: 20, "
+                                 "channels: 64} for a KAIR DnCNN)") from None
+            import inspect
+
+            params = inspect.signature(type(src).__init__).parameters  # the shape in full, for --resume
+            kwargs = {**{k: params[k].default for k in (cfg.net.arch_kwargs.get(cfg.net.arch) or {}) if k in params},
+                      **kwargs}
             if type(src) is not type(net):
                 raise PnganError(f"--init holds a different network than --arch {cfg.net.arch}", path)
             net = src.to(engine.device)
