@@ -209,3 +209,34 @@ def test_another_denoiser_config_on_resume_is_refused(f, capsys, tmp_path):
     _run(capsys, [*base, "run.steps=1", "--denoiser-config", cfg])
     _one_line(capsys, [*base, "run.steps=2", "--resume", "--denoiser-config", other], "differs from the config")
     _run(capsys, [*base, "run.steps=2", "--resume", "--denoiser-config", cfg])
+
+
+# ------------------------------------------------------------------ U8/U9/U12/S9 clearer words
+def test_words_for_records_splits_formats_and_duplicates(f, capsys, tmp_path, recwarn):
+    import shutil
+
+    from pngan.io.json_out import file_kind
+
+    assert file_kind(f / "d" / "run.json") == "a pngan run record (run.json)"
+    (tmp_path / "job.json").write_text(json.dumps({"command": "synth", "setting": "awgn"}))
+    assert file_kind(tmp_path / "job.json") == "the job record of 'pngan synth'"
+    shutil.copytree(f / "T", tmp_path / "x@train")
+    _one_line(capsys, ["evaluate", "noise", "--real", f"pairs:{tmp_path}/x@train", "--setting", "awgn"],
+              "was read as the split")
+    _run(capsys, ["evaluate", "noise", "--real", f"pairs:{tmp_path}/x@train@all", "--setting", "awgn"])
+    _one_line(capsys, ["train-denoiser", "--arch", "dncnn", "--data", f"pairs:{f}/A", "--data", f"pairs:{f}/A/",
+                       "--out", tmp_path / "r", *DN], "given twice")
+    (tmp_path / "x@train" / "clean" / "extra.webp").write_bytes(b"RIFF")
+    from pngan.io.images import list_images
+
+    list_images(tmp_path / "x@train" / "clean")
+    assert any(".webp" in str(w.message) for w in recwarn)
+
+
+def test_report_draws_pngans_own_tables(f, capsys, tmp_path):
+    bench = tmp_path / "b"
+    _run(capsys, ["benchmark", "denoise", "--train", f"pairs:{f}/A", "--test", f"pairs:{f}/T", "--seeds", "1",
+                  "--source", "real", "--out", bench, "--arch", "dncnn", *DN])
+    _run(capsys, ["report", bench / "benchmark.json", "--out", tmp_path / "rep"])
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "<h2>benchmark: benchmark.json</h2>" in page and "<td>real</td>" in page

@@ -35,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
 
     print("training presets (pngan train): " + ", ".join(sorted(PRESETS)))
     print("denoiser presets (train-denoiser, benchmark): " + ", ".join(sorted(DENOISER_PRESETS)))
-    print("data formats: pairs, polyu, nam, sidd, sidd-mat, dnd, clean, camera (FORMAT:PATH[@train|@test])")
+    from pngan.data.specs import FORMATS
+
+    print(f"data formats: {', '.join(FORMATS)} (FORMAT:PATH[@train|@test])")
     print("synthetic settings: awgn (setting 1), raw (setting 2), calibrated (fitted on real pairs; ours)")
     sd = shared_dir()
     print(f"shared folder: {sd if sd else 'absent (set $PNGAN_SHARED)'}")

@@ -132,6 +132,9 @@ def open_dataset(spec: str, *, skip_bad: bool = False) -> ImageSet:
         raise PnganError(f"{path.name} is a file; {fmt}: takes a folder (of images{', with noisy/ and clean/' if fmt == 'pairs' else ''})", path)
     from pngan.data import readers
 
+    if not path.exists() and spec.rstrip().endswith(f"@{split}") and Path(f"{path}@{split}").expanduser().exists():
+        raise PnganError(f"no such folder; '{path}@{split}' exists, but '@{split}' was read as the split: give "
+                         f"{fmt}:{path}@{split}@all (or @train / @test)", path)
     if fmt == "pairs":
         base = readers.open_pairs(path, spec, skip_bad)
     elif fmt == "polyu":

@@ -49,6 +49,21 @@ def _metric_section(path: Path, res: dict) -> str:
         return (f"<h2>checkpoint trajectory: {html.escape(path.name)}</h2><p>{html.escape(str(res.get('run', '')))} "
                 f"on {html.escape(str(res.get('real', '')))}; best step: {html.escape(best)}</p>"
                 + _table(["step"] + keys, table))
+    if isinstance(res.get("summary"), dict):  # 'pngan benchmark' (benchmark.json)
+        parts = []
+        for test, t in res["summary"].items():
+            table = [[e["row"], e["psnr"]["mean"], e["psnr"].get("se") or "", e["ssim_y"]["mean"],
+                      (e.get("pgap") or {}).get("mean", ""), (e.get("vs_reference") or {}).get("mean", "")]
+                     for e in t["rows"]]
+            parts.append(f"<h2>benchmark: {html.escape(path.name)}</h2><p>held-out {html.escape(str(test))}</p>"
+                         + _table(["row", "PSNR", "se", "SSIM (Y)", "PGap", "vs reference"], table))
+        return "\n".join(parts)
+    if isinstance(res.get("rows"), list) and "mean" not in res:  # 'pngan ablation' tables (table3.json, ...)
+        rows = [r for r in res["rows"] if isinstance(r, dict)]
+        keys = [k for k in dict.fromkeys(k for r in rows for k in r) if all(
+            isinstance(r.get(k), (str, int, float, type(None))) for r in rows)]
+        return (f"<h2>table: {html.escape(path.name)}</h2>"
+                + _table(keys, [[r.get(k, "") if r.get(k) is not None else "" for k in keys] for r in rows]))
     if "mean" not in res or "images" not in res:
         raise PnganError("not a pngan metric JSON (needs 'mean' and 'images', as 'pngan evaluate ... --json' "
                          "writes)", path)
@@ -59,10 +74,11 @@ def _metric_section(path: Path, res: dict) -> str:
     if "samples" in res:
         legend += f"<li>generated samples per image (L): {html.escape(json.dumps(res['samples']))}</li>"
     title = res.get("kind", "metrics")
-    what = res.get("generated") or res.get("model") or ""
+    what = next((v for v in (res.get("generated"), res.get("model")) if isinstance(v, str)), "")
+    where = next((v for v in (res.get("real"), res.get("data"), res.get("test")) if isinstance(v, str)), "")
     rows = [[name] + [r.get(k, "") for k in keys] for name, r in res["images"].items()]
     rows.append(["mean"] + [res["mean"][k] for k in keys])
-    return (f"<h2>{html.escape(title)}: {html.escape(path.name)}</h2><p>{html.escape(str(res.get('real') or res.get('data') or ''))}"
+    return (f"<h2>{html.escape(str(title))}: {html.escape(path.name)}</h2><p>{html.escape(where)}"
             f" {html.escape(str(what))}</p>" + _table(["image"] + keys, rows)
             + (f"<ul>{legend}</ul>" if legend else ""))
 

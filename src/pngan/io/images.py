@@ -39,7 +39,16 @@ def list_images(directory: str | Path) -> list[Path]:
         names = ", ".join(f"{p.name} -> {os.readlink(p)}" for p in broken[:5]) + (" ..." if len(broken) > 5 else "")
         warnings.warn(f"{d}: skipped {len(broken)} broken symbolic link(s) (the file it points to does not exist): "
                       f"{names}", stacklevel=2)
+    other = sorted({p.suffix.lower() for p in entries if p.is_file() and p.suffix.lower() in _OTHER_IMAGE_EXTS})
+    if other and ("other-format", str(d)) not in _noted:  # an image pngan cannot read is named, not dropped silently
+        _noted.add(("other-format", str(d)))
+        warnings.warn(f"{d}: skipped the {', '.join(other)} file(s) (pngan reads {', '.join(IMAGE_EXTS)})",
+                      stacklevel=2)
     return [p for p in entries if p.is_file() and is_image_file(p)]
+
+
+_OTHER_IMAGE_EXTS = (".webp", ".gif", ".heic", ".heif", ".avif", ".jxl", ".dng", ".cr2", ".nef", ".arw", ".raw",
+                     ".jp2", ".exr", ".ppm", ".pgm")
 
 
 def _to_float(arr: np.ndarray, path: Path) -> np.ndarray:

@@ -102,6 +102,10 @@ def file_kind(path: str | Path) -> str:
         return f"the output of 'pngan {mark['command']}'"
     if is_calibration(rec):
         return "a pngan calibration"
+    if isinstance(rec, dict) and "identity" in rec and "resumes" in rec:
+        return "a pngan run record (run.json)"
+    if isinstance(rec, dict) and isinstance(rec.get("command"), str):
+        return f"the job record of 'pngan {rec['command']}'"
     return "a JSON file that pngan did not write"
 
 

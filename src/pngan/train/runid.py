@@ -318,6 +318,10 @@ def run_folder(kind: str, out: str | Path, data: list[str], networks: dict[str, 
 
     out = Path(out)
     main = lock.is_main_process()
+    specs = [normalize_spec(d) for d in data]
+    dup = next((d for d in specs if specs.count(d) > 1), None)
+    if dup is not None:  # twice the same set would silently double its weight in the batches
+        raise PnganError(f"--data {dup} is given twice; give each data set once")
     if resume:
         if not (out / "config.yaml").is_file():
             why = "does not exist" if not out.exists() else "has no config.yaml (it never started training)"
