@@ -240,3 +240,19 @@ def test_report_draws_pngans_own_tables(f, capsys, tmp_path):
     _run(capsys, ["report", bench / "benchmark.json", "--out", tmp_path / "rep"])
     page = (tmp_path / "rep" / "index.html").read_text()
     assert "<h2>benchmark: benchmark.json</h2>" in page and "<td>real</td>" in page
+
+
+# ------------------------------------------------------------------ S2 files that saw the held-out pairs
+def test_a_fit_or_model_that_saw_the_scored_pairs_is_warned_about(f, capsys, tmp_path, caplog):
+    cal = tmp_path / "cal.json"
+    _run(capsys, ["synth", "--setting", "calibrated", "--fit", f"pairs:{f}/T", "--input", f / "C", "--output",
+                  tmp_path / "s", "--save-fit", cal, "--quiet"])
+    caplog.clear()
+    _run(capsys, ["evaluate", "noise", "--real", f"pairs:{f}/T", "--setting", f"calibrated:{cal}"])
+    assert "fitted on the scored pairs' own noise" in caplog.text
+    caplog.clear()
+    _run(capsys, ["evaluate", "denoiser", "--model", f / "d" / "denoiser.safetensors", "--data", f"pairs:{f}/A"])
+    assert "scored on its own training pairs" in caplog.text
+    caplog.clear()
+    _run(capsys, ["evaluate", "denoiser", "--model", f / "d" / "denoiser.safetensors", "--data", f"pairs:{f}/T"])
+    assert "share images" not in caplog.text

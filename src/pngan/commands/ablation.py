@@ -461,6 +461,11 @@ def run(args: argparse.Namespace) -> int:
     from pngan.data.specs import refuse_overlap
 
     refuse_overlap([*args.data, *([args.generated] if args.table == "rho" else [])], [args.test])
+    if getattr(args, "denoiser", None):
+        from pngan.data.specs import network_training_data, warn_overlap
+
+        warn_overlap(network_training_data(args.denoiser), [args.test], f"the frozen denoiser {args.denoiser}",
+                     "--test", "the alignment term then pulls towards the held-out pairs' own noise")
     if args.table == "rho":  # the options are checked before anything is made
         parse_ratios(args.ratios)
     else:

@@ -207,6 +207,18 @@ def run(args: argparse.Namespace) -> int:
         if args.generator:
             warn_overlap(generator_training_data(args.generator), [args.real], f"the generator {args.generator}",
                          "--real", "the generator learned the scored pairs' own noise")
+        if str(args.setting or "").lower().startswith("calibrated:"):  # a saved fit: what it was fitted on
+            from pngan.noise.calibrated import load_calibration
+
+            fitted_on = load_calibration(args.setting.split(":", 1)[1]).fitted_on.split(" ")[0]
+            if ":" in fitted_on:
+                warn_overlap([fitted_on], [args.real], f"the calibration {args.setting}", "--real",
+                             "it was fitted on the scored pairs' own noise")
+    if args.what == "denoiser":
+        from pngan.data.specs import network_training_data, warn_overlap
+
+        warn_overlap(network_training_data(args.model), list(args.data), f"the model {args.model}", "--data",
+                     "it is scored on its own training pairs")
     if args.what == "noise" and (args.checkpoints or args.plot):
         return _trajectory(args)
     if args.what == "noise":

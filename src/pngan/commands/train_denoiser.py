@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
                 overrides.append(f"net.kwargs={json.dumps(kw)}")
     preset = "paper" if torch.cuda.is_available() else "cpu-small"
     with runid.run_folder("train-denoiser", args.out, args.data, {"init": args.init}, resume=args.resume,
-                          load=load_denoiser_config, config=args.config, default_config=preset,
+                          load=lambda c, o: load_denoiser_config(c, o, check_net=not args.resume),
+                          config=args.config, default_config=preset,
                           overrides=overrides) as (cfg, nets):
         # --init is applied once, when the run starts; a resumed run continues from its own checkpoint
         res = train_denoiser(cfg, args.data, args.out, init=None if args.resume else nets["init"],

@@ -204,6 +204,17 @@ def generator_training_data(run_or_file: str | Path) -> list[str]:
     return [d for d in data if isinstance(d, str)]
 
 
+def network_training_data(spec: str | Path | None) -> list[str]:
+    """The --data specs a network file given as ``[NAME:]PATH`` (or a run folder) was trained on, from
+    the run.json beside it ([] when unknown: a published checkpoint, a file moved out of its run)."""
+    if not spec:
+        return []
+    p = Path(str(spec))
+    if not p.exists() and ":" in str(spec):
+        p = Path(str(spec).split(":", 1)[1])
+    return generator_training_data(p) if p.exists() else []
+
+
 def _first_shared(a: list[str], b: list[str]) -> tuple[str, str, str, str] | None:
     """(spec of a, image name in a, spec of b, image name in b) of one clean image that both sets hold,
     however they are spelled (file digests), or None. Sets whose images are not files are skipped."""

@@ -265,13 +265,18 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def load_denoiser_config(preset_or_path: str | None, overrides: list[str] | None = None) -> DenoiserTrainConfig:
+def load_denoiser_config(preset_or_path: str | None, overrides: list[str] | None = None, *,
+                         check_net: bool = True) -> DenoiserTrainConfig:
+    """The config of a preset or YAML file with overrides; ``check_net``: the network's arguments are
+    checked here, before any run folder is made (a resume leaves it to the comparison with the run's
+    own config, which names what changed)."""
     from pngan.config import load_config
 
     cfg = load_config(DenoiserTrainConfig, preset_or_path, overrides, PRESETS)
-    from pngan.nets.registry import check_kwargs
+    if check_net:
+        from pngan.nets.registry import check_kwargs
 
-    check_kwargs(cfg.net.arch, _net_kwargs(cfg), "net.kwargs")  # before any run folder is made
+        check_kwargs(cfg.net.arch, _net_kwargs(cfg), "net.kwargs")
     return cfg
 
 
