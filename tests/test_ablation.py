@@ -31,7 +31,9 @@ def test_smnet_downsample_modes():
     assert torch.equal(outs["{}"], outs['{"downsample": "sid"}'])  # the default (paper) is unchanged
     assert torch.equal(outs['{"sid": false}'], outs['{"downsample": "stride"}'])  # old name still works
     assert not torch.allclose(outs["{}"], outs['{"downsample": "bilinear"}'])
-    with pytest.raises(ValueError):
+    from pngan.errors import PnganError
+
+    with pytest.raises(PnganError, match="downsample"):  # a one-line CLI error, not a ValueError
         build("smnet", downsample="nearest")
 
 

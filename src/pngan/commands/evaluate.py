@@ -273,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
         # the config is checked before the folder is claimed (pgap has no --overwrite to undo a claim)
         load_denoiser_config(args.config, list(args.overrides) + [f"net.arch={args.arch}"])
         refuse_overlap([*args.real_train, *args.generated_train], [args.test])
-        _refuse_in_data(out, [*args.real_train, *args.generated_train, args.test], "--out")
+        _refuse_in_data(out, [*args.real_train, *args.generated_train, args.test], "--out", roots_only=True)
         earlier = outdir.claim(out, job, upgrade=lambda old, _out: _adopt_content(old, job, _out),
                                advice="choose another --out (evaluate pgap has no --overwrite)")
         try:
@@ -342,15 +342,23 @@ def _data_folders(spec: str) -> list:
     return sorted(folders)
 
 
-def _refuse_in_data(out, specs: list[str], opt: str) -> None:
-    """An output folder that is a folder of the evaluated data or lies inside one: refused."""
+def _refuse_in_data(out, specs: list[str], opt: str, roots_only: bool = False) -> None:
+    """An output folder that is a folder of the evaluated data or lies inside one: refused.
+    ``roots_only``: only the specs' own folders (no data set is opened: a bad one is reported later)."""
     from pathlib import Path
 
+    from pngan.data.specs import parse_spec
     from pngan.errors import PnganError
+    from pngan.train.denoiser import split_source_spec
 
     out = Path(out)
     for spec in specs:
-        for folder in _data_folders(spec):
+        if roots_only:
+            fmt, path_s, _ = parse_spec(split_source_spec(spec)[2])
+            folders = [] if fmt == "camera" else [Path(path_s).expanduser()]
+        else:
+            folders = _data_folders(spec)
+        for folder in folders:
             try:
                 out.resolve().relative_to(folder.resolve())
             except ValueError:

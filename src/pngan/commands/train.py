@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from pngan.train.loop import check_perceptual
     from pngan.validate import check_device, check_role, writable_dir
 
+    runid.refuse_duplicate_data(args.data)
     if args.denoiser:
         check_role(args.denoiser, "denoiser", "--denoiser")
     if args.vgg:

@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from pngan.train import runid
     from pngan.validate import check_role
 
+    if args.ratio is None:  # with --ratio the first set plays the generated part: the same files may be both
+        runid.refuse_duplicate_data(args.data)
     if args.init:
         check_role(args.init, "denoiser", "--init")
     if args.resume and not any(o.split("=", 1)[0].strip() == "net.kwargs" for o in overrides):

@@ -274,8 +274,10 @@ def load_denoiser_config(preset_or_path: str | None, overrides: list[str] | None
 
     cfg = load_config(DenoiserTrainConfig, preset_or_path, overrides, PRESETS)
     if check_net:
-        from pngan.nets.registry import check_kwargs
+        from pngan.nets.registry import available, check_kwargs
 
+        if cfg.net.arch not in available("denoiser"):
+            raise PnganError(f"unknown denoiser '{cfg.net.arch}' (known: {', '.join(available('denoiser'))})")
         check_kwargs(cfg.net.arch, _net_kwargs(cfg), "net.kwargs")
     return cfg
 

@@ -36,6 +36,14 @@ SAFE_ON_RESUME = frozenset({
 })
 
 
+def refuse_duplicate_data(data: list[str]) -> None:
+    """The same --data set twice would silently double its weight in the batches: refused."""
+    specs = [normalize_spec(d) for d in data]
+    dup = next((d for d in specs if specs.count(d) > 1), None)
+    if dup is not None:
+        raise PnganError(f"--data {dup} is given twice; give each data set once")
+
+
 def normalize_spec(spec: str) -> str:
     """``pairs:./a/../b`` -> ``pairs:/abs/b@all`` (the same data however it was typed); on-the-fly
     sources ``synth:SETTING:SPEC`` / ``gen:RUN:SPEC`` keep their prefix with SPEC normalised."""
@@ -318,10 +326,6 @@ def run_folder(kind: str, out: str | Path, data: list[str], networks: dict[str, 
 
     out = Path(out)
     main = lock.is_main_process()
-    specs = [normalize_spec(d) for d in data]
-    dup = next((d for d in specs if specs.count(d) > 1), None)
-    if dup is not None:  # twice the same set would silently double its weight in the batches
-        raise PnganError(f"--data {dup} is given twice; give each data set once")
     if resume:
         if not (out / "config.yaml").is_file():
             why = "does not exist" if not out.exists() else "has no config.yaml (it never started training)"
