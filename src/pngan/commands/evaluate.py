@@ -401,7 +401,6 @@ def _claim_save_images(args, model_path) -> None:
     this same evaluation wrote (DIR/job.json); a folder holding other files is refused without --overwrite."""
     from pathlib import Path
 
-    from pngan.errors import PnganError
     from pngan.io import outdir
     from pngan.io.records import file_sha256
     from pngan.train.runid import normalize_spec

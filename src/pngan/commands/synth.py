@@ -243,15 +243,8 @@ def _out_name(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm import tqdm
-
-    from pngan.data.specs import open_dataset
     from pngan.errors import PnganError
-    from pngan.io.atomic import atomic_write_text
-    from pngan.io.images import write_image
     from pngan.noise import build_synthetic
-    from pngan.seeding import derive_seed
 
     if isinstance(args.gain, str):  # called from Python with the text of --gain
         from pngan.noise.level import parse_level

@@ -15,8 +15,6 @@ an exact match with scikit-image.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
