@@ -256,3 +256,12 @@ def test_a_fit_or_model_that_saw_the_scored_pairs_is_warned_about(f, capsys, tmp
     caplog.clear()
     _run(capsys, ["evaluate", "denoiser", "--model", f / "d" / "denoiser.safetensors", "--data", f"pairs:{f}/T"])
     assert "share images" not in caplog.text
+
+
+# ------------------------------------------------------------------ U5 a file that is not a checkpoint
+def test_a_file_that_is_not_a_checkpoint_is_named_without_torchs_advice(f, capsys, tmp_path):
+    bad = tmp_path / "a.pth"
+    bad.write_text("x\n")
+    line = _one_line(capsys, ["evaluate", "denoiser", "--model", f"dncnn:{bad}", "--data", f"pairs:{f}/T"],
+                     "not a PyTorch checkpoint")
+    assert "weights_only` set to `False" not in line

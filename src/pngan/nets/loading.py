@@ -49,9 +49,17 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as e:
+            with open(path, "rb") as fh:
+                head = fh.read(4)
+            if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch's zip, or a legacy pickle
+                raise PnganError("not a PyTorch checkpoint (neither torch's zip archive nor a pickle): give a .pth/.pt "
+                                 "state dict or a .safetensors file", path) from None
+            if "weights_only" in str(e) or "Unsupported global" in str(e):
+                raise PnganError("the checkpoint holds objects other than tensors and plain containers; pngan reads "
+                                 "checkpoints with weights_only=True and never runs code from them: re-save its state "
+                                 "dict (torch.save(model.state_dict(), path))", path) from None
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise PnganError("refused or unreadable torch checkpoint (only tensors and plain containers are "
-                             f"accepted; weights_only=True): {first[:200]}", path) from None
+            raise PnganError(f"unreadable torch checkpoint ({first[:160]})", path) from None
         sd = _find_state_dict(obj, path)
     if sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
