@@ -140,6 +140,12 @@ def run_rows(rows: list[Row], tests: list[str], out: str | Path, *, seeds: list[
     from pngan.data.specs import refuse_overlap
 
     refuse_overlap(sorted({d for r in rows for d in r.data}), tests)
+    for row in rows:  # every existing run is checked before any is trained (a refusal costs no training)
+        for seed in seeds:
+            runid.check_reusable(load_denoiser_config, [*overrides, *row.overrides, f"net.arch={arch}", f"run.seed={seed}"],
+                                 config, out / "runs" / row.slug / f"seed{seed}", kind="train-denoiser",
+                                 data=list(row.data), networks={"init": init}, row=f"{row.label} seed {seed}",
+                                 what="the benchmark row", same_schedule=True)
     results: dict = {r.label: {t: {} for t in tests} for r in rows}
     steps: dict = {r.label: {} for r in rows}
     total, done = len(rows) * len(seeds), 0

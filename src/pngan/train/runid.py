@@ -203,7 +203,7 @@ def _fmt(v: Any) -> str:
 
 def check_resume(run_dir: str | Path, old_cfg: Any, new_cfg: Any, new_ident: dict, *,
                  refusal: str = "--resume would change what defines this run",
-                 hint: str = "Start a new run (another --out) instead") -> dict[str, tuple[Any, Any]]:
+                 hint: str = "Start a new run (another --out) instead", list_safe: bool = True) -> dict[str, tuple[Any, Any]]:
     """Refuse a resume that changes what defines the run; return the (safe) config changes.
 
     ``old_cfg`` is the run's ``config.yaml``; where ``run.json`` recorded the config the run was
@@ -252,8 +252,8 @@ def check_resume(run_dir: str | Path, old_cfg: Any, new_cfg: Any, new_ident: dic
                     f"{prev['spec'] if prev else 'none'} -> {new['spec']}"
                 problems.append(f"--{name} ({what})")
     if problems:
-        raise PnganError(f"{refusal}: " + "; ".join(problems) + f". {hint}; safe to change on resume: "
-                         + ", ".join(sorted(SAFE_ON_RESUME)), run_dir)
+        safe = "; safe to change on resume: " + ", ".join(sorted(SAFE_ON_RESUME)) if list_safe else ""
+        raise PnganError(f"{refusal}: " + "; ".join(problems) + f". {hint}{safe}", run_dir)
     return changes
 
 
@@ -415,6 +415,29 @@ def _sync_config(run_dir: Path, load: Callable[[str | None, list[str] | None], A
         write(run_dir, rec)
 
 
+def check_reusable(load, overrides: list[str], preset: str, run: Path, *, kind: str, data: list[str],
+                   networks: dict[str, str | None], row: str, what: str = "the table row",
+                   same_schedule: bool = False) -> tuple[Any, dict, dict]:
+    """The checks of :func:`train_or_reuse` without training: a table checks every row's run folder
+    before it trains any. Returns (config, identity, safe config changes)."""
+    want = load(preset, overrides)
+    ident = identity(kind, data, networks)
+    if not (run / "config.yaml").is_file():
+        from pngan.train.checkpoint import check_new_run_folder
+
+        check_new_run_folder(run, kind)
+        return want, ident, {}
+    old = load(str(run / "config.yaml"), None)
+    if same_schedule and old.run.steps != want.run.steps:
+        raise PnganError(f"{what} '{row}' was started with run.steps={old.run.steps}, not {want.run.steps}: one "
+                         f"table compares one budget, each run trained on its own schedule; give --steps "
+                         f"{old.run.steps}, or choose another --out", run)
+    changes = check_resume(
+        run, old, want, ident, refusal=f"{what} '{row}' was trained with another config or data",
+        hint="Choose another --out, or delete this row's run folder to train it again", list_safe=False)
+    return want, ident, changes
+
+
 def train_or_reuse(load, train, overrides: list[str], preset: str, run: Path, *, kind: str, data: list[str],
                    networks: dict[str, str | None], row: str, what: str = "the table row",
                    same_schedule: bool = False) -> int:
@@ -427,8 +450,8 @@ def train_or_reuse(load, train, overrides: list[str], preset: str, run: Path, *,
     cosine schedule, so an extended run is not the run a fresh one of that budget would be)."""
     from pngan.train.checkpoint import latest_checkpoint
 
-    want = load(preset, overrides)
-    ident = identity(kind, data, networks)
+    want, ident, changes = check_reusable(load, overrides, preset, run, kind=kind, data=data, networks=networks,
+                                          row=row, what=what, same_schedule=same_schedule)
 
     def go(run_resume: bool) -> int:
         # SIGINT/SIGTERM: the run wrote its checkpoint and returned; the table stops here (exit 130)
@@ -438,19 +461,8 @@ def train_or_reuse(load, train, overrides: list[str], preset: str, run: Path, *,
         return want.run.steps
 
     if not (run / "config.yaml").is_file():
-        from pngan.train.checkpoint import check_new_run_folder
-
-        check_new_run_folder(run, kind)
         record_new(run, ident)
         return go(False)
-    old = load(str(run / "config.yaml"), None)
-    if same_schedule and old.run.steps != want.run.steps:
-        raise PnganError(f"{what} '{row}' was started with run.steps={old.run.steps}, not {want.run.steps}: one "
-                         f"table compares one budget, each run trained on its own schedule; give --steps "
-                         f"{old.run.steps}, or choose another --out", run)
-    changes = check_resume(
-        run, old, want, ident, refusal=f"{what} '{row}' was trained with another config or data",
-        hint="Choose another --out, or delete this row's run folder to train it again")
     rec = read(run)
     if rec is None or "content" not in (rec.get("identity") or {}):  # written by an older pngan: adopt
         write(run, {**(rec or {}), "identity": ident, "resumes": (rec or {}).get("resumes", [])})
