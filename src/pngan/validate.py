@@ -135,9 +135,12 @@ def writable_dir(path: str | Path, what: str = "output folder") -> Path:
         try:
             fd, probe = tempfile.mkstemp(prefix=".pngan-probe-", dir=q)
             os.close(fd)
-            os.unlink(probe)
         except OSError as e:
             raise PnganError(f"{what}: cannot create files in {q} ({e.strerror or e})", p) from None
+        try:
+            os.unlink(probe)
+        except OSError:
+            pass
     return p
 
 

@@ -265,3 +265,20 @@ def test_a_file_that_is_not_a_checkpoint_is_named_without_torchs_advice(f, capsy
     line = _one_line(capsys, ["evaluate", "denoiser", "--model", f"dncnn:{bad}", "--data", f"pairs:{f}/T"],
                      "not a PyTorch checkpoint")
     assert "weights_only` set to `False" not in line
+
+
+# ------------------------------------------------------------------ review: generated copies of held-out images
+def test_pairs_generated_from_held_out_images_are_refused(f, capsys, tmp_path):
+    gen = tmp_path / "g"  # synth re-encodes clean/: not the same bytes, the same images
+    _run(capsys, ["synth", "--setting", "awgn", "--input", f"pairs:{f}/T", "--output", gen, "--quiet"])
+    _one_line(capsys, ["ablation", "rho", "--generated", f"pairs:{gen}", "--data", f"pairs:{f}/A", "--test",
+                       f"pairs:{f}/T", "--out", tmp_path / "rho"], "is also a training image")
+
+
+def test_an_init_runs_record_holds_its_shape_from_the_start(f, capsys, tmp_path):
+    run = tmp_path / "r"
+    _run(capsys, ["train-denoiser", "--arch", "dncnn", "--data", f"pairs:{f}/A", "--config", "cpu-small", "--quiet",
+                  "data.patch_size=16", "data.batch_size=2", "run.threads=1", "--init", f / "d" / "denoiser.safetensors",
+                  "--out", run, "--steps", "1"])
+    rec = json.loads((run / "run.json").read_text())
+    assert rec["config"]["net"]["kwargs"] == {"depth": 2, "channels": 4}  # a hard kill cannot leave it behind

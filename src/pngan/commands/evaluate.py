@@ -300,9 +300,9 @@ def run(args: argparse.Namespace) -> int:
         check_role(args.model, "denoiser", "--model")
         net = load_network(name, path)
         net.eval()
+        dnd_out = _claim_dnd_out(args, path)  # its checks (one set, --out only for DND) before any claim
         if args.save_images is not None:
             _claim_save_images(args, path)
-        dnd_out = _claim_dnd_out(args, path)
         try:
             return _evaluate_denoiser(args, net, tqdm)
         finally:

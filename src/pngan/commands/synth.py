@@ -166,15 +166,19 @@ def _check_save_fit(path: str, setting: str, fit: str | None) -> None:
         # --overwrite is the output folder's flag: it never replaces a file that is not a calibration
         raise PnganError(f"--save-fit file exists and holds {kind}, not a pngan calibration; it is not replaced "
                          "(not even with --overwrite): choose another file name, or remove it first", path)
-    if Path(path).exists():  # a calibration another command's folder owns (a benchmark's, a run's) stays
-        from pngan.io.json_out import json_or_none as _read
 
-        owner = _read(Path(path).parent / "job.json")
-        cmd = owner.get("command") if isinstance(owner, dict) else None
-        if (cmd and cmd != "synth") or (Path(path).parent / "run.json").is_file():
-            what = f"'pngan {cmd}'" if cmd else "a training run"
-            raise PnganError(f"--save-fit file is the calibration of {what} (its folder's record); it is not "
-                             "replaced (not even with --overwrite): choose another file name", path)
+
+def _refuse_owned_fit(path: str) -> None:
+    """A calibration another command's folder owns (a benchmark's, a run's) is never replaced."""
+    from pngan.errors import PnganError
+    from pngan.io.json_out import json_or_none
+
+    owner = json_or_none(Path(path).parent / "job.json")
+    cmd = owner.get("command") if isinstance(owner, dict) else None
+    if (cmd and cmd != "synth") or (Path(path).parent / "run.json").is_file():
+        what = f"'pngan {cmd}'" if cmd else "a training run"
+        raise PnganError(f"--save-fit file is the calibration of {what} (its folder's record); it is not "
+                         "replaced (not even with --overwrite): choose another file name", path)
 
 
 def _fit_file_differs(module, path: str, overwrite: bool) -> bool:
@@ -197,6 +201,8 @@ def _fit_file_differs(module, path: str, overwrite: bool) -> bool:
             json_sha256(old) == json_sha256({k: v for k, v in new.items() if k != "pair_gains"})
     except (OSError, ValueError):
         same = older = False
+    if not same:
+        _refuse_owned_fit(path)
     if older:
         return True
     if not same and not overwrite:

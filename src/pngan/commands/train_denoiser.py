@@ -47,7 +47,16 @@ def run(args: argparse.Namespace) -> int:
         runid.refuse_duplicate_data(args.data)
     if args.init:
         check_role(args.init, "denoiser", "--init")
-    if args.resume and not any(o.split("=", 1)[0].strip() == "net.kwargs" for o in overrides):
+    if args.init and not args.resume:
+        # the checkpoint's shape goes into the run's config from the start (run.json and config.yaml
+        # agree, so a resume after any stop compares like with like)
+        import json
+
+        from pngan.train.denoiser import init_network
+
+        cfg0 = load_denoiser_config(args.config or ("paper" if torch.cuda.is_available() else "cpu-small"), overrides)
+        overrides.append(f"net.kwargs={json.dumps(init_network(cfg0, args.init)[1])}")
+    elif args.resume and not any(o.split("=", 1)[0].strip() == "net.kwargs" for o in overrides):
         # a run started from --init has the checkpoint's shape (recorded in its config): a resume that
         # names a preset again keeps it rather than meeting "net.kwargs {...} -> {}"
         import json

@@ -170,18 +170,6 @@ def open_dataset(spec: str, *, skip_bad: bool = False) -> ImageSet:
 _WHOLE_HASH_BYTES = 16 << 20
 
 
-def clean_digests(spec: str) -> dict[str, str]:
-    """Image name -> digest of its clean file, for the sets whose images are files (else {}): to find
-    one image in two sets (a test pair that is also a training pair), however the sets are spelled."""
-    iset = open_dataset(spec)
-    base, idx = (iset.base, iset.indices) if isinstance(iset, SubsetImageSet) else (iset, None)
-    entries = getattr(base, "entries", None)
-    if entries is None:
-        return {}
-    return {e.name: _file_digest(Path(e.clean)) for e in (entries if idx is None else [entries[i] for i in idx])
-            if e.clean is not None}
-
-
 def _inner(spec: str) -> str:
     """The data spec under an on-the-fly source (``gen:RUN:SPEC`` / ``synth:S:SPEC`` -> SPEC)."""
     from pngan.train.denoiser import split_source_spec
@@ -215,25 +203,79 @@ def network_training_data(spec: str | Path | None) -> list[str]:
     return generator_training_data(p) if p.exists() else []
 
 
+def clean_files(spec: str) -> dict[str, Path]:
+    """Image name -> clean file, for the sets whose images are files (else {})."""
+    iset = open_dataset(spec)
+    base, idx = (iset.base, iset.indices) if isinstance(iset, SubsetImageSet) else (iset, None)
+    entries = getattr(base, "entries", None)
+    if entries is None:
+        return {}
+    return {e.name: Path(e.clean) for e in (entries if idx is None else [entries[i] for i in idx])
+            if e.clean is not None}
+
+
+def _sources(spec: str) -> list[str]:
+    """The sets whose clean images ``spec`` holds: the set itself and, for a folder that 'pngan generate' or
+    'pngan synth' wrote, the input it recorded (its clean/ holds re-encoded copies, not the same bytes)."""
+    inner = _inner(spec)
+    out = [inner]
+    try:
+        fmt, path_s, _ = parse_spec(inner)
+    except PnganError:
+        return out
+    job = Path(path_s).expanduser() / "job.json"
+    if fmt == "pairs" and job.is_file():
+        import json
+
+        try:
+            rec = json.loads(job.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            rec = None
+        if isinstance(rec, dict) and rec.get("command") in ("generate", "synth") and isinstance(rec.get("input"), str):
+            out.append(rec["input"])
+    return out
+
+
+def _files(specs: list[str]) -> list[tuple[str, str, Path]]:
+    """(spec, name, clean file) of every image of ``specs`` (each set once; sets that cannot be read skipped)."""
+    seen, out = set(), []
+    for spec in specs:
+        for src in _sources(spec):
+            if src in seen:
+                continue
+            seen.add(src)
+            try:
+                files = clean_files(src)
+            except PnganError:
+                continue
+            out += [(src, n, p) for n, p in files.items()]
+    return out
+
+
 def _first_shared(a: list[str], b: list[str]) -> tuple[str, str, str, str] | None:
     """(spec of a, image name in a, spec of b, image name in b) of one clean image that both sets hold,
-    however they are spelled (file digests), or None. Sets whose images are not files are skipped."""
-    seen: dict[str, tuple[str, str]] = {}
-    for spec in a:
+    however they are spelled (file digests), or None. The (usually small) set ``b`` is hashed first,
+    and only files of ``a`` of a size found in ``b`` are read; sets whose images are not files are
+    skipped, and so is a file that cannot be read."""
+    held: dict[str, tuple[str, str]] = {}
+    sizes: set[int] = set()
+    for spec, name, p in _files(b):
         try:
-            digests = clean_digests(_inner(spec))
-        except PnganError:
+            held.setdefault(_file_digest(p), (spec, name))
+            sizes.add(p.stat().st_size)
+        except OSError:
             continue
-        for name, digest in digests.items():
-            seen.setdefault(digest, (_inner(spec), name))
-    for spec in b:
+    if not held:
+        return None
+    for spec, name, p in _files(a):
         try:
-            digests = clean_digests(_inner(spec))
-        except PnganError:
+            if p.stat().st_size not in sizes:
+                continue
+            hit = held.get(_file_digest(p))
+        except OSError:
             continue
-        for name, digest in digests.items():
-            if digest in seen:
-                return (*seen[digest], _inner(spec), name)
+        if hit is not None:
+            return (spec, name, *hit)
     return None
 
 
@@ -266,10 +308,20 @@ def warn_overlap(a: list[str], b: list[str], a_what: str, b_what: str, why: str)
     return True
 
 
+_DIGESTS: dict[tuple, str] = {}  # (resolved path, inode, size, mtime) -> digest: a file is read once per process
+
+
 def _file_digest(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = _read_digest(path, st.st_size)
+    return _DIGESTS[key]
+
+
+def _read_digest(path: Path, size: int) -> str:
     import hashlib
 
-    size = path.stat().st_size
     h = hashlib.sha256(str(size).encode())
     with open(path, "rb") as f:
         if size <= _WHOLE_HASH_BYTES:

@@ -216,6 +216,8 @@ class GeneratedPairs(torch.utils.data.Dataset):
 
     def __init__(self, clean_set, generator, patch_size: int | None = None, seed: int = 0, samples: int = 1,
                  gain=None):
+        import numbers
+
         from pngan.data.specs import open_dataset
 
         self.images = open_dataset(clean_set) if isinstance(clean_set, str) else clean_set
@@ -223,7 +225,8 @@ class GeneratedPairs(torch.utils.data.Dataset):
             raise PnganError(f"{self.images.spec} has no clean images")
         self.gen = generator if isinstance(generator, NoiseGenerator) else NoiseGenerator.load(generator)
         for what, v, lo in (("patch_size", patch_size, 1), ("samples", samples, 1), ("seed", seed, 0)):
-            if (v is not None or what != "patch_size") and (not isinstance(v, int) or isinstance(v, bool) or v < lo):
+            if (v is not None or what != "patch_size") and (not isinstance(v, numbers.Integral) or isinstance(v, bool)
+                                                             or v < lo):
                 raise ApiArgumentError(f"{what} must be an integer >= {lo}{' (or None: whole images)' if what == 'patch_size' else ''}, "
                                        f"got {v!r}")
         self.patch, self.seed, self.samples = patch_size, seed, samples

@@ -96,6 +96,13 @@ def check_kwargs(name: str, kwargs: dict, what: str = "network arguments") -> No
             raise PnganError(f"{what}: '{name}' argument '{k}' must be {want}, got {v!r}")
 
 
+def network_class(name: str) -> type[nn.Module]:
+    _load_all()
+    if name not in _REGISTRY:
+        raise PnganError(f"unknown network '{name}' (known: {', '.join(available())})")
+    return _REGISTRY[name][0]
+
+
 def build(name: str, **kwargs: Any) -> nn.Module:
     check_kwargs(name, kwargs)
     cls, _ = _REGISTRY[name]

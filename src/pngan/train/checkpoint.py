@@ -136,12 +136,15 @@ def check_new_run_folder(out: str | Path, kind: str | None = None) -> None:
     if (out / "config.yaml").is_file():
         raise PnganError("run folder exists: pass --resume to continue it, or choose another --out", out)
     for p in sorted(out.iterdir()):
+        if p.name.startswith("."):  # hidden files (a lock, a file system's own): not content
+            continue
         if p.name == runid.RUN_FILE and p.is_file():
             try:
                 rec = runid.read(out)
             except PnganError:
                 rec = None
-            got = ((rec or {}).get("identity") or {}).get("kind")
+            ident = (rec or {}).get("identity")
+            got = ident.get("kind") if isinstance(ident, dict) else None
             if got is not None and (kind is None or got == kind):
                 continue
             what = "another command's run record" if got else "a run.json that pngan did not write"

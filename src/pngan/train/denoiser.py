@@ -368,6 +368,45 @@ def _open_sources(cfg: DenoiserTrainConfig, data: list[str]) -> list[PairSource]
     return sources
 
 
+def init_network(cfg: DenoiserTrainConfig, init: str) -> tuple[torch.nn.Module, dict]:
+    """The network of ``--init`` and its shape (constructor arguments) in full: from the checkpoint's
+    pngan metadata, else an explicit net.kwargs, else the network's defaults (a published checkpoint),
+    never a preset's. An explicit net.kwargs other than the checkpoint's is refused."""
+    from pngan.nets.loading import load_network, parse_net_spec, read_metadata
+    from pngan.nets.registry import network_class
+
+    name, path = parse_net_spec(init)
+    if not Path(path).is_file():
+        raise PnganError("--init checkpoint not found", path)
+    # the network's shape comes from the checkpoint's pngan metadata, else from an explicit
+    # net.kwargs, else the network's defaults (a published checkpoint's shape), never a preset's
+    meta_init = read_metadata(path)
+    if "pngan.kwargs" in meta_init:
+        kwargs = json.loads(meta_init["pngan.kwargs"])
+        if cfg.net.kwargs and any(kwargs.get(k) != v for k, v in cfg.net.kwargs.items()):
+            raise PnganError(f"--init holds a network with net.kwargs {json.dumps(kwargs)}, but net.kwargs "
+                             f"{json.dumps(cfg.net.kwargs)} was given: leave net.kwargs out (the checkpoint "
+                             "defines the shape)", path)
+    else:
+        kwargs = dict(cfg.net.kwargs)
+    try:
+        src = load_network(name or meta_init.get("pngan.network", cfg.net.arch), path, **kwargs)
+    except PnganError as e:
+        if "pngan.kwargs" in meta_init:
+            raise
+        raise PnganError(f"{e} (the file carries no pngan metadata, so its shape is the network's default "
+                         "or net.kwargs: give the shape it was trained with, e.g. net.kwargs={depth: 20, "
+                         "channels: 64} for a KAIR DnCNN)") from None
+    import inspect
+
+    params = inspect.signature(type(src).__init__).parameters  # the shape in full, for --resume
+    kwargs = {**{k: params[k].default for k in (cfg.net.arch_kwargs.get(cfg.net.arch) or {}) if k in params},
+              **kwargs}
+    if type(src) is not network_class(cfg.net.arch):
+        raise PnganError(f"--init holds a different network than --arch {cfg.net.arch}", path)
+    return src, kwargs
+
+
 class DenoiserTask:
     """A denoiser, its optimiser and one step, L1(denoiser(noisy), clean), for the training engine."""
 
@@ -385,38 +424,8 @@ class DenoiserTask:
         torch.manual_seed(derive_seed(cfg.run.seed, "denoiser-init") % (2**63))  # same init on every rank / rerun
         net = build(cfg.net.arch, **kwargs).to(engine.device)
         if init is not None:
-            from pngan.nets.loading import load_network, parse_net_spec, read_metadata
-
-            name, path = parse_net_spec(init)
-            if not Path(path).is_file():
-                raise PnganError("--init checkpoint not found", path)
-            # the network's shape comes from the checkpoint's pngan metadata, else from an explicit
-            # net.kwargs, else the network's defaults (a published checkpoint's shape), never a preset's
-            meta_init = read_metadata(path)
-            if "pngan.kwargs" in meta_init:
-                kwargs = json.loads(meta_init["pngan.kwargs"])
-                if cfg.net.kwargs and any(kwargs.get(k) != v for k, v in cfg.net.kwargs.items()):
-                    raise PnganError(f"--init holds a network with net.kwargs {json.dumps(kwargs)}, but net.kwargs "
-                                     f"{json.dumps(cfg.net.kwargs)} was given: leave net.kwargs out (the checkpoint "
-                                     "defines the shape)", path)
-            else:
-                kwargs = dict(cfg.net.kwargs)
-            try:
-                src = load_network(name or meta_init.get("pngan.network", cfg.net.arch), path, **kwargs)
-            except PnganError as e:
-                if "pngan.kwargs" in meta_init:
-                    raise
-                raise PnganError(f"{e} (the file carries no pngan metadata, so its shape is the network's default "
-                                 "or net.kwargs: give the shape it was trained with, e.g. net.kwargs={depth: 20, "
-                                 "channels: 64} for a KAIR DnCNN)") from None
-            import inspect
-
-            params = inspect.signature(type(src).__init__).parameters  # the shape in full, for --resume
-            kwargs = {**{k: params[k].default for k in (cfg.net.arch_kwargs.get(cfg.net.arch) or {}) if k in params},
-                      **kwargs}
-            if type(src) is not type(net):
-                raise PnganError(f"--init holds a different network than --arch {cfg.net.arch}", path)
-            net = src.to(engine.device)
+            net, kwargs = init_network(cfg, init)
+            net = net.to(engine.device)
             cfg.net.kwargs = dict(kwargs)  # config.yaml then rebuilds this shape on --resume
         self.finetune = init is not None  # fine-tuning: constant lr (paper: 1e-6); from scratch: cosine
         net.to(memory_format=engine.mem_format)
