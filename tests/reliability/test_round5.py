@@ -282,3 +282,41 @@ def test_an_init_runs_record_holds_its_shape_from_the_start(f, capsys, tmp_path)
                   "--out", run, "--steps", "1"])
     rec = json.loads((run / "run.json").read_text())
     assert rec["config"]["net"]["kwargs"] == {"depth": 2, "channels": 4}  # a hard kill cannot leave it behind
+
+
+# ------------------------------------------------------------------ sixth pass
+def test_sixth_pass_overwrite_never_takes_the_fit_or_a_run_folder(f, capsys, tmp_path):
+    import shutil
+
+    proj = tmp_path / "proj"  # the real pairs the fit reads, given as the output folder
+    shutil.copytree(f / "A", proj)
+    before = _bytes(proj)
+    _one_line(capsys, ["synth", "--setting", "calibrated", "--fit", f"pairs:{proj}", "--input", f / "C", "--output",
+                       proj, "--overwrite", "--quiet"], "--fit")
+    assert _bytes(proj) == before
+    run = tmp_path / "run"  # a copy of a training run folder
+    shutil.copytree(f / "d", run)
+    before = _bytes(run)
+    _one_line(capsys, ["synth", "--setting", "awgn", "--input", f / "C", "--output", run, "--overwrite", "--quiet"],
+              "run or report folder")
+    assert _bytes(run) == before
+
+
+@pytest.mark.parametrize("arch,kwargs", [("dncnn", "{in_channels: 1, depth: 2, channels: 4}"), ("ridnet", "{channels: 15}")])
+def test_sixth_pass_network_arguments_that_cannot_run(f, capsys, tmp_path, arch, kwargs):
+    out = tmp_path / "r"
+    _one_line(capsys, ["train-denoiser", "--arch", arch, "--data", f"pairs:{f}/A", "--out", out, "--config", "cpu-small",
+                       "--quiet", "--steps", "1", "data.patch_size=16", "data.batch_size=2", f"net.kwargs={kwargs}",
+                       "run.threads=1"], "cannot run")
+    assert not out.exists()
+
+
+def test_sixth_pass_a_benchmark_is_its_effective_config_not_the_text(f, capsys, tmp_path):
+    out = tmp_path / "b"
+    base = ["benchmark", "denoise", "--train", f"pairs:{f}/A", "--test", f"pairs:{f}/T", "--seeds", "1", "--source",
+            "real", "--out", out, "--arch", "dncnn", "--config", "cpu-small", "--quiet", "--steps", "1"]
+    _run(capsys, [*base, "data.patch_size=16", "data.batch_size=2", "net.kwargs={depth: 2, channels: 4}", "run.threads=1"])
+    first = _bytes(out / "runs")
+    _run(capsys, [*base, "net.kwargs={channels: 4, depth: 2}", "data.batch_size=2", "data.patch_size=16"])
+    assert {k: v for k, v in _bytes(out / "runs").items() if "benchmark_eval" not in k} == \
+        {k: v for k, v in first.items() if "benchmark_eval" not in k}  # reused, nothing trained again

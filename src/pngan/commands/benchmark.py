@@ -63,6 +63,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="ratios rho of generated to real data (0 = real only, always run; default 0,0.5,1)")
 
 
+def _effective(config: str, overrides: list[str], arch: str) -> str:
+    """A hash of the config the runs train with, but the keys that may differ between its runs
+    (run settings, steps: each run records its own) and the seed (one per run)."""
+    from pngan.config import to_dict
+    from pngan.io.records import json_sha256
+    from pngan.train.denoiser import load_denoiser_config
+    from pngan.train.runid import SAFE_ON_RESUME, _flat
+
+    flat = _flat(to_dict(load_denoiser_config(config, [*overrides, f"net.arch={arch}"])))
+    return "sha256:" + json_sha256({k: v for k, v in flat.items() if k not in SAFE_ON_RESUME and k != "run.seed"})
+
+
 def parse_seeds(text: str) -> list[int]:
     t = str(text).strip()
     try:
@@ -195,9 +207,12 @@ def run(args: argparse.Namespace) -> int:
     job = {"command": f"benchmark {args.mode}", "train": [normalize_spec(t) for t in args.train],
            "content": [data_content(t) for t in args.train], "arch": args.arch,
            "config": _config_identity(config),
-           # KEY=VALUE however it is spaced ("a = 1" is "a=1")
+           # KEY=VALUE however it is spaced ("a = 1" is "a=1"); shown in the table's notes
            "overrides": [f"{k.strip()}={v.strip()}" for k, _, v in (o.partition("=") for o in overrides)
-                         if k.strip() not in SAFE_ON_RESUME]}
+                         if k.strip() not in SAFE_ON_RESUME],
+           # what the overrides make of the config defines the benchmark, not their text (another order,
+           # {channels: 4, depth: 2} for {depth: 2, channels: 4} are the same benchmark)
+           "effective_config": _effective(config, overrides, args.arch), "_safe": ["overrides"]}
     if args.mode == "augment":
         job["extra"] = normalize_spec(args.extra)
         job["extra_content"] = data_content(args.extra)

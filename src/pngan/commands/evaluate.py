@@ -321,25 +321,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _data_folders(spec: str) -> list:
-    """The folders the data set ``spec`` reads from: its root and every folder holding one of its files."""
-    from pathlib import Path
+    from pngan.data.specs import data_folders
 
-    from pngan.data.specs import SubsetImageSet, open_dataset, parse_spec
-    from pngan.train.denoiser import split_source_spec
-
-    spec = split_source_spec(spec)[2]  # gen:RUN:SPEC / synth:S:SPEC read SPEC's files
-    fmt, path_s, _ = parse_spec(spec)
-    if fmt == "camera":
-        return []
-    root = Path(path_s).expanduser()
-    folders = {root if root.is_dir() else root.parent}
-    ds = open_dataset(spec)
-    base = ds.base if isinstance(ds, SubsetImageSet) else ds
-    for e in getattr(base, "entries", None) or []:
-        for f in (getattr(e, "noisy", None), getattr(e, "clean", None)):
-            if f is not None:
-                folders.add(Path(f).parent)
-    return sorted(folders)
+    return data_folders(spec)
 
 
 def _refuse_in_data(out, specs: list[str], opt: str, roots_only: bool = False) -> None:
@@ -390,7 +374,7 @@ def _claim_dnd_out(args, model_path):
     _refuse_in_data(out, args.data, "--out")
     job = {"command": "evaluate denoiser --out", "model_sha256": file_sha256(model_path),
            "data": normalize_spec(dnd[0])}
-    outdir.claim(out, job, overwrite=args.overwrite, owned=("bundled", outdir.JOB_FILE),
+    outdir.claim(out, job, overwrite=args.overwrite, owned=("bundled", outdir.JOB_FILE, "[0-9][0-9][0-9][0-9]_[0-9][0-9].mat"),
                  advice="pass --overwrite to replace its submission")
     return out
 

@@ -170,6 +170,23 @@ def open_dataset(spec: str, *, skip_bad: bool = False) -> ImageSet:
 _WHOLE_HASH_BYTES = 16 << 20
 
 
+def data_folders(spec: str) -> list[Path]:
+    """The folders a data set ``spec`` reads from: its root and every folder holding one of its files
+    (on-the-fly ``gen:``/``synth:`` sources: their SPEC's)."""
+    fmt, path_s, _ = parse_spec(_inner(spec))
+    if fmt == "camera":
+        return []
+    root = Path(path_s).expanduser()
+    folders = {root if root.is_dir() else root.parent}
+    ds = open_dataset(_inner(spec))
+    base = ds.base if isinstance(ds, SubsetImageSet) else ds
+    for e in getattr(base, "entries", None) or []:
+        for f in (getattr(e, "noisy", None), getattr(e, "clean", None)):
+            if f is not None:
+                folders.add(Path(f).parent)
+    return sorted(folders)
+
+
 def _inner(spec: str) -> str:
     """The data spec under an on-the-fly source (``gen:RUN:SPEC`` / ``synth:S:SPEC`` -> SPEC)."""
     from pngan.train.denoiser import split_source_spec

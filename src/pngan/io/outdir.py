@@ -61,7 +61,7 @@ def read_job(out: Path) -> dict | None:
 
 
 def _remove_owned(out: Path, owned: tuple[str, ...] = OWNED) -> None:
-    for name in owned:
+    for name in [n for n in owned if "*" not in n] + [p.name for n in owned if "*" in n for p in out.glob(n)]:
         p = out / name
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)
@@ -102,11 +102,21 @@ def refuse_inputs_inside(out: Path, inputs: dict[str, str | Path | None], owned:
         path = input_path(spec)
         if path is None:
             continue
-        p = path.resolve()
+        reads = [path.resolve()]
+        if ":" in str(spec) and not Path(str(spec)).exists():  # a data spec: the folders its files are in
+            from pngan.data.specs import data_folders
+
+            try:
+                reads += [f.resolve() for f in data_folders(str(spec))]
+            except PnganError:
+                pass  # an unreadable set is reported by the command that reads it
         for name in owned:
+            if "*" in name:
+                continue
             target = (out / name).resolve()
-            if p == target or target in p.parents:
-                raise PnganError(f"{opt} {spec} lies inside the output's {name}{'/' if '.' not in name else ''}, "
+            # the input (or a folder its files are in, e.g. --fit pairs:OUT) inside what is written
+            if any(p == target or target in p.parents for p in reads):
+                raise PnganError(f"{opt} {spec} reads files inside the output's {name}{'/' if '.' not in name else ''}, "
                                  "which this command writes (and --overwrite deletes); move it out or choose another "
                                  "--output", out)
 
@@ -135,10 +145,14 @@ def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: b
         if old is not None and upgrade is not None:
             old = upgrade(old, out)
         safe = set(job.get("_safe", ()))
+        if overwrite and old is None and any((out / n).is_file() for n in ("run.json", "config.yaml", "report.json")):
+            raise PnganError("output folder is a pngan run or report folder; --overwrite replaces only this command's "
+                             "own output: choose another folder", out)
         if old is not None and overwrite and old.get("command") != job.get("command"):
             # --overwrite replaces this command's own output only: another command's job (a benchmark,
             # a pgap run, a synth folder) would be left unable to continue
-            raise PnganError(f"output folder holds the output of 'pngan {old.get('command') or 'another command'}', "
+            cmd = {"pgap": "evaluate pgap"}.get(old.get("command"), old.get("command") or "another command")
+            raise PnganError(f"output folder holds the output of 'pngan {cmd}', "
                              f"not of 'pngan {job.get('command')}'; --overwrite replaces only this command's own "
                              "output: choose another folder", out)
         for name in owned:  # a symlink where pngan writes would send its files (or --overwrite) elsewhere

@@ -279,7 +279,27 @@ def load_denoiser_config(preset_or_path: str | None, overrides: list[str] | None
         if cfg.net.arch not in available("denoiser"):
             raise PnganError(f"unknown denoiser '{cfg.net.arch}' (known: {', '.join(available('denoiser'))})")
         check_kwargs(cfg.net.arch, _net_kwargs(cfg), "net.kwargs")
+        if cfg.net.kwargs:  # arguments the user chose: the network must also run (a 1-channel input, a width
+            _probe_network(cfg)  # its attention cannot divide, ...) before a run folder is made
     return cfg
+
+
+def _probe_network(cfg: DenoiserTrainConfig) -> None:
+    from pngan.nets.registry import build
+
+    try:
+        with torch.no_grad():
+            torch.manual_seed(0)
+            net = build(cfg.net.arch, **_net_kwargs(cfg)).eval()
+            p = min(cfg.data.patch_size, 64)
+            y = net.denoise(torch.full((1, 3, p, p), 0.5))
+    except PnganError:
+        raise
+    except (RuntimeError, ValueError, TypeError, ZeroDivisionError) as e:
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise PnganError(f"net.kwargs {_net_kwargs(cfg)}: '{cfg.net.arch}' cannot run with these arguments ({first})") from None
+    if not bool(torch.isfinite(y).all()):
+        raise PnganError(f"net.kwargs {_net_kwargs(cfg)}: '{cfg.net.arch}' gives non-finite output with these arguments")
 
 
 DenoiserResult = TrainResult  # the name train_denoiser has always returned
