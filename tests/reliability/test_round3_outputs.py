@@ -87,7 +87,7 @@ def test_plot_replaces_only_its_own_figure_and_one_path_is_not_two_outputs(f, ca
         _one_line(capsys, ev + ["--plot", victim], f"--plot file exists and holds {kind}")
         assert victim.read_bytes() == keep
     same = tmp_path / "same.json"
-    _one_line(capsys, ev + ["--plot", same, "--json", same], "--json and --plot name the same file")
+    _one_line(capsys, ev + ["--plot", same, "--json", same], "--json and --plot name the same path")
     assert not same.exists()
     plot, traj = tmp_path / "t.png", tmp_path / "t.json"
     _run(capsys, ev + ["--plot", plot, "--json", traj])

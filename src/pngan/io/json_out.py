@@ -141,7 +141,7 @@ def distinct_outputs(paths: dict[str, str | Path | None]) -> None:
             continue
         key = Path(path).expanduser().resolve()
         if key in seen:
-            raise PnganError(f"{seen[key]} and {opt} name the same file; give each output its own file", path)
+            raise PnganError(f"{seen[key]} and {opt} name the same path; give each output its own", path)
         seen[key] = opt
 
 
