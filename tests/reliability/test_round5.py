@@ -320,3 +320,14 @@ def test_sixth_pass_a_benchmark_is_its_effective_config_not_the_text(f, capsys, 
     _run(capsys, [*base, "net.kwargs={channels: 4, depth: 2}", "data.batch_size=2", "data.patch_size=16"])
     assert {k: v for k, v in _bytes(out / "runs").items() if "benchmark_eval" not in k} == \
         {k: v for k, v in first.items() if "benchmark_eval" not in k}  # reused, nothing trained again
+
+
+def test_sixth_pass_a_generated_noisy_folder_is_checked_through_its_manifest(f, capsys, tmp_path):
+    other = tmp_path / "other"  # other images under the real pairs' names
+    write_images(other, ["i0", "i1"], 24, 24, torch.Generator().manual_seed(9))
+    gen = tmp_path / "g"
+    _run(capsys, ["synth", "--setting", "awgn", "--input", other, "--output", gen, "--quiet"])
+    if not (gen / "manifest.jsonl").is_file():
+        pytest.skip("synth writes no manifest")
+    for spec in (gen / "noisy", f"noisy:{gen}/noisy"):
+        _one_line(capsys, ["evaluate", "noise", "--real", f"pairs:{f}/T", "--generated", spec], "another clean image")

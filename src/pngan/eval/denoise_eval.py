@@ -160,7 +160,7 @@ def collect_generated(source: str) -> dict[str, list[torch.Tensor]]:
     """Generated noisy images by stem: ``source`` is a folder of noisy images or a data-set spec
     (e.g. ``pairs:DIR``, whose noisy side is used). ``X_k`` files are samples of ``X``; the real
     image name decides which reading applies (see :func:`match_generated`)."""
-    out: dict[str, list[torch.Tensor]] = {}
+    out = GeneratedSet()
     p = Path(source)
     if p.is_dir():
         from pngan.io.images import list_images, read_image
@@ -173,19 +173,44 @@ def collect_generated(source: str) -> dict[str, list[torch.Tensor]]:
             raise PnganError("no images in the generated folder" + (f" ({hint})" if hint else ""), p)
         for f in files:
             out.setdefault(f.stem, []).append(read_image(f))
+        _clean_beside(p, out)
         return out
-    from pngan.data.specs import open_dataset
+    from pngan.data.specs import open_dataset, parse_spec
 
     ds = open_dataset(source)
     if not ds.has_noisy:
         raise PnganError(f"{source}: the generated set has no noisy images")
-    out = GeneratedSet()
     for i in range(len(ds)):
         s = ds.load(i)
         out.setdefault(_stem(s.name), []).append(s.noisy)
         if s.clean is not None:
             out.clean[_stem(s.name)] = s.clean
+    if not ds.has_clean and parse_spec(source)[0] == "noisy":
+        _clean_beside(Path(parse_spec(source)[1]).expanduser(), out)
     return out
+
+
+def _clean_beside(noisy_dir: Path, out: "GeneratedSet") -> None:
+    """A generate/synth output's noisy/ folder given alone: the clean images its manifest names
+    (``OUT/clean/SOURCE.png``), to check them against the real pairs' (:func:`check_generated_clean`)."""
+    import json
+
+    from pngan.io.images import read_image
+
+    manifest = noisy_dir.parent / "manifest.jsonl"
+    if noisy_dir.name != "noisy" or not manifest.is_file():
+        return
+    for line in manifest.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+            stem, clean = Path(rec["noisy"]).stem, noisy_dir.parent / rec["clean"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if stem in out and stem not in out.clean and clean.is_file():
+            try:
+                out.clean[stem] = read_image(clean)
+            except PnganError:
+                continue
 
 
 class GeneratedSet(dict):
