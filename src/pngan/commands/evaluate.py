@@ -320,28 +320,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_folders(spec: str) -> list:
-    from pngan.data.specs import data_folders
-
-    return data_folders(spec)
-
-
 def _refuse_in_data(out, specs: list[str], opt: str, roots_only: bool = False) -> None:
     """An output folder that is a folder of the evaluated data or lies inside one: refused.
     ``roots_only``: only the specs' own folders (no data set is opened: a bad one is reported later)."""
     from pathlib import Path
 
-    from pngan.data.specs import parse_spec
+    from pngan.data.specs import data_folders
     from pngan.errors import PnganError
-    from pngan.train.denoiser import split_source_spec
 
     out = Path(out)
     for spec in specs:
-        if roots_only:
-            fmt, path_s, _ = parse_spec(split_source_spec(spec)[2])
-            folders = [] if fmt == "camera" else [Path(path_s).expanduser()]
-        else:
-            folders = _data_folders(spec)
+        folders = data_folders(spec, files=not roots_only)
         for folder in folders:
             try:
                 out.resolve().relative_to(folder.resolve())

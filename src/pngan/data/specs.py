@@ -170,14 +170,17 @@ def open_dataset(spec: str, *, skip_bad: bool = False) -> ImageSet:
 _WHOLE_HASH_BYTES = 16 << 20
 
 
-def data_folders(spec: str) -> list[Path]:
-    """The folders a data set ``spec`` reads from: its root and every folder holding one of its files
-    (on-the-fly ``gen:``/``synth:`` sources: their SPEC's)."""
+def data_folders(spec: str, files: bool = True) -> list[Path]:
+    """The folders a data set ``spec`` reads from: its root and (``files``) every folder holding one of
+    its files (on-the-fly ``gen:``/``synth:`` sources: their SPEC's). Without ``files`` no data set is
+    opened (a bad one is reported by what reads it)."""
     fmt, path_s, _ = parse_spec(_inner(spec))
     if fmt == "camera":
         return []
     root = Path(path_s).expanduser()
     folders = {root if root.is_dir() else root.parent}
+    if not files:
+        return [root]
     ds = open_dataset(_inner(spec))
     base = ds.base if isinstance(ds, SubsetImageSet) else ds
     for e in getattr(base, "entries", None) or []:

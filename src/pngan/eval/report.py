@@ -141,17 +141,14 @@ def _check_side(real_spec: str, s) -> None:
                          f"report's noise figures need images of at least {MIN_SIDE}x{MIN_SIDE}")
 
 
-def _noise_section(real_spec: str, generated: str | None, out: Path, max_images: int, crop: int, seed: int,
-                   baselines: dict | None = None) -> str:
-    from pngan.data.specs import open_dataset
+def _noise_section(real_spec: str, samples: list, gen: dict | None, generated: str | None, out: Path, crop: int,
+                   seed: int, baselines: dict | None = None) -> str:
+    """The noise figures of ``samples`` (real pairs checked by :func:`_checked_inputs`) beside the
+    synthetic settings, ``baselines`` and the generated images ``gen`` (or None)."""
     from pngan.eval import noise_stats as ns
-    from pngan.eval.denoise_eval import collect_generated, match_generated, synthetic_sampler
+    from pngan.eval.denoise_eval import match_generated, synthetic_sampler
     from pngan.eval.plots import plot_crops, plot_histograms, plot_nlf, plot_spectra
 
-    real = open_dataset(real_spec)
-    if not real.has_clean or not real.has_noisy:
-        raise PnganError(f"{real_spec}: the report's noise figures need real noisy/clean pairs")
-    gen = collect_generated(generated) if generated else None
     s1, s2 = synthetic_sampler("awgn", seed), synthetic_sampler("raw", seed)
     sets: dict[str, list] = {"real": [], "setting 1 (AWGN)": [], "setting 2 (RAW)": []}
     extra = {name: synthetic_sampler(setting, seed) for name, setting in (baselines or {}).items()}
@@ -160,9 +157,7 @@ def _noise_section(real_spec: str, generated: str | None, out: Path, max_images:
     if gen is not None:
         sets["generated"] = []
     rows = []
-    for i in range(min(len(real), max_images)):
-        s = real.load(i)
-        _check_side(real_spec, s)
+    for s in samples:
         with torch.inference_mode():
             a, b = s1(s.clean, s.name, 0).clamp(0, 1), s2(s.clean, s.name, 0).clamp(0, 1)
         sets["real"].append((s.noisy, s.clean))
@@ -176,12 +171,6 @@ def _noise_section(real_spec: str, generated: str | None, out: Path, max_images:
             cols[name] = c
         if gen is not None:
             g = match_generated(s.name, gen)
-            if not g:
-                raise PnganError(f"no generated image for real image '{s.name}'")
-            if g[0].shape != s.clean.shape:
-                raise PnganError(f"--generated: the image for real pair '{s.name}' is {g[0].shape[-2]}x{g[0].shape[-1]}, "
-                                 f"the pair {s.clean.shape[-2]}x{s.clean.shape[-1]}: give images generated from "
-                                 f"{real_spec}'s clean images")
             sets["generated"].append((g[0], s.clean))
             cols["generated"] = g[0]
         cols["real"] = s.noisy
@@ -202,6 +191,33 @@ def _noise_section(real_spec: str, generated: str | None, out: Path, max_images:
             + "\n".join(f'<img src="{f.name}" alt="{f.stem}">' for f in figs))
 
 
+def _checked_inputs(real: str, generated: str | None, max_images: int) -> tuple[list, dict | None]:
+    """The first ``max_images`` real pairs and the generated images (or None), read once and checked
+    before the report folder is made: real noisy/clean pairs large enough for the figures, and a
+    generated image made from each pair's clean image, of its size."""
+    from pngan.data.specs import open_dataset
+
+    rs = open_dataset(real)
+    samples = [rs.load(i) for i in range(min(len(rs), max_images))]
+    for s in samples:
+        _check_side(real, s)
+    if not generated:
+        return samples, None
+    from pngan.eval.denoise_eval import check_generated_clean, collect_generated, match_generated
+
+    gen = collect_generated(generated)
+    for s in samples:
+        g = match_generated(s.name, gen)
+        if not g:
+            raise PnganError(f"no generated image for real image '{s.name}'")
+        check_generated_clean(s.name, s.clean, gen)
+        if g[0].shape != s.clean.shape:
+            raise PnganError(f"--generated: the image for real pair '{s.name}' is {g[0].shape[-2]}x{g[0].shape[-1]}, "
+                             f"the pair {s.clean.shape[-2]}x{s.clean.shape[-1]}: give images generated from "
+                             f"{real}'s clean images")
+    return samples, gen
+
+
 def write_report(inputs: list[str | Path], out: str | Path, *, real: str | None = None,
                  generated: str | None = None, max_images: int = 4, crop: int = 96, seed: int = 0,
                  baselines: dict | None = None) -> Path:
@@ -213,25 +229,7 @@ def write_report(inputs: list[str | Path], out: str | Path, *, real: str | None 
     if not inputs and real is None:
         raise PnganError("nothing to report: give run folders, metric JSON files or --real")
     if real is not None:  # before anything is drawn
-        from pngan.data.specs import open_dataset
-
-        rs = open_dataset(real)
-        samples = [rs.load(i) for i in range(min(len(rs), max_images))]
-        for s in samples:
-            _check_side(real, s)
-        if generated:  # every generated image is found and fits its pair before the folder is made
-            from pngan.eval.denoise_eval import check_generated_clean, collect_generated, match_generated
-
-            gen = collect_generated(generated)
-            for s in samples:
-                g = match_generated(s.name, gen)
-                if not g:
-                    raise PnganError(f"no generated image for real image '{s.name}'")
-                check_generated_clean(s.name, s.clean, gen)
-                if g[0].shape != s.clean.shape:
-                    raise PnganError(f"--generated: the image for real pair '{s.name}' is "
-                                     f"{g[0].shape[-2]}x{g[0].shape[-1]}, the pair {s.clean.shape[-2]}x"
-                                     f"{s.clean.shape[-1]}: give images generated from {real}'s clean images")
+        samples, gen = _checked_inputs(real, generated, max_images)
     metric = {}  # every metric JSON is read and rendered before anything is written
     for i, p in enumerate(map(Path, inputs)):
         if p.is_dir():
@@ -249,7 +247,7 @@ def write_report(inputs: list[str | Path], out: str | Path, *, real: str | None 
     out.mkdir(parents=True, exist_ok=True)
     sections = [metric[i] if i in metric else _run_section(p, out, i) for i, p in enumerate(map(Path, inputs))]
     if real is not None:
-        sections.append(_noise_section(real, generated, out, max_images, crop, seed, baselines))
+        sections.append(_noise_section(real, samples, gen, generated, out, crop, seed, baselines))
     style = ("body{font-family:sans-serif;max-width:1400px;margin:auto}table{border-collapse:collapse;margin:8px 0}"
              "td,th{border:1px solid #aaa;padding:3px 8px;font-size:13px}img{max-width:100%;display:block;margin:8px 0}")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>pngan report</title><style>{style}</style>"
