@@ -45,7 +45,7 @@ def patch_covariance(model: CalibratedNoise, p: int) -> torch.Tensor:
     """The (p*p, p*p) covariance of one channel's unit model noise over a p x p patch."""
     if model.kernel is None:
         return torch.eye(p * p, dtype=torch.float64)
-    k = torch.tensor(model.kernel, dtype=torch.float64)
+    k = model.kernel.to(torch.float64)
     n = k.shape[0]
     ac = F.conv2d(F.pad(k[None, None], (n - 1,) * 4), k[None, None])[0, 0]  # the kernel's autocorrelation
     ii, jj = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")

@@ -226,3 +226,49 @@ def test_cuda_with_cpu_generator_matches_cpu():
         assert b.is_cuda and (a - b.cpu()).abs().max() < 1e-4
         c = m(x.cuda(), torch.Generator(device="cuda").manual_seed(0))
         assert c.is_cuda and c.shape == x.shape
+
+
+def _registered_settings():
+    from pngan.noise import REGISTRY, build_synthetic
+
+    kernel = [[0.0, 0.0, 0.0], [0.0, 0.8, 0.6], [0.0, 0.0, 0.0]]
+    made = {"awgn": build_synthetic("awgn", sigma=25), "raw": build_synthetic("raw"),
+            "calibrated": build_synthetic("calibrated", a=[0.01, 0.02, 0.005], b=[4e-4, 1e-4, 9e-4], kernel=kernel,
+                                          mix=[[1, 0, 0], [0.6, 0.8, 0], [0, 0, 1]], kappa=[-0.5, -0.6, -0.4],
+                                          pair_gains=[0.5, 2.0])}
+    assert sorted(made) == sorted(REGISTRY)  # a new setting must be added here too
+    return made
+
+
+def test_every_noise_setting_keeps_the_contract():
+    """forward(clean, generator, gain, return_params), describe() -> from_description() -> the same
+    noise for the same seed; a gain is taken only by a setting that says so (takes_gain)."""
+    from pngan.noise import NoiseSetting, from_description, synthesize
+
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    for name, s in _registered_settings().items():
+        assert isinstance(s, NoiseSetting) and s.setting == name
+        again = from_description(json.loads(json.dumps(s.describe())))
+        assert type(again) is type(s) and again.describe() == s.describe()
+        y = s(x, torch.Generator().manual_seed(3))
+        assert torch.equal(y, again(x, torch.Generator().manual_seed(3))), name
+        y2, params = s(x, torch.Generator().manual_seed(3), return_params=True)
+        assert torch.equal(y, y2) and len(params) == 2 and all(p["setting"] == name for p in params)
+        if s.takes_gain:
+            half = s(x, torch.Generator().manual_seed(3), gain=0.5)
+            assert not torch.equal(half, y)
+            _, ps = synthesize(s, x, torch.Generator().manual_seed(3), gain=[0.5, 2.0], return_params=True)
+            assert [p["gain"] for p in ps] == [0.5, 2.0]
+        else:
+            with pytest.raises(PnganError, match="draws its own levels"):
+                s(x, torch.Generator().manual_seed(3), gain=0.5)
+            with pytest.raises(PnganError, match="--gain"):
+                synthesize(s, x, gain=0.5)
+
+
+def test_calibrated_parameters_are_buffers_and_pair_gains_are_explicit():
+    s = _registered_settings()["calibrated"]
+    assert sorted(s.state_dict()) == ["a", "b", "kappa", "kernel", "mix"]
+    assert all(t.dtype == torch.float64 for t in s.state_dict().values())
+    assert s.pair_gains == [0.5, 2.0] and s.describe()["pair_gains"] == [0.5, 2.0]
+    assert _registered_settings()["awgn"].pair_gains is None

@@ -421,7 +421,7 @@ def generator_sampler(run_or_weights: str | Path, seed: int = 0, device: str = "
     gen = NoiseGenerator.load(run_or_weights, device=device)
     # level "fixed" is the fitted level (gain 1), not the API's default policy (which draws the
     # recorded pair levels for a multi-level generator): x * 1.0 is exact, so gain 1 is no change
-    fixed = 1.0 if getattr(gen.synthetic, "setting", None) == "calibrated" else None
+    fixed = 1.0 if getattr(gen.synthetic, "takes_gain", False) else None
 
     def fn(clean: torch.Tensor, name: str, k: int, gain: float | None) -> torch.Tensor:
         g = make_generator(seed, name, k)

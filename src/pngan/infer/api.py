@@ -90,7 +90,7 @@ class NoiseGenerator(nn.Module):
     def load(cls, path: str | Path, device: str | torch.device = "cpu", **kwargs) -> "NoiseGenerator":
         from pngan.nets.loading import load_saved_network
         from pngan.nets.registry import role_of
-        from pngan.noise import build_synthetic
+        from pngan.noise import from_description
 
         from pngan.nets.loading import read_metadata
 
@@ -108,7 +108,7 @@ class NoiseGenerator(nn.Module):
             syn = json.loads(meta["pngan.synthetic"])
             if not isinstance(syn, dict) or "setting" not in syn:
                 raise PnganError(f"expected a JSON object with a \"setting\", got {syn!r:.60}")
-            synthetic = build_synthetic(**syn)  # a calibrated one is checked key by key
+            synthetic = from_description(syn)  # a calibrated one is checked key by key
         except (PnganError, json.JSONDecodeError) as e:
             raise PnganError(f"its pngan.synthetic metadata cannot be used: {e}", f) from None
         return cls(net, synthetic, meta, **kwargs).to(dev)

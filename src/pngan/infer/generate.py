@@ -116,7 +116,7 @@ def generate(
     check_output(out, None if fmt == "camera" else Path(path_s))
     # before anything is read or written: a level for a setting without one is refused here
     policy = resolve_level(gain, gen.synthetic, getattr(gen, "metadata", {}))
-    has_level = getattr(gen.synthetic, "setting", None) == "calibrated"
+    has_level = getattr(gen.synthetic, "takes_gain", False)
     images = open_dataset(clean_spec)
     if not images.has_clean:
         raise PnganError(f"{images.spec} has no clean images to generate from")

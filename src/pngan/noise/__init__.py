@@ -3,19 +3,24 @@
 ``build_synthetic("awgn", sigma=50)`` (setting 1, aliases "1", "setting1") or
 ``build_synthetic("raw")`` (setting 2, aliases "2", "setting2") or
 ``build_synthetic("calibrated", a=..., b=..., kernel=..., mix=...)`` (a noise model fitted on the
-user's pairs, ``noise/calibrated.py``; ``fit_calibrated(imageset)`` fits it): modules with
-``forward(x (B,3,H,W) in [0,1], generator=None, return_params=False)`` and ``describe()``.
-``build_synthetic(**module.describe())`` rebuilds the same setting (this is how checkpoints store
-it).
+user's pairs, ``noise/calibrated.py``; ``fit_calibrated(imageset)`` fits it). Every setting keeps
+one contract (:class:`pngan.noise.base.NoiseSetting`): ``forward(clean, generator=None, gain=None,
+return_params=False)``, ``describe()`` and ``from_description()``; :data:`REGISTRY` names them.
+``from_description(module.describe())`` rebuilds the same setting (how checkpoints store it).
 """
 
 from __future__ import annotations
 
+import importlib
+
 import torch
-from torch import nn
 
 from pngan.errors import PnganError
+from pngan.noise.base import NoiseSetting
 
+# name -> "module:class", imported on first use (setting 2 pulls in the camera pipeline)
+REGISTRY = {"awgn": "pngan.noise.awgn:AWGN", "raw": "pngan.noise.raw:RawNoise",
+            "calibrated": "pngan.noise.calibrated:CalibratedNoise"}
 SETTINGS = {"awgn": "awgn", "1": "awgn", "setting1": "awgn", "raw": "raw", "2": "raw", "setting2": "raw",
             "calibrated": "calibrated"}
 
@@ -27,48 +32,47 @@ def canonical_setting(setting: str | int) -> str:
     return SETTINGS[key]
 
 
-def build_synthetic(setting: str | int, **kwargs) -> nn.Module:
-    name = canonical_setting(setting)
-    try:
-        if name == "awgn":
-            from pngan.noise.awgn import AWGN
-
-            return AWGN(**kwargs)
-        if name == "calibrated":
-            from pngan.noise.calibrated import calibration_from_dict
-
-            if "a" not in kwargs and "b" not in kwargs:
-                raise PnganError("the calibrated setting is fitted on noisy/clean pairs: give the pairs to fit on "
-                                 "(--fit SPEC) or a calibration file (calibrated:FILE.json)")
-            return calibration_from_dict(kwargs)  # every key checked by name, type and range
-        from pngan.noise.raw import RawNoise
-
-        return RawNoise(**kwargs)
-    except TypeError as e:
-        raise PnganError(f"synthetic setting {name}: bad arguments {sorted(kwargs)}: {e}") from None
+def setting_class(setting: str | int) -> type[NoiseSetting]:
+    module, _, name = REGISTRY[canonical_setting(setting)].partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
-def check_gain(setting: nn.Module, what: str = "--gain") -> None:
-    """A noise-level gain scales the calibrated setting only (settings 1 and 2 draw their own levels)."""
-    if getattr(setting, "setting", None) != "calibrated":
+def build_synthetic(setting: str | int, **kwargs) -> NoiseSetting:
+    """The setting named ``setting`` built from ``kwargs`` (its ``describe()`` keys)."""
+    cls = setting_class(setting)
+    if cls.takes_gain and "a" not in kwargs and "b" not in kwargs:  # the calibrated setting is fitted
+        raise PnganError("the calibrated setting is fitted on noisy/clean pairs: give the pairs to fit on "
+                         "(--fit SPEC) or a calibration file (calibrated:FILE.json)")
+    return cls.from_description(kwargs)
+
+
+def from_description(d: dict) -> NoiseSetting:
+    """The setting a ``describe()`` dict (``{"setting": NAME, ...}``) describes."""
+    if not isinstance(d, dict) or "setting" not in d:
+        raise PnganError(f"a synthetic setting's description needs a 'setting' key, got {d!r}")
+    return build_synthetic(d["setting"], **{k: v for k, v in d.items() if k != "setting"})
+
+
+def check_gain(setting: NoiseSetting, what: str = "--gain") -> None:
+    """A noise-level gain scales a setting that takes one (the calibrated setting; settings 1 and 2
+    draw their own levels)."""
+    if not getattr(setting, "takes_gain", False):
         raise PnganError(f"{what} sets the level of the calibrated setting; this one is "
                          f"'{getattr(setting, 'setting', type(setting).__name__)}'")
 
 
-def synthesize(setting: nn.Module, x, generator=None, *, gain=None, return_params: bool = False):
-    """``setting(x, generator, return_params)``, at noise level ``gain`` when one is given (the
-    calibrated setting only: :func:`check_gain`; a number, or one per image). With ``return_params``
-    each image's parameters record its gain."""
+def synthesize(setting: NoiseSetting, x, generator=None, *, gain=None, return_params: bool = False):
+    """``setting(x, generator, gain, return_params)``, with ``gain`` checked first (:func:`check_gain`;
+    a number, or one per image). With ``return_params`` each image's parameters record its gain."""
     if gain is None:
         return setting(x, generator=generator, return_params=return_params)
     check_gain(setting)
-    gain_value(gain)  # a string or a bool is one clear error, not a TypeError from inside torch
-    out = setting(x, generator=generator, return_params=return_params, gain=gain)
+    g = gain_value(gain)  # a string or a bool is one clear error, not a TypeError from inside torch
+    out = setting(x, generator=generator, gain=gain, return_params=return_params)
     if not return_params:
         return out
     noisy, params = out
-    g = [float(v) for v in gain_value(gain).expand(len(params))]
-    return noisy, [{**p, "gain": v} for p, v in zip(params, g)]
+    return noisy, [{**p, "gain": float(v)} for p, v in zip(params, g.expand(len(params)))]
 
 
 def gain_value(gain) -> torch.Tensor:
@@ -78,7 +82,7 @@ def gain_value(gain) -> torch.Tensor:
     return check(gain)
 
 
-def resolve_setting(spec: str, fit: str | None = None, levels: bool = False, **kwargs) -> nn.Module:
+def resolve_setting(spec: str, fit: str | None = None, levels: bool = False, **kwargs) -> NoiseSetting:
     """A synthetic setting from a command-line spec: ``awgn``/``1``, ``raw``/``2``,
     ``calibrated:FILE.json`` (a saved calibration), or ``calibrated`` fitted on the pairs ``fit``
     (a data spec such as ``polyu:DIR@train``; ``levels``: with one noise level per pair,
@@ -109,4 +113,4 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["LevelPolicy", "parse_level", "resolve_level", "build_synthetic", "canonical_setting", "check_gain", "gain_value", "resolve_setting", "synthesize", "SETTINGS"]
+__all__ = ["NoiseSetting", "REGISTRY", "from_description", "setting_class", "LevelPolicy", "parse_level", "resolve_level", "build_synthetic", "canonical_setting", "check_gain", "gain_value", "resolve_setting", "synthesize", "SETTINGS"]

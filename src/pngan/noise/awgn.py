@@ -9,9 +9,9 @@ image would have biased, non-Gaussian noise near black and white; ``clip=True`` 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from pngan.errors import PnganError
+from pngan.noise.base import NoiseSetting
 
 
 def _check_sigma(sigma) -> float | tuple[float, float]:
@@ -31,7 +31,7 @@ def _check_sigma(sigma) -> float | tuple[float, float]:
     return s
 
 
-class AWGN(nn.Module):
+class AWGN(NoiseSetting):
     """x + N(0, (sigma/255)^2), sigma fixed or per-image uniform in a range."""
 
     setting = "awgn"
@@ -45,9 +45,10 @@ class AWGN(nn.Module):
         s = list(self.sigma) if isinstance(self.sigma, tuple) else self.sigma
         return {"setting": "awgn", "sigma": s, "clip": self.clip}
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, return_params: bool = False):
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected (B,3,H,W), got {tuple(x.shape)}")
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, gain=None,
+                return_params: bool = False):
+        self.check_input(x)
+        self.refuse_gain(gain)
         b = x.shape[0]
         # Randomness is drawn on the generator's device (CPU for a CPU generator, even when x is on
         # CUDA), then moved: the same seed gives the same noise wherever x lives. Order: sigmas

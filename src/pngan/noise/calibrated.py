@@ -42,9 +42,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from pngan.errors import PnganError
+from pngan.noise.base import NoiseSetting
 
 FIT_BINS = 32
 # the tone-curve mean kappa * var / max(x, MEAN_FLOOR): a gamma curve's 1/x is cut off near black,
@@ -98,33 +98,37 @@ def _matrix(key: str, value) -> list[list[float]]:
     return out
 
 
-class CalibratedNoise(nn.Module):
+class CalibratedNoise(NoiseSetting):
+    """The fitted noise model (see the module docstring). Its numbers are float64 buffers (``a``,
+    ``b``, ``kernel``, ``mix``, ``kappa``; absent ones are None): they follow ``.to()`` and appear in
+    ``state_dict()``; ``describe()`` gives them back as the lists a calibration file holds."""
+
     setting = "calibrated"
+    takes_gain = True
 
     def __init__(self, a, b, kernel=None, mix=None, clip: bool = True, fitted_on: str = "", kappa=None,
                  pair_gains=None):
         super().__init__()
         # every way a calibration comes in (a fit, a JSON file, a generator's metadata, the Python
         # API) builds it here, so a value that cannot be right is refused whatever its path
-        self.a = _numbers("a", a, 3)
-        self.b = _numbers("b", b, 3)
+        a, b = _numbers("a", a, 3), _numbers("b", b, 3)
         # the variance a*x + b must be >= 0 on [0, 1]: b >= 0 and a + b >= 0 (a < 0: a falling noise
         # level function, as sRGB noise of one ISO often has; see fit_calibrated(levels=True))
-        if not all(bc >= 0 and ac + bc >= 0 for ac, bc in zip(self.a, self.b)):
+        if not all(bc >= 0 and ac + bc >= 0 for ac, bc in zip(a, b)):
             raise PnganError(f"calibration keys 'a', 'b': need b >= 0 and a + b >= 0 (a variance a*x + b >= 0 "
-                             f"on [0, 1]), got a={self.a} b={self.b}")
+                             f"on [0, 1]), got a={a} b={b}")
         # the fit's variance is a mean of (noisy - clean)^2 of images in [0, 1]: never above 1
-        top = max(max(bc, ac + bc) for ac, bc in zip(self.a, self.b))
+        top = max(max(bc, ac + bc) for ac, bc in zip(a, b))
         if top > MAX_VARIANCE:
             raise PnganError(f"calibration keys 'a', 'b': the noise variance a*x + b reaches {top:.3g}, above "
                              f"{MAX_VARIANCE:g} (a noise std of the whole [0, 1] range: every pixel would "
-                             f"saturate), got a={self.a} b={self.b}")
+                             f"saturate), got a={a} b={b}")
         if top <= MIN_VARIANCE:
             raise PnganError(f"calibration keys 'a', 'b': the noise variance a*x + b is zero everywhere (it "
-                             f"would add no noise), got a={self.a} b={self.b}")
-        self.kernel = None if kernel is None else _matrix("kernel", kernel)
-        if self.kernel is not None:
-            k = np.asarray(self.kernel)
+                             f"would add no noise), got a={a} b={b}")
+        kernel = None if kernel is None else _matrix("kernel", kernel)
+        if kernel is not None:
+            k = np.asarray(kernel)
             if k.shape[0] != k.shape[1] or k.shape[0] % 2 == 0 or k.shape[0] > MAX_KERNEL:
                 raise PnganError(f"calibration key 'kernel': must be square with an odd size up to {MAX_KERNEL}, "
                                  f"got {k.shape[0]}x{k.shape[1]}")
@@ -134,9 +138,9 @@ class CalibratedNoise(nn.Module):
             if abs(energy - 1) > UNIT_TOL:  # the fit normalises it: any other energy rescales the noise std
                 raise PnganError(f"calibration key 'kernel': needs unit energy (sum of squares 1, as the fit "
                                  f"writes it; it scales the noise std), got {energy:.6g}")
-        self.mix = None if mix is None else _matrix("mix", mix)
-        if self.mix is not None:
-            m = np.asarray(self.mix)
+        mix = None if mix is None else _matrix("mix", mix)
+        if mix is not None:
+            m = np.asarray(mix)
             if m.shape != (3, 3):
                 raise PnganError(f"calibration key 'mix': must be 3x3, got {m.shape[0]}x{m.shape[1]}")
             rows = (m * m).sum(axis=1)
@@ -149,11 +153,11 @@ class CalibratedNoise(nn.Module):
         if not isinstance(fitted_on, str):
             raise PnganError(f"calibration key 'fitted_on': expected a string, got {_short(fitted_on)}")
         self.fitted_on = fitted_on
-        self.kappa = None if kappa is None else _numbers("kappa", kappa, 3, what="kappa (the noise mean)")
-        if self.kappa is not None and max(abs(v) for v in self.kappa) > MAX_KAPPA:
+        kappa = None if kappa is None else _numbers("kappa", kappa, 3, what="kappa (the noise mean)")
+        if kappa is not None and max(abs(v) for v in kappa) > MAX_KAPPA:
             raise PnganError(f"calibration key 'kappa' (the noise mean): needs |kappa| <= {MAX_KAPPA:g} (a gamma "
                              f"curve gives (1 - gamma) / 2, about -0.6; fits on real pairs give -0.6 to 2), "
-                             f"got {self.kappa}")
+                             f"got {kappa}")
         # the noise level of each pair the model was fitted on, relative to the fit (level_gain):
         # what the 'fitted' level policy draws from (pngan.noise.level). Absent in files saved by
         # an older pngan, which load as before (no recorded levels)
@@ -165,27 +169,37 @@ class CalibratedNoise(nn.Module):
                 raise PnganError(f"calibration key 'pair_gains' (the level of each fitted pair): expected a non-empty "
                                  f"list of finite numbers in [0, {MAX_PAIR_GAIN:g}], got {_short(pair_gains)}")
             self.pair_gains = [float(v) for v in seq]
+        for name, value in (("a", a), ("b", b), ("kernel", kernel), ("mix", mix), ("kappa", kappa)):
+            self.register_buffer(name, None if value is None else torch.tensor(value, dtype=torch.float64))
+
+    @classmethod
+    def from_description(cls, d: dict) -> "CalibratedNoise":
+        return calibration_from_dict(d)  # every key checked by name, type and range
+
+    @staticmethod
+    def _listed(t: torch.Tensor | None):
+        return None if t is None else t.tolist()
 
     def describe(self) -> dict:
-        d = {"setting": "calibrated", "a": self.a, "b": self.b, "kernel": self.kernel, "mix": self.mix,
-             "clip": self.clip, "fitted_on": self.fitted_on}
+        d = {"setting": "calibrated", "a": self.a.tolist(), "b": self.b.tolist(), "kernel": self._listed(self.kernel),
+             "mix": self._listed(self.mix), "clip": self.clip, "fitted_on": self.fitted_on}
         if self.kappa is not None:  # only when fitted: earlier settings describe (and hash) as before
-            d["kappa"] = self.kappa
+            d["kappa"] = self.kappa.tolist()
         if self.pair_gains is not None:  # likewise: only a fit made by this pngan records them
             d["pair_gains"] = self.pair_gains
         return d
 
     def variance(self, x: torch.Tensor) -> torch.Tensor:
         """The fitted noise variance max(a x + b, 0) at clean intensity ``x`` (B, 3, H, W), gain 1."""
-        a = torch.tensor(self.a, dtype=x.dtype, device=x.device)[None, :, None, None]
-        b = torch.tensor(self.b, dtype=x.dtype, device=x.device)[None, :, None, None]
+        a = self.a.to(x.device, x.dtype)[None, :, None, None]
+        b = self.b.to(x.device, x.dtype)[None, :, None, None]
         return (a * x.clamp(0, 1) + b).clamp_min(0)
 
     def mean_shift(self, x: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
         """The noise mean at clean intensity ``x`` for noise variance ``var`` (zero without kappa)."""
         if self.kappa is None:
             return torch.zeros_like(var)
-        k = torch.tensor(self.kappa, dtype=var.dtype, device=var.device)[None, :, None, None]
+        k = self.kappa.to(var.device, var.dtype)[None, :, None, None]
         return k * var / x.clamp(MEAN_FLOOR, 1)
 
     def field(self, shape, generator: torch.Generator | None, device, dtype) -> torch.Tensor:
@@ -193,21 +207,20 @@ class CalibratedNoise(nn.Module):
         gdev = generator.device if generator is not None else device
         w = torch.randn(shape, generator=generator, device=gdev, dtype=dtype).to(device)
         if self.kernel is not None:
-            k = torch.tensor(self.kernel, dtype=dtype, device=device)
+            k = self.kernel.to(device, dtype)
             r = k.shape[0] // 2
             mode = "reflect" if min(shape[-2:]) > r else "replicate"
             w = F.conv2d(F.pad(w, (r, r, r, r), mode=mode), k.expand(3, 1, *k.shape), groups=3)
         if self.mix is not None:
-            m = torch.tensor(self.mix, dtype=dtype, device=device)
+            m = self.mix.to(device, dtype)
             w = torch.einsum("ij,bjhw->bihw", m, w)
         return w
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, return_params: bool = False,
-                gain: float | torch.Tensor | None = None):
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                gain: float | torch.Tensor | None = None, return_params: bool = False):
         """Noisy versions of ``x``. ``gain`` (a number, or one per image) scales the fitted noise std:
         the noise level of one image (see :func:`level_gain`); None is 1, the training set's fit."""
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected (B,3,H,W), got {tuple(x.shape)}")
+        self.check_input(x)
         wdt = torch.float64 if x.dtype == torch.float64 else torch.float32
         xx = x.to(wdt)
         std = torch.sqrt(self.variance(xx))

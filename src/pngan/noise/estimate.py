@@ -85,7 +85,7 @@ def kept_share(model: CalibratedNoise, h: torch.Tensor) -> float:
     h = h.to(torch.float64)
     if model.kernel is None:
         return float((h * h).sum())
-    k = torch.tensor(model.kernel, dtype=torch.float64)
+    k = model.kernel.to(torch.float64)
     r = h.shape[-1] - 1
     hk = F.conv2d(F.pad(k[None, None], (r, r, r, r)), h.flip(-1, -2)[None, None])  # the full convolution
     return float((hk * hk).sum())
@@ -130,7 +130,7 @@ def selection_bias(model: CalibratedNoise, highpass: str = DEFAULT_HIGHPASS, blo
     """The factor (one per channel) by which the mean of the flattest ``quantile`` of blocks reads the
     level of the model's pure noise low: measured on a ``SIM_SIDE`` square field of the model
     (``SIM_SEED``: the same every call; cached per correlation structure)."""
-    key = (repr(model.kernel), repr(model.mix), highpass, block, quantile)
+    key = (repr(model.describe()["kernel"]), repr(model.describe()["mix"]), highpass, block, quantile)
     if key not in _BIAS_CACHE:
         g = torch.Generator().manual_seed(SIM_SEED)
         z = model.field((1, 3, SIM_SIDE, SIM_SIDE), g, "cpu", torch.float64)

@@ -172,9 +172,7 @@ def reference_policy(setting, spec: str, what: str = "--reference") -> LevelPoli
 def recorded_levels(setting) -> list[float]:
     """The per-pair levels a calibrated setting records (``pair_gains``; [] when it has none:
     another setting, or a calibration saved by an older pngan)."""
-    if getattr(setting, "setting", None) != "calibrated":
-        return []
-    return list(getattr(setting, "pair_gains", None) or [])
+    return list(getattr(setting, "pair_gains", None) or [])  # None: not fitted on pairs, or an older file
 
 
 def spread(levels) -> float:

@@ -32,9 +32,9 @@ import math
 from typing import Callable, Sequence
 
 import torch
-from torch import nn
 
 from pngan.errors import PnganError
+from pngan.noise.base import NoiseSetting
 from pngan.noise import isp
 
 
@@ -51,7 +51,7 @@ def cycleisp_noise_levels(batch: int, generator: torch.Generator | None = None, 
     return 10.0 ** log_shot, 10.0 ** log_read
 
 
-class RawNoise(nn.Module):
+class RawNoise(NoiseSetting):
     setting = "raw"
 
     def __init__(
@@ -121,9 +121,10 @@ class RawNoise(nn.Module):
             read = torch.full_like(read, self.read)
         return shot.to(device), read.to(device)
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, return_params: bool = False):
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected (B,3,H,W), got {tuple(x.shape)}")
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, gain=None,
+                return_params: bool = False):
+        self.check_input(x)
+        self.refuse_gain(gain)
         b, _, h, w = x.shape
         # All randomness comes from `generator` on its own device (a CPU generator with CUDA data
         # draws on CPU and moves the draws), in a fixed order: camera (ccm weights, gains), noise

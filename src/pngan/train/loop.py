@@ -74,7 +74,7 @@ def build_synthetic_input(cfg: TrainConfig, imageset=None) -> nn.Module:
     if imageset is None:
         raise PnganError("synthetic.setting=calibrated needs the training pairs to fit on (or synthetic.calibration=FILE)")
     model = fit_calibrated(imageset, correlated=cfg.synthetic.correlated, levels=cfg.synthetic.level == "match")
-    gains = getattr(model, "pair_gains", [])
+    gains = model.pair_gains or []
     if cfg.synthetic.level == "fixed" and gains and max(gains) > LEVEL_SPREAD * max(min(gains), 1e-6):
         log.warning("the training pairs' noise levels differ %.1fx (std %.2f-%.2f of the fit: several ISOs?): with "
                     "synthetic.level=fixed the generator learns one average level; synthetic.level=match gives "
