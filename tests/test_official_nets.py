@@ -152,7 +152,7 @@ def test_smnet_only_options_are_refused_for_simnet():
     from pngan.train.config import load_train_config
     from pngan.validate import validate_config
 
-    for ov in ("generator.multiscale=false", "generator.downsample=bilinear", "generator.sid=false"):
+    for ov in ("generator.multiscale=false", "generator.downsample=bilinear", "generator.downsample=stride"):
         with pytest.raises(PnganError, match="smnet"):
             load_train_config("paper", [ov])
     validate_config(load_train_config("paper", ["generator.fca=false"]))  # no attention: allowed

@@ -186,15 +186,17 @@ def test_data_workers_auto():
 
 
 def test_removed_generator_knobs_load_at_their_off_value_and_are_refused_otherwise(caplog):
-    """optim.g_warmup and optim.ema were removed (docs/experiments.md: neither helped); an older
-    config.yaml holds them at 0, which trains as today (one warning); another value is refused."""
+    """optim.g_warmup and optim.ema were removed (docs/experiments.md: neither helped), generator.sid
+    too (generator.downsample says the same); an older config.yaml holds them at their off value,
+    which trains as today (one warning); another value is refused."""
     from pngan.errors import PnganError
     from pngan.train.config import load_train_config
 
     with caplog.at_level("WARNING", logger="pngan"):
-        cfg = load_train_config("cpu-small", ["optim.g_warmup=0", "optim.ema=0.0"])
+        cfg = load_train_config("cpu-small", ["optim.g_warmup=0", "optim.ema=0.0", "generator.sid=true"])
     assert "optim.g_warmup" in caplog.text and "optim.ema" in caplog.text and "removed" in caplog.text
-    assert not hasattr(cfg.optim, "ema") and not hasattr(cfg.optim, "g_warmup")
-    for bad in ("optim.g_warmup=100", "optim.ema=0.99"):
+    assert "generator.sid" in caplog.text
+    assert not hasattr(cfg.optim, "ema") and not hasattr(cfg.optim, "g_warmup") and not hasattr(cfg.generator, "sid")
+    for bad in ("optim.g_warmup=100", "optim.ema=0.99", "generator.sid=false"):
         with pytest.raises(PnganError, match="was removed from pngan"):
             load_train_config("cpu-small", [bad])

@@ -37,6 +37,7 @@ REMOVED_KEYS: dict[str, tuple[str, Any]] = {
                        "(docs/experiments.md, session 7)", 0),
     "optim.ema": ("a moving average of G's weights scored worse than the trained weights on the SIDD "
                   "validation split (docs/experiments.md, session 9)", 0.0),
+    "generator.sid": ("generator.downsample says the same (stride: what generator.sid=false meant)", True),
     "loss.d_input": ("D judging the noise, alone or beside the clean image, did no better than the paper's noisy "
                      "images in any experiment (docs/experiments.md)", "noisy"),
 }
@@ -238,7 +239,7 @@ def load_config(
         cfg = from_dict(cls, parse_overrides(overrides), "command-line override", base=cfg)
     from pngan.validate import validate_config
 
-    validate_config(cfg)  # ranges of every field (pngan.validate.CONFIG_RULES), finite floats, devices
+    validate_config(cfg)  # every field's range (declared with pngan.validate.ranged), finite floats, devices
     return cfg
 
 

@@ -3,7 +3,7 @@
 * **Command-line options**: argparse ``type=`` callables (:func:`int_range`, :func:`float_range`,
   :func:`tile_size`, :func:`device_name`) reject a value at parse time, before any work, with a
   one-line error and exit 2 (``pngan.cli`` makes argparse errors one line).
-* **Config fields**: :data:`CONFIG_RULES` maps ``ClassName.field`` to a range; every float field is
+* **Config fields**: a field declared with :func:`ranged` carries its range; every float field is
   also required to be finite. :func:`validate_config` runs them (and the cross-field checks of
   :data:`CROSS_CHECKS`) and is called by :func:`pngan.config.load_config` after every load.
 * **Output paths**: :func:`writable_file` / :func:`writable_dir` check, before the work starts,
@@ -227,36 +227,13 @@ class Rule:
             raise PnganError(f"config key '{key}' must be {rng}{extra}{self.note}, got {v!r}")
 
 
-_POS = Rule(1)
-_NONNEG = Rule(0)
-_POS_F = Rule(0.0, lo_open=True)
-_NONNEG_F = Rule(0.0)
-_BETA = Rule(0.0, 1.0, note=" (Adam beta, < 1)")
+def ranged(default: Any, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+           allow: tuple = (), note: str = "") -> Any:
+    """A config dataclass field whose value must lie in [lo, hi] (``lo_open``: (lo, hi]; ``allow``:
+    extra values such as -1 for "auto"), checked by :func:`validate_config`: the range is written
+    next to the field it applies to."""
+    return dataclasses.field(default=default, metadata={"range": Rule(lo, hi, lo_open, allow, note)})
 
-# ClassName.field -> Rule. Applies to every config class of that name (both trainers).
-CONFIG_RULES: dict[str, Rule] = {
-    # generator / discriminator sizes
-    "GeneratorConfig.channels": Rule(1, 4096), "GeneratorConfig.groups": Rule(1, 64),
-    "GeneratorConfig.blocks": Rule(1, 64), "LossConfig.d_channels": Rule(1, 4096),
-    "SyntheticConfig.sigma": Rule(0.0, 1000.0),
-    "LossConfig.lambda_p": _NONNEG_F, "LossConfig.lambda_ra": _NONNEG_F, "LossConfig.lambda_align": _NONNEG_F,
-    "LossConfig.align_lowpass": Rule(0.0, 64.0), "LossConfig.lambda_spectrum": _NONNEG_F, "LossConfig.lambda_lowpass": _NONNEG_F,
-    "LossConfig.lambda_marginal": _NONNEG_F, "LossConfig.marginal_groups": Rule(1, 1024),
-    # optimiser (AdamConfig: both trainers)
-    "AdamConfig.lr": _POS_F, "AdamConfig.lr_min": _NONNEG_F, "AdamConfig.beta1": _BETA, "AdamConfig.beta2": _BETA,
-    "OptimConfig.d_lr": _POS_F,
-    "DenoiserOptimConfig.finetune_lr": _POS_F,
-    # data
-    "DataConfig.patch_size": Rule(8, 8192), "DataConfig.batch_size": Rule(1, 65536),
-    "DataConfig.num_workers": Rule(0, 256, allow=(-1,)), "DataConfig.cache_gb": Rule(0.0, 1e6),
-    "DenoiserDataConfig.patch_size": Rule(8, 8192), "DenoiserDataConfig.batch_size": Rule(1, 65536),
-    "DenoiserDataConfig.num_workers": Rule(0, 256, allow=(-1,)), "DenoiserDataConfig.cache_gb": Rule(0.0, 1e6),
-    "DenoiserDataConfig.ratio": _NONNEG_F,  # 0: real data only (paper Table 4's rho; exact, see train/denoiser.py)
-    # run (RunSettings: both trainers)
-    "RunSettings.steps": Rule(1, 10**12), "RunSettings.log_every": _POS, "RunSettings.ckpt_every": _POS,
-    "RunSettings.keep_checkpoints": _POS, "RunSettings.threads": Rule(0, 4096), "RunSettings.seed": Rule(0, 2**63 - 1),
-    "RunConfig.sample_every": _POS, "RunConfig.max_rollbacks": _NONNEG,
-}
 
 # field names checked as device names wherever they appear
 _DEVICE_FIELDS = {"device"}
@@ -284,7 +261,7 @@ def _check_generator_options(cfg: Any) -> None:
     if g is None or getattr(g, "name", None) != "simnet":
         return
     # the released SIMNet is single-scale: the multi-scale options would be silently ignored
-    bad = [k for k, v in (("multiscale", not g.multiscale), ("sid", not g.sid), ("downsample", g.downsample is not None)) if v]
+    bad = [k for k, v in (("multiscale", not g.multiscale), ("downsample", g.downsample is not None)) if v]
     if bad:
         raise PnganError(f"generator.{bad[0]} applies to generator.name=smnet (the multi-scale SMNet) only; "
                          "generator.name=simnet (the released network) is single-scale")
@@ -294,7 +271,7 @@ CROSS_CHECKS: list[Callable[[Any], None]] = [_check_level, _check_lowpass, _chec
 
 
 def validate_config(cfg: Any, prefix: str = "") -> None:
-    """Check every field of a (nested) config dataclass against :data:`CONFIG_RULES`; every float
+    """Check every field of a (nested) config dataclass against its :func:`ranged` range; every float
     must be finite; device fields must name a device. Raises :class:`PnganError` naming the key."""
     _validate_fields(cfg, prefix)
     if not prefix:
@@ -303,7 +280,6 @@ def validate_config(cfg: Any, prefix: str = "") -> None:
 
 
 def _validate_fields(cfg: Any, prefix: str) -> None:
-    classes = [c.__name__ for c in type(cfg).__mro__]  # a field's rule may be keyed by the class defining it
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
         key = prefix + f.name
@@ -314,6 +290,6 @@ def _validate_fields(cfg: Any, prefix: str) -> None:
             raise PnganError(f"config key '{key}' must be a finite number, got {v!r}")
         if f.name in _DEVICE_FIELDS and isinstance(v, str) and not _DEVICE.match(v):
             raise PnganError(f"config key '{key}' must be auto, cpu, cuda, cuda:N or mps, got {v!r}")
-        rule = next((CONFIG_RULES[k] for k in (f"{c}.{f.name}" for c in classes) if k in CONFIG_RULES), None)
+        rule = f.metadata.get("range")  # ranged(): the field's own range
         if rule is not None:
             rule.check(key, v)

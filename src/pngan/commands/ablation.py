@@ -149,11 +149,11 @@ def _beyond_paper(cfg, paper) -> list[str]:
 
 
 def _config_key(cfg) -> str:
-    """Equal for rows that train the same thing (generator.downsample unset == its sid/stride value)."""
+    """Equal for rows that train the same thing (generator.downsample unset == sid)."""
     from pngan.config import config_hash
 
     g = cfg.generator
-    if g.downsample == ("sid" if g.sid else "stride") or not g.multiscale:
+    if g.downsample == "sid" or not g.multiscale:
         g.downsample = None
     return config_hash(cfg)
 

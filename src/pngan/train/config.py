@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pngan.validate import ranged
+
 
 @dataclass
 class GeneratorConfig:
@@ -32,12 +34,11 @@ class GeneratorConfig:
     # paper's 0.8M; single scale). "smnet": our multi-scale reading of the paper's Fig. 3 (three
     # paths, SID, FCA; 903,481 parameters), the network of Table 3's generator rows.
     name: Literal["simnet", "smnet"] = "simnet"
-    channels: int = 64
-    groups: int = 3
-    blocks: int = 2
-    # smnet only: the three paths (False: full resolution only) and anti-aliased (SID) downsampling
+    channels: int = ranged(64, 1, 4096)
+    groups: int = ranged(3, 1, 64)
+    blocks: int = ranged(2, 1, 64)
+    # smnet only: the three paths (False: full resolution only)
     multiscale: bool = True
-    sid: bool = True
     # channel attention (smnet: FCA; simnet: its CA). False: Table 3's rows without attention
     fca: bool = True
     # How the generator's weights start. "default": PyTorch's initialisation (the paper says
@@ -46,7 +47,7 @@ class GeneratorConfig:
     # setting) training starts from the fitted baseline instead of from a random perturbation.
     init: Literal["default", "identity"] = "default"
     # smnet only: how the paths are downsampled: sid | stride | bilinear (Table 3's "+Multi-scale"
-    # row); None (default): sid if generator.sid else stride
+    # row); None (default): sid, the paper's anti-aliased downsampling
     downsample: Literal["sid", "stride", "bilinear"] | None = None
     # not in the paper: values whose clean value is 8-bit white pass through unchanged, in training
     # and generation (pngan.noise.clipping; recorded in the generator file)
@@ -56,7 +57,7 @@ class GeneratorConfig:
         if self.name == "simnet":
             return dict(channels=self.channels, groups=self.groups, blocks=self.blocks, attention=self.fca)
         kw = dict(channels=self.channels, groups=self.groups, blocks=self.blocks,
-                  multiscale=self.multiscale, sid=self.sid, fca=self.fca)
+                  multiscale=self.multiscale, fca=self.fca)
         if self.downsample is not None:  # only when set: older runs' kwargs stay as they were
             kw["downsample"] = self.downsample
         return kw
@@ -65,7 +66,7 @@ class GeneratorConfig:
 @dataclass
 class SyntheticConfig:
     setting: str = "awgn"  # awgn (setting 1) | raw (setting 2) | calibrated (fitted on the training pairs)
-    sigma: float = 50.0  # setting 1, on the 0-255 scale
+    sigma: float = ranged(50.0, 0.0, 1000.0)  # setting 1, on the 0-255 scale
     calibration: str | None = None  # calibrated: a saved calibration JSON; default: fit on the training pairs
     correlated: bool = True  # calibrated: fit the spatial and cross-channel correlation too
     # calibrated: the noise level of the generator's input. "fixed": the fit's level for every
@@ -106,30 +107,30 @@ class LossConfig:
     # our earlier reading of Fig. 2 (four 3x3 convs, no normalisation, 9x9). "image": the
     # image-level discriminator of Table 3. "none": no adversarial term.
     discriminator: Literal["dense", "pixel", "image", "none"] = "dense"
-    d_channels: int = 64
+    d_channels: int = ranged(64, 1, 4096)
     alignment: Literal["denoiser", "naive"] = "denoiser"  # Eq. 2, or Baseline 1's L1(fake, real)
-    lambda_p: float = 6e-3  # multiplies the perceptual loss (Eq. 13)
-    lambda_ra: float = 8e-4  # multiplies the generator's relativistic adversarial loss (Eq. 13)
-    lambda_align: float = 1.0  # multiplies the image-domain alignment L1 (Eq. 13: weight 1)
+    lambda_p: float = ranged(6e-3, 0.0)  # multiplies the perceptual loss (Eq. 13)
+    lambda_ra: float = ranged(8e-4, 0.0)  # multiplies the generator's relativistic adversarial loss (Eq. 13)
+    lambda_align: float = ranged(1.0, 0.0)  # multiplies the image-domain alignment L1 (Eq. 13: weight 1)
     # Gaussian std (pixels) applied to both denoised images before the alignment L1; 0 = the paper
     # (not in the paper: removes the bias a weak frozen denoiser's residual noise gives the L1)
-    align_lowpass: float = 0.0
+    align_lowpass: float = ranged(0.0, 0.0, 64.0)
     # weight of the noise power-spectrum matching term (not in the paper: 0; pngan.losses.spectrum):
     # the batch-averaged radial spectra of fake - clean and real - clean, compared in log
-    lambda_spectrum: float = 0.0
+    lambda_spectrum: float = ranged(0.0, 0.0)
     # weight of a second alignment term (not in the paper: 0): L1 between the Gaussian-low-passed
     # (std align_lowpass) fake and real noisy images themselves, without the denoiser. Low-passing is
     # linear, so this compares the noise's local mean whatever its structure; the frozen denoiser is
     # not: on the shared SIDD DnCNN, calibrated noise comes out 3 levels bluer than real noise of the
     # same mean, and the denoiser-space L1 alone pays the generator for a colour cast
     # (docs/experiments.md, session 7)
-    lambda_lowpass: float = 0.0
+    lambda_lowpass: float = ranged(0.0, 0.0)
     # weight of a conditional marginal-matching term (not in the paper: 0; pngan.losses.marginal): per
     # image, channel and equal-count band of clean intensity (marginal_groups bands), the 1-D
     # Wasserstein-1 distance between the fake and the real noise values (sorted, compared pointwise).
     # It teaches the per-pixel distribution (mean, skew, tails) that the histogram KLDs measure
-    lambda_marginal: float = 0.0
-    marginal_groups: int = 4
+    lambda_marginal: float = ranged(0.0, 0.0)
+    marginal_groups: int = ranged(4, 1, 1024)
     perceptual: Literal["imagenet", "random", "off"] = "imagenet"
     # imagenet perceptual loss without --vgg weights: error (the paper's setting cannot run without
     # them) or warn and train without the perceptual term (small presets)
@@ -144,37 +145,38 @@ class AdamConfig:
     """Adam with the learning rate cosine-annealed from lr to lr_min (paper Sec. 3.1, for the
     generator and for the denoisers alike)."""
 
-    lr: float = 2e-4
-    lr_min: float = 1e-6
-    beta1: float = 0.9
-    beta2: float = 0.999
+    lr: float = ranged(2e-4, 0.0, lo_open=True)
+    lr_min: float = ranged(1e-6, 0.0)
+    beta1: float = ranged(0.9, 0.0, 1.0, note=" (Adam beta, < 1)")
+    beta2: float = ranged(0.999, 0.0, 1.0, note=" (Adam beta, < 1)")
 
 
 @dataclass
 class OptimConfig(AdamConfig):
-    d_lr: float | None = None  # default: same as lr
+    d_lr: float | None = ranged(None, 0.0, lo_open=True)  # default: same as lr
 
 
 @dataclass
 class DataConfig:
-    patch_size: int = 128
-    batch_size: int = 8
+    patch_size: int = ranged(128, 8, 8192)
+    batch_size: int = ranged(8, 1, 65536)
     flips: bool = True
-    num_workers: int = -1  # batch-preparing worker processes; -1: auto (CUDA: up to 4 per process; CPU: 0)
-    cache_gb: float = 2.0
+    # batch-preparing worker processes; -1: auto (CUDA: up to 4 per process; CPU: 0)
+    num_workers: int = ranged(-1, 0, 256, allow=(-1,))
+    cache_gb: float = ranged(2.0, 0.0, 1e6)
 
 
 @dataclass
 class RunSettings:
     """What both trainers' runs share (pngan.train.engine)."""
 
-    steps: int = 700_000  # paper Sec. 3.1: 700k iterations (fine-tuning a denoiser keeps the other settings)
-    seed: int = 0
-    log_every: int = 100
-    ckpt_every: int = 5000
-    keep_checkpoints: int = 2
+    steps: int = ranged(700_000, 1, 10**12)  # paper Sec. 3.1: 700k iterations (fine-tuning a denoiser keeps the other settings)
+    seed: int = ranged(0, 0, 2**63 - 1)
+    log_every: int = ranged(100, 1)
+    ckpt_every: int = ranged(5000, 1)
+    keep_checkpoints: int = ranged(2, 1)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # CPU threads (0: torch's default, all cores)
+    threads: int = ranged(0, 0, 4096)  # CPU threads (0: torch's default, all cores)
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast is used on CUDA only
     channels_last: bool = True
     compile: bool = False  # torch.compile the training forwards
@@ -182,10 +184,10 @@ class RunSettings:
 
 @dataclass
 class RunConfig(RunSettings):
-    sample_every: int = 5000
+    sample_every: int = ranged(5000, 1)
     time_phases: bool = False  # CUDA: synchronise to log per-phase times (always logged on CPU)
     on_nan: Literal["stop", "rollback"] = "stop"
-    max_rollbacks: int = 3
+    max_rollbacks: int = ranged(3, 0)
 
 
 @dataclass

@@ -43,7 +43,8 @@ from pathlib import Path
 import torch
 
 from pngan.errors import PnganError
-from pngan.train.config import AdamConfig, RunSettings
+from pngan.train.config import AdamConfig, DataConfig, RunSettings
+from pngan.validate import ranged
 from pngan.train.engine import Engine, Schedule, TrainResult
 from pngan.train.schedule import cosine_lr
 
@@ -195,17 +196,13 @@ SMALL_NET_KWARGS: dict[str, dict] = {
 
 @dataclass
 class DenoiserOptimConfig(AdamConfig):  # lr: from scratch
-    finetune_lr: float = 1e-6  # with --init (paper Sec. 3.1: fine-tuning at 1e-6)
+    finetune_lr: float = ranged(1e-6, 0.0, lo_open=True)  # with --init (paper Sec. 3.1: fine-tuning at 1e-6)
 
 
 @dataclass
-class DenoiserDataConfig:
-    patch_size: int = 128
-    batch_size: int = 8
-    flips: bool = True
-    ratio: float | None = None
-    cache_gb: float = 2.0
-    num_workers: int = -1  # batch-preparing worker processes; -1: auto (CUDA: up to 4 per process; CPU: 0)
+class DenoiserDataConfig(DataConfig):
+    # generated:real pairs (paper Table 4's rho; 0: real data only; exact, see MixedBatches)
+    ratio: float | None = ranged(None, 0.0)
     # the level policy of on-the-fly synth:/gen: sources (pngan.noise.level): 1.7, 0.5,1,2, 0.3-2.3
     # or fitted; None: fitted for a model fitted on pairs of several levels, else the fitted level
     gain: float | str | None = None
