@@ -11,8 +11,8 @@ import torch
 from pngan.cli import main
 from pngan.io.images import write_image
 from pngan.nets.loading import load_saved_network
-from pngan.train.denoiser import (MixedBatches, PairSource, is_generated, load_denoiser_config, mix_fraction,
-                                  split_synth_spec)
+from pngan.train.denoiser_config import load_denoiser_config
+from pngan.data.pairsources import MixedBatches, PairSource, is_generated, mix_fraction, split_synth_spec
 
 
 def _pairs(root, n=2, size=24, sigma=0.08, seed=0, value=None):
@@ -61,7 +61,7 @@ def test_ratio_zero_trains_on_real_only_and_negative_is_refused(tmp_path, capsys
     assert main([*common, "--data", gen, "--data", real, "--ratio", "0", "--out", str(run)]) == 0
     assert main([*common, "--data", gen, "--data", real, "--ratio", "-0.5", "--out", str(tmp_path / "n")]) == 2
     assert "--ratio" in capsys.readouterr().err
-    from pngan.train.denoiser import _open_sources
+    from pngan.data.pairsources import open_sources as _open_sources
 
     cfg = load_denoiser_config("cpu-small", ["data.ratio=0", "data.patch_size=16", "data.batch_size=4"])
     ds = MixedBatches(_open_sources(cfg, [gen, real]), mix_fraction(0.0), 4, 0, 20, 0, 1)
@@ -69,7 +69,7 @@ def test_ratio_zero_trains_on_real_only_and_negative_is_refused(tmp_path, capsys
 
 
 def test_synthetic_data_is_fresh_every_step_and_reproducible(tmp_path):
-    from pngan.train.denoiser import _open_sources
+    from pngan.data.pairsources import open_sources as _open_sources
 
     real = _pairs(tmp_path / "r")
     assert split_synth_spec("synth:1:clean:x") == ("awgn", "clean:x")
@@ -119,7 +119,7 @@ def test_trained_generator_as_on_the_fly_source(tmp_path):
     from pngan.nets.registry import build
     from pngan.seeding import make_generator
     from pngan.train.config import load_train_config
-    from pngan.train.denoiser import _open_sources
+    from pngan.data.pairsources import open_sources as _open_sources
     from pngan.train.loop import train_pngan
 
     real = _pairs(tmp_path / "r")

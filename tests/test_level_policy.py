@@ -280,7 +280,8 @@ def test_python_api_policies(tmp_path):
 
 
 def test_on_the_fly_sources_take_data_gain(tmp_path):
-    from pngan.train.denoiser import _open_sources, load_denoiser_config
+    from pngan.train.denoiser_config import load_denoiser_config
+    from pngan.data.pairsources import open_sources as _open_sources
 
     _grey(tmp_path / "in" / "clean", 2, side=48)
     cal = tmp_path / "c.json"

@@ -47,7 +47,8 @@ def test_train_without_denoiser_trains_it_first_and_resumes(data, tmp_path, capl
 
 
 def test_interrupted_denoiser_training_resumes_then_pngan_starts(data, tmp_path):
-    from pngan.train.denoiser import load_denoiser_config, train_denoiser
+    from pngan.train.denoiser import train_denoiser
+    from pngan.train.denoiser_config import load_denoiser_config
 
     spec, dn_cfg = data
     run = tmp_path / "run"

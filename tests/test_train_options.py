@@ -16,7 +16,7 @@ from pngan.nets.registry import build
 
 def test_run_settings_are_not_part_of_the_experiment_hash():
     from pngan.train.config import experiment_hash, load_train_config
-    from pngan.train.denoiser import load_denoiser_config
+    from pngan.train.denoiser_config import load_denoiser_config
 
     for load, preset in ((load_train_config, "cpu-small"), (load_denoiser_config, "cpu-small")):
         h = experiment_hash(load(preset))

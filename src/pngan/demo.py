@@ -58,7 +58,7 @@ def demo_configs(data: str | None = None, config: str | None = None, overrides: 
     overrides)``; a bad one is a one-line :class:`PnganError`."""
     from pngan.data.specs import parse_spec
     from pngan.train.config import load_train_config
-    from pngan.train.denoiser import load_denoiser_config
+    from pngan.train.denoiser_config import load_denoiser_config
     from pngan.validate import check_device
 
     base = data or "camera:builtin@all"
@@ -92,7 +92,8 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     from pngan.io.atomic import atomic_write_text
     from pngan.nets.loading import load_network, load_saved_network, parse_net_spec
     from pngan.noise.calibrated import fit_calibrated, save_calibration
-    from pngan.train.denoiser import load_denoiser_config, train_denoiser
+    from pngan.train.denoiser import train_denoiser
+    from pngan.train.denoiser_config import load_denoiser_config
     from pngan.train.loop import train_pngan
 
     t0 = time.perf_counter()

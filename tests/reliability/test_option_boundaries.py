@@ -147,7 +147,7 @@ def _numeric_fields(cfg, prefix=""):
 
 def _config_keys():
     from pngan.train.config import TrainConfig
-    from pngan.train.denoiser import DenoiserTrainConfig
+    from pngan.train.denoiser_config import DenoiserTrainConfig
 
     return ([("train", k) for k in _numeric_fields(TrainConfig())]
             + [("train-denoiser", k) for k in _numeric_fields(DenoiserTrainConfig())])

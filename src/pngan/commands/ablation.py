@@ -242,7 +242,8 @@ def _row_psnr(args, preset: str, gcfg, run: Path, test) -> dict:
     evaluated on the held-out real pairs."""
     from pngan.eval.denoise_eval import evaluate_denoiser
     from pngan.nets.loading import load_saved_network
-    from pngan.train.denoiser import load_denoiser_config, train_denoiser
+    from pngan.train.denoiser import train_denoiser
+    from pngan.train.denoiser_config import load_denoiser_config
 
     dn_run = run / "denoiser"
     ov = [f"net.arch={args.psnr_arch}", f"run.seed={args.seed}", f"data.patch_size={gcfg.data.patch_size}",
@@ -282,7 +283,8 @@ def _rho(args, preset: str, common: list[str], out: Path) -> dict:
     from pngan.errors import PnganError
     from pngan.eval.denoise_eval import evaluate_denoiser
     from pngan.nets.loading import load_saved_network
-    from pngan.train.denoiser import load_denoiser_config, train_denoiser
+    from pngan.train.denoiser import train_denoiser
+    from pngan.train.denoiser_config import load_denoiser_config
 
     if not args.generated:
         raise PnganError("rho needs --generated SPEC (the generated pairs, mixed with --data at each ratio)")

@@ -68,7 +68,7 @@ def _effective(config: str, overrides: list[str], arch: str) -> str:
     (run settings, steps: each run records its own) and the seed (one per run)."""
     from pngan.config import to_dict
     from pngan.io.records import json_sha256
-    from pngan.train.denoiser import load_denoiser_config
+    from pngan.train.denoiser_config import load_denoiser_config
     from pngan.train.runid import SAFE_ON_RESUME, _flat
 
     flat = _flat(to_dict(load_denoiser_config(config, [*overrides, f"net.arch={arch}"])))
@@ -192,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     config = args.config or ("paper" if torch.cuda.is_available() else "bench-cpu")
     overrides = list(args.overrides)
-    from pngan.train.denoiser import load_denoiser_config
+    from pngan.train.denoiser_config import load_denoiser_config
 
     load_denoiser_config(config, [*overrides, f"net.arch={args.arch}"])  # a bad config: refused before any work
     if args.steps is not None:

@@ -268,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
 
             atomic_write_text(out / outdir.JOB_FILE, json.dumps(job, indent=1, sort_keys=True) + "\n")
         from pngan.data.specs import refuse_overlap
-        from pngan.train.denoiser import load_denoiser_config
+        from pngan.train.denoiser_config import load_denoiser_config
 
         # the config is checked before the folder is claimed (pgap has no --overwrite to undo a claim)
         load_denoiser_config(args.config, list(args.overrides) + [f"net.arch={args.arch}"])

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
                 line += f"  (could not build: {e})"
         print(line)
     from pngan.train.config import PRESETS
-    from pngan.train.denoiser import PRESETS as DENOISER_PRESETS
+    from pngan.train.denoiser_config import PRESETS as DENOISER_PRESETS
 
     print("training presets (pngan train): " + ", ".join(sorted(PRESETS)))
     print("denoiser presets (train-denoiser, benchmark): " + ", ".join(sorted(DENOISER_PRESETS)))

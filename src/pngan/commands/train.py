@@ -47,7 +47,8 @@ def frozen_denoiser(args: argparse.Namespace, cfg) -> str | None:
 
     from pngan.errors import PnganError
     from pngan.train import checkpoint as ck
-    from pngan.train.denoiser import load_denoiser_config, train_denoiser
+    from pngan.train.denoiser import train_denoiser
+    from pngan.train.denoiser_config import load_denoiser_config
 
     log = logging.getLogger("pngan")
     out = Path(args.out)

@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import torch
 
-    from pngan.train.denoiser import load_denoiser_config, train_denoiser
+    from pngan.train.denoiser import train_denoiser
+    from pngan.train.denoiser_config import load_denoiser_config
 
     logging.basicConfig(level=logging.INFO, format="pngan: %(message)s")
     overrides = list(args.overrides) + [f"net.arch={args.arch}"]

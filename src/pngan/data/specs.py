@@ -192,7 +192,7 @@ def data_folders(spec: str, files: bool = True) -> list[Path]:
 
 def _inner(spec: str) -> str:
     """The data spec under an on-the-fly source (``gen:RUN:SPEC`` / ``synth:S:SPEC`` -> SPEC)."""
-    from pngan.train.denoiser import split_source_spec
+    from pngan.data.pairsources import split_source_spec
 
     return split_source_spec(spec)[2]
 
@@ -307,7 +307,7 @@ def refuse_overlap(train: list[str], tests: list[str], test_opt: str = "--test")
     if hit is not None:
         raise PnganError(f"{test_opt} {hit[2]}: its pair '{hit[3]}' is also a training image ({hit[0]} '{hit[1]}'); "
                          "the held-out set must not share images (or scenes) with the training data")
-    from pngan.train.denoiser import split_source_spec
+    from pngan.data.pairsources import split_source_spec
 
     for spec in train:
         kind, run, _ = split_source_spec(spec)

@@ -123,7 +123,8 @@ def run_rows(rows: list[Row], tests: list[str], out: str | Path, *, seeds: list[
     test set; returns ``{"results": {label: {test: {seed: result}}}, "steps": {label: {seed: step}}}``."""
     from pngan.data.specs import data_fingerprint, open_dataset
     from pngan.train import runid
-    from pngan.train.denoiser import load_denoiser_config, train_denoiser
+    from pngan.train.denoiser import train_denoiser
+    from pngan.train.denoiser_config import load_denoiser_config
 
     out = Path(out)
     test_sets = {t: open_dataset(t) for t in tests}  # every test set is read before any training

@@ -387,7 +387,8 @@ def pgap(real_train: list[str], generated_train: list[str], test: str, out: str 
     The two runs go to ``out/real`` and ``out/generated``. Lower is more realistic."""
     from pngan.data.specs import open_dataset
     from pngan.nets.loading import load_saved_network
-    from pngan.train.denoiser import load_denoiser_config, train_denoiser
+    from pngan.train.denoiser import train_denoiser
+    from pngan.train.denoiser_config import load_denoiser_config
 
     out = Path(out)
     test_set = open_dataset(test)

@@ -48,7 +48,7 @@ def normalize_spec(spec: str) -> str:
     """``pairs:./a/../b`` -> ``pairs:/abs/b@all`` (the same data however it was typed); on-the-fly
     sources ``synth:SETTING:SPEC`` / ``gen:RUN:SPEC`` keep their prefix with SPEC normalised."""
     from pngan.data.specs import parse_spec
-    from pngan.train.denoiser import split_source_spec
+    from pngan.data.pairsources import split_source_spec
 
     kind, arg, inner = split_source_spec(spec)
     if kind is not None:
@@ -83,7 +83,7 @@ def data_content(spec: str, strict: bool = True) -> dict[str, str | None]:
     tell whether the files behind it are still the ones the run started with. ``strict``: data or a
     calibration that cannot be read raise their one-line error here, before a run folder is made."""
     from pngan.data.specs import data_fingerprint
-    from pngan.train.denoiser import split_source_spec
+    from pngan.data.pairsources import split_source_spec
 
     kind, arg, inner = split_source_spec(spec)
     out: dict[str, str | None] = {"data": data_fingerprint(inner, strict=strict)}
