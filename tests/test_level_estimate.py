@@ -1,7 +1,7 @@
-"""The reference-level estimator (issue 25, item 4): ``estimate_gain`` reads a noisy image's level
+"""The reference-level estimator: ``estimate_gain`` reads a noisy image's level
 relative to a calibrated model without its clean image. Known-answer tests: synthetic noise at known
 gains, and real held-out SIDD pairs against their paired level (``level_gain``). Numbers measured
-are in docs/experiments.md ("Reference-level estimator (issue 25, item 4)") and reproduced by
+are in docs/experiments.md ("Reference-level estimator") and reproduced by
 ``benchmarks/level_estimate.py``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The level policy of generated pairs (pngan.noise.level; issue 25, item 2): parsing, seeded
+"""The level policy of generated pairs (pngan.noise.level): parsing, seeded
 draws that follow the policy, the recorded per-pair levels of a calibration, the noise actually
 following the drawn level, manifests and job identity of ``generate`` / ``synth``, the on-the-fly
 sources of ``train-denoiser`` (``data.gain``) and the Python API."""
@@ -313,7 +313,7 @@ def test_on_the_fly_sources_take_data_gain(tmp_path):
         _open_sources(load_denoiser_config("cpu-small", [*over, "data.gain=2"]), [f"pairs:{tmp_path / 'real'}"])
 
 
-# --- the level of a reference noisy image (issue 25, item 4: pngan.noise.estimate) ---
+# --- the level of a reference noisy image (pngan.noise.estimate) ---
 
 def _noisy_refs(folder, gains, side=64, clean=False):
     """Flat grey images with the white CAL noise at ``gains`` (16-bit: no quantisation at gain 0.5),

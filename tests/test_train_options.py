@@ -1,5 +1,6 @@
-"""pngan train options of issue 12: the relativistic average's extent (loss.ra_mean), the paper
-config's refusal to train without VGG weights, SMNet's downsampling choice."""
+"""pngan train's loss options end to end: the relativistic average's extent (loss.ra_mean), the
+paper config's refusal to train without VGG weights, the spectrum term, removed loss keys; run
+settings kept out of the experiment hash."""
 
 from __future__ import annotations
 

@@ -34,9 +34,9 @@ REMOVED_KEYS: dict[str, tuple[str, Any]] = {
     "run.debug_nan_at_step": ("it was a test hook; the tests now set pngan.train.engine.Engine.nan_at_step", -1),
     "synthetic.sigma_max": ("setting 1 with a range of levels was used by no preset or experiment", None),
     "optim.g_warmup": ("a linear warm-up of G's learning rate did not help a generator started at its input "
-                       "(docs/experiments.md, session 7)", 0),
+                       "(docs/experiments.md, 'What else moves the generator away')", 0),
     "optim.ema": ("a moving average of G's weights scored worse than the trained weights on the SIDD "
-                  "validation split (docs/experiments.md, session 9)", 0.0),
+                  "validation split (docs/experiments.md, 'Checks that found nothing')", 0.0),
     "generator.sid": ("generator.downsample says the same (stride: what generator.sid=false meant)", True),
     "loss.d_input": ("D judging the noise, alone or beside the clean image, did no better than the paper's noisy "
                      "images in any experiment (docs/experiments.md)", "noisy"),

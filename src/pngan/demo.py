@@ -39,7 +39,7 @@ log = logging.getLogger("pngan")
 DEMO_DENOISER = "frozen-cpu"
 # PNGAN steps of the demo on CPU without --steps/--config (cpu-small itself has 400): keeps the whole
 # demo under 10 minutes on 2 cores with three 800-step denoisers (571 s measured on a slow day, when 250
-# steps took 614 s with the same realism and denoiser PSNR: docs/experiments.md, session 5).
+# steps took 614 s with the same realism and denoiser PSNR: docs/experiments.md, "The demo").
 DEMO_CPU_STEPS = 200
 
 

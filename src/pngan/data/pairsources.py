@@ -23,11 +23,19 @@ each sample's level drawn from (source seed, "level", step, global sample index)
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 
 import torch
 
+from pngan.data.patches import PatchSampler
+from pngan.data.specs import FORMATS, open_datasets
 from pngan.errors import PnganError
+from pngan.infer.api import NoiseGenerator
+from pngan.noise import build_synthetic, canonical_setting
+from pngan.noise.calibrated import load_calibration
+from pngan.noise.level import resolve_level
+from pngan.seeding import derive_seed, make_generator
 
 
 def split_source_spec(spec: str) -> tuple[str | None, str | None, str]:
@@ -50,8 +58,6 @@ def split_source_spec(spec: str) -> tuple[str | None, str | None, str]:
         raise PnganError(f"on-the-fly data spec must be {kind}:{'SETTING' if kind == 'synth' else 'RUN'}:SPEC "
                          f"(e.g. {example}), got '{spec}'")
     if kind == "synth" and not arg.lower().endswith(".json"):  # FILE.json: a saved calibrated setting
-        from pngan.noise import canonical_setting
-
         arg = canonical_setting(arg)
     return kind, arg, inner
 
@@ -59,8 +65,6 @@ def split_source_spec(spec: str) -> tuple[str | None, str | None, str]:
 def _split_path_arg(rest: str, json_file: bool) -> tuple[str, str]:
     """``ARG:SPEC`` -> (ARG, SPEC), where ARG may hold ':': a FILE.json ends at '.json:'; otherwise
     ARG is the first prefix (ending before a ':') that exists on disk, else the text before the first ':'."""
-    from pngan.data.specs import FORMATS
-
     cuts = [i for i, ch in enumerate(rest) if ch == ":"]
     if json_file:
         ends = [i for i in cuts if rest[:i].lower().endswith(".json")]
@@ -98,8 +102,6 @@ class PairSource:
         s = self.sampler.sample(step, j)
         if self.noise is None:
             return s
-        from pngan.seeding import make_generator
-
         g = make_generator(self.seed, "synth-data", step, j)
         with torch.no_grad():
             if self.level is None:
@@ -112,8 +114,6 @@ class PairSource:
 
 def mix_fraction(ratio: float | None):
     """p = rho / (1 + rho) as an exact fraction (rho read as the shortest decimal it was given as)."""
-    from fractions import Fraction
-
     if ratio is None:
         return None
     rho = Fraction(repr(float(ratio)))
@@ -159,11 +159,6 @@ class MixedBatches(torch.utils.data.Dataset):
 def open_sources(cfg, data: list[str]) -> list[PairSource]:
     """The sources of a denoiser's ``--data`` (``cfg``: a ``DenoiserTrainConfig``): [all data] without
     a ratio; [generated (first spec), real (the rest)] with one."""
-    from pngan.data.patches import PatchSampler
-    from pngan.data.specs import open_datasets
-    from pngan.noise import build_synthetic
-    from pngan.seeding import derive_seed
-
     groups = [list(data)] if cfg.data.ratio is None else [[data[0]], list(data[1:])]
     sources = []
     for gi, specs in enumerate(groups):
@@ -184,20 +179,14 @@ def open_sources(cfg, data: list[str]) -> list[PairSource]:
         noise, label, level = None, None, None
         if kind == "synth":
             if arg.lower().endswith(".json"):
-                from pngan.noise.calibrated import load_calibration
-
                 noise = load_calibration(arg)
             else:
                 noise = build_synthetic(arg)
             label = f"synth:{json.dumps(noise.describe(), sort_keys=True)}"
         elif kind == "gen":
-            from pngan.infer.api import NoiseGenerator
-
             noise = NoiseGenerator.load(arg)  # on the CPU: batches are prepared off the training device
             label = f"gen:{arg}"
         if kind:
-            from pngan.noise.level import resolve_level
-
             gen = getattr(noise, "synthetic", None)  # a generator: its input setting and its metadata
             level = resolve_level(cfg.data.gain, noise if gen is None else gen,
                                   None if gen is None else noise.metadata, what="data.gain")

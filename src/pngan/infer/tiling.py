@@ -172,7 +172,7 @@ def tiled_forward(
 
     # The output buffer is allocated before any tile runs (assuming out channels = in channels, as
     # for SMNet; corrected on the first tile otherwise): the tiles' activations then always reuse
-    # the same freed memory above it instead of being split around it (peak memory, issue 6).
+    # the same freed memory above it instead of being split around it (a lower peak).
     out = torch.zeros(1, x.shape[1], Hp, Wp, device=x.device, dtype=torch.float32)
     pools = {id(m): m for m in net.modules() if isinstance(m, nn.AdaptiveAvgPool2d)}
     handles = [pools[pid].register_forward_hook(make_hook(pid)) for pid in {pid for grp in groups for pid, _ in grp}]

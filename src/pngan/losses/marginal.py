@@ -2,7 +2,7 @@
 
 PNGAN's pixel-level discriminator is meant to teach the generator the real noise's per-pixel
 distribution. At CPU budgets it does not: on the SIDD crops every run keeps a Gaussian shape while
-real sRGB noise is heavier-tailed and skewed by the tone curve (docs/experiments.md, session 8),
+real sRGB noise is heavier-tailed and skewed by the tone curve (docs/experiments.md, "What KLD and AKLD reward on SIDD"),
 which is what the histogram KLDs measure. This term compares the distributions directly, on the
 aligned pairs PNGAN trains on. For each image, each channel and each of ``groups`` equal-count
 bands of clean intensity (the pixels sorted by the clean value and cut into ``groups`` runs), the

@@ -88,7 +88,7 @@ class SID(nn.Module):
         # Large even sizes (every SID inside SMNet, whose input is padded to a multiple of 4): the
         # bottom/right padding is never read at stride 2, and the top/left reflection (row -1 =
         # row 1, column -1 = column 1) is added as a correction to a zero-padded conv instead of
-        # copying the whole map into a padded buffer. Same values up to rounding (speed, issue 6).
+        # copying the whole map into a padded buffer. Same values up to rounding, less memory traffic.
         out = F.conv2d(x, k, stride=2, padding=1, groups=self.channels)
         v = k[:, :, 1:2, :] / k[:, :, 1:2, :].sum(dim=-1, keepdim=True)  # the 1D [1, 2, 1] / 4
         row = F.conv2d(F.pad(x[:, :, 1:2, :], (1, 1, 0, 0), mode="reflect"), v, stride=(1, 2), groups=self.channels)
@@ -143,7 +143,7 @@ class MAB(nn.Module):
         y1, y2, y3 = (fca(F.relu(conv(xi), inplace=True))
                       for conv, fca, xi in zip(self.convs, self.fcas, (x1, x2, x3)))
         s1, s2 = y1.shape[-2:], y2.shape[-2:]
-        # The same function as the module docstring's, evaluated in a cheaper order (speed, issue 6):
+        # The same function as the module docstring's, evaluated in a cheaper order (for speed):
         # bilinear interpolation commutes with any per-pixel affine map (its weights sum to 1 at
         # every output pixel, edges included), so each "upsample, then 1x1 conv" runs its conv
         # at the LOW resolution; and the fuse conv on cat([b1, t]) is W_a b1 + W_b t + bias, so W_a

@@ -24,7 +24,7 @@ Model, per channel c of an sRGB image x in [0, 1]::
   fitted per channel (``noisy = clip(x + kappa_c * var_c(x) / max(x_c, MEAN_FLOOR) + ...)``) on
   the pixels at least 2.5 std from black and white (clipping biases the mean there). Real SIDD
   noise is 1-10 levels (of 255) darker than the clean image at high ISO; the fit on the shared
-  crops gives kappa = -0.64 / -0.61 / -0.57 (docs/experiments.md, session 7).
+  crops gives kappa = -0.64 / -0.61 / -0.57 (docs/experiments.md, "The noise mean").
 
 ``correlated=False`` keeps only ``a`` and ``b`` (white, channel-independent noise: the plain
 heteroscedastic Gaussian). Fitting reads at most ``max_images`` pairs and takes seconds.
@@ -48,7 +48,7 @@ from pngan.noise.base import NoiseSetting
 
 FIT_BINS = 32
 # the tone-curve mean kappa * var / max(x, MEAN_FLOOR): a gamma curve's 1/x is cut off near black,
-# where sRGB curves are linear (0.1: chosen on a validation split of the SIDD crops, session 7)
+# where sRGB curves are linear (0.1: chosen on a validation split of the SIDD crops, not on val_*)
 MEAN_FLOOR = 0.1
 
 
@@ -344,8 +344,8 @@ def fit_calibrated(imageset, *, correlated: bool = True, kernel_size: int = 5, m
     (``LEVEL_ITERS``, ``LEVEL_TOL``; the gains' geometric mean is 1), and a falling line is allowed
     (``a < 0``, ``a + b >= 0``). Pooling pairs of different ISOs without the gains confounds level
     with brightness: on the shared SIDD crops the pooled fit rises with intensity while each image's
-    noise falls (docs/experiments.md, session 6). The levels fit also fits the noise's mean (``kappa``,
-    see the module docstring; session 7). This is the fit ``synthetic.level=match`` trains from.
+    noise falls (docs/experiments.md, "SIDD's noise level is the scene's ISO"). The levels fit also fits
+    the noise's mean (``kappa``, see the module docstring). This is the fit ``synthetic.level=match`` trains from.
 
     A pair smaller than ``MIN_FIT_SIDE`` (or ``2 * kernel_size + 1``) on a side is refused, naming it
     (not skipped: the user meant it to count); a pair whose noisy image looks like another scene

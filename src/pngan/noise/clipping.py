@@ -6,7 +6,7 @@ a highlight beyond the white point stays there in each of them. On the shared SI
 the clean-white values are unchanged in the noisy image (47-98% per crop, fewer at high ISO), and
 the fitted calibrated model's variance reaches zero there. A generator that learns a darkening
 tone mean from the mid-tones carries it into highlights it cannot tell apart from bright grey
-(measured: docs/experiments.md, session 9). With ``keep_white`` those values pass through, in
+(measured: docs/experiments.md, "generator.keep_white"). With ``keep_white`` those values pass through, in
 training (the losses never see them move) and in generation alike.
 """
 

@@ -1,11 +1,11 @@
-"""The noise level of a noisy image without its clean image (issue 25, item 4).
+"""The noise level of a noisy image without its clean image.
 
 :func:`estimate_gain` answers, for a calibrated model (:class:`CalibratedNoise`) and noisy images
 only, the question :func:`pngan.noise.calibrated.level_gain` answers from noisy/clean pairs: the
 gain ``g`` (one per image) on the fitted noise std at which the model's noise matches the image's.
 
 Method (chosen by measurement: ``benchmarks/level_estimate.py``, docs/experiments.md "Reference-level
-estimator (issue 25, item 4)"): a fixed high-pass residual read in the image's flattest blocks, every
+estimator"): a fixed high-pass residual read in the image's flattest blocks, every
 bias taken from the model itself.
 
 1. ``r = h * noisy`` per channel with a small high-pass ``h`` (Immerkaer 1996 by default: zero on

@@ -123,7 +123,7 @@ class LossConfig:
     # linear, so this compares the noise's local mean whatever its structure; the frozen denoiser is
     # not: on the shared SIDD DnCNN, calibrated noise comes out 3 levels bluer than real noise of the
     # same mean, and the denoiser-space L1 alone pays the generator for a colour cast
-    # (docs/experiments.md, session 7)
+    # (docs/experiments.md, "The frozen denoiser pays the generator for a colour cast")
     lambda_lowpass: float = ranged(0.0, 0.0)
     # weight of a conditional marginal-matching term (not in the paper: 0; pngan.losses.marginal): per
     # image, channel and equal-count band of clean intensity (marginal_groups bands), the 1-D
@@ -212,9 +212,9 @@ PRESETS: dict[str, dict] = {
         # from setting 1 at this budget the generator returns a blurred copy with blotchy noise)
         "synthetic": {"setting": "calibrated"},
         # align_lowpass 4: a small frozen denoiser leaves residual noise, and the paper's pointwise
-        # alignment L1 then pulls the generator to weaker, blurred noise (docs/experiments.md, session 4)
+        # alignment L1 then pulls the generator to weaker, blurred noise (docs/experiments.md, "the alignment bias isolated")
         # lambda_spectrum 0.01: the 9x9 pixel discriminator cannot see the noise level at low frequencies and
-        # lets it sink; matching the batch's radial noise spectra holds it (docs/experiments.md, session 5)
+        # lets it sink; matching the batch's radial noise spectra holds it (docs/experiments.md, "lambda_spectrum")
         "loss": {"discriminator": "pixel", "perceptual_missing": "warn", "align_lowpass": 4.0,
                  "lambda_spectrum": 0.01},
         "optim": {"lr": 1e-3},

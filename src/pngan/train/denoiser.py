@@ -18,6 +18,7 @@ The data (real pairs, on-the-fly synth:/gen: sources, the generated:real mix) co
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -25,11 +26,17 @@ from pathlib import Path
 
 import torch
 
+from pngan import __version__
 from pngan.data.pairsources import MixedBatches, PairSource, mix_fraction, open_sources
 from pngan.errors import PnganError
+from pngan.nets.loading import load_network, parse_net_spec, read_metadata
+from pngan.nets.registry import available, build, network_class
+from pngan.seeding import derive_seed
+from pngan.train.config import experiment_hash
 from pngan.train.denoiser_config import DenoiserTrainConfig, net_kwargs
 from pngan.train.engine import Engine, Schedule, TrainResult
 from pngan.train.schedule import cosine_lr
+from pngan.train.session import start_run
 
 log = logging.getLogger("pngan")
 
@@ -65,9 +72,6 @@ def init_network(cfg: DenoiserTrainConfig, init: str) -> tuple[torch.nn.Module, 
     """The network of ``--init`` and its shape (constructor arguments) in full: from the checkpoint's
     pngan metadata, else an explicit net.kwargs, else the network's defaults (a published checkpoint),
     never a preset's. An explicit net.kwargs other than the checkpoint's is refused."""
-    from pngan.nets.loading import load_network, parse_net_spec, read_metadata
-    from pngan.nets.registry import network_class
-
     name, path = parse_net_spec(init)
     if not Path(path).is_file():
         raise PnganError("--init checkpoint not found", path)
@@ -90,8 +94,6 @@ def init_network(cfg: DenoiserTrainConfig, init: str) -> tuple[torch.nn.Module, 
         raise PnganError(f"{e} (the file carries no pngan metadata, so its shape is the network's default "
                          "or net.kwargs: give the shape it was trained with, e.g. net.kwargs={depth: 20, "
                          "channels: 64} for a KAIR DnCNN)") from None
-    import inspect
-
     params = inspect.signature(type(src).__init__).parameters  # the shape in full, for --resume
     kwargs = {**{k: params[k].default for k in (cfg.net.arch_kwargs.get(cfg.net.arch) or {}) if k in params},
               **kwargs}
@@ -106,11 +108,6 @@ class DenoiserTask:
     name = "pngan train-denoiser"
 
     def __init__(self, cfg: DenoiserTrainConfig, engine: Engine, sources: list[PairSource], init: str | None):
-        from pngan import __version__
-        from pngan.train.config import experiment_hash
-        from pngan.nets.registry import build
-        from pngan.seeding import derive_seed
-
         self.cfg, self.engine, self.sources = cfg, engine, sources
         self.p_gen = mix_fraction(cfg.data.ratio)
         kwargs = net_kwargs(cfg)
@@ -168,9 +165,6 @@ class DenoiserTask:
 def train_denoiser(cfg: DenoiserTrainConfig, data: list[str], out: str | Path, *, init: str | None = None,
                    resume: bool = False, progress: bool = True) -> DenoiserResult:
     """Train ``cfg.net.arch`` on ``data`` (see the module docstring for ``cfg.data.ratio``)."""
-    from pngan.nets.registry import available
-    from pngan.train.session import start_run
-
     if cfg.net.arch not in available("denoiser"):
         raise PnganError(f"unknown denoiser '{cfg.net.arch}' (known: {', '.join(available('denoiser'))})")
     if not data:

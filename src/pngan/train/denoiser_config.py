@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from pngan.config import load_config
 from pngan.errors import PnganError
+from pngan.nets.registry import available, build, check_kwargs
+from pngan.noise.level import parse_level
 from pngan.train.config import AdamConfig, DataConfig, RunSettings
 from pngan.validate import ranged
 
@@ -44,8 +47,6 @@ class DenoiserDataConfig(DataConfig):
 
     def __post_init__(self):
         if self.gain is not None:  # a bad form is refused when the config is read, before a run folder
-            from pngan.noise.level import parse_level
-
             parse_level(self.gain, "data.gain")
 
 
@@ -102,12 +103,8 @@ def load_denoiser_config(preset_or_path: str | None, overrides: list[str] | None
     """The config of a preset or YAML file with overrides; ``check_net``: the network's arguments are
     checked here, before any run folder is made (a resume leaves it to the comparison with the run's
     own config, which names what changed)."""
-    from pngan.config import load_config
-
     cfg = load_config(DenoiserTrainConfig, preset_or_path, overrides, PRESETS)
     if check_net:
-        from pngan.nets.registry import available, check_kwargs
-
         if cfg.net.arch not in available("denoiser"):
             raise PnganError(f"unknown denoiser '{cfg.net.arch}' (known: {', '.join(available('denoiser'))})")
         check_kwargs(cfg.net.arch, net_kwargs(cfg), "net.kwargs")
@@ -117,8 +114,6 @@ def load_denoiser_config(preset_or_path: str | None, overrides: list[str] | None
 
 
 def _probe_network(cfg: DenoiserTrainConfig) -> None:
-    from pngan.nets.registry import build
-
     try:
         with torch.no_grad():
             torch.manual_seed(0)

@@ -36,13 +36,23 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from pngan import __version__
+from pngan.data.patches import PatchBatches, PatchSampler
+from pngan.data.specs import open_datasets
 from pngan.errors import PnganError
 from pngan.losses.gan import ra_d_loss
 from pngan.losses.objective import GanBatch, build_objective
+from pngan.losses.perceptual import build_perceptual
+from pngan.nets.loading import load_network, parse_net_spec
+from pngan.nets.registry import build
+from pngan.noise import build_synthetic, canonical_setting, synthesize
+from pngan.noise.calibrated import fit_calibrated, level_gain, load_calibration
 from pngan.noise.clipping import finish
-from pngan.train.config import TrainConfig
+from pngan.seeding import derive_seed, make_generator
+from pngan.train.config import TrainConfig, experiment_hash
 from pngan.train.engine import Engine, Schedule, TrainResult, frozen, set_grad
 from pngan.train.schedule import cosine_lr
+from pngan.train.session import start_run
 
 log = logging.getLogger("pngan")
 
@@ -52,9 +62,6 @@ def synth_batch(synth, clean: torch.Tensor, seed: int, step: int, first: int,
     """Synthetic noisy input of samples first..first+B-1 of step ``step``'s global batch, each drawn
     from its own generator: independent of how the global batch is split over processes.
     ``gains`` (one per sample, ``synthetic.level=match``) scales the calibrated setting's level."""
-    from pngan.noise import synthesize
-    from pngan.seeding import make_generator
-
     return torch.cat([synthesize(synth, clean[i : i + 1], make_generator(seed, "synth", step, first + i),
                                  gain=None if gains is None else gains[i : i + 1])
                       for i in range(clean.shape[0])])
@@ -63,12 +70,8 @@ def synth_batch(synth, clean: torch.Tensor, seed: int, step: int, first: int,
 def build_synthetic_input(cfg: TrainConfig, imageset=None) -> nn.Module:
     """The generator's input setting. ``calibrated`` is read from ``synthetic.calibration`` or fitted
     on the training pairs ``imageset`` (deterministic, seconds)."""
-    from pngan.noise import build_synthetic, canonical_setting
-
     if canonical_setting(cfg.synthetic.setting) != "calibrated":
         return build_synthetic(cfg.synthetic.setting, **cfg.synthetic.kwargs())
-    from pngan.noise.calibrated import fit_calibrated, load_calibration
-
     if cfg.synthetic.calibration:
         return load_calibration(cfg.synthetic.calibration)
     if imageset is None:
@@ -95,10 +98,6 @@ def check_perceptual(cfg: TrainConfig, vgg_weights: str | None) -> None:
 
 def build_models(cfg: TrainConfig, denoiser: str | None, vgg_weights: str | None, device: torch.device,
                  imageset=None):
-    from pngan.losses.perceptual import build_perceptual
-    from pngan.nets.loading import load_network, parse_net_spec
-    from pngan.nets.registry import build
-
     G = build(cfg.generator.name, **cfg.generator.kwargs()).to(device)
     if cfg.generator.init == "identity":
         if not hasattr(G, "identity_init"):
@@ -131,10 +130,6 @@ class PnganTask:
 
     def __init__(self, cfg: TrainConfig, engine: Engine, imageset, sampler, denoiser: str | None,
                  vgg_weights: str | None):
-        from pngan import __version__
-        from pngan.train.config import experiment_hash
-        from pngan.seeding import derive_seed
-
         self.cfg, self.engine, self.sampler = cfg, engine, sampler
         dist, device = engine.dist, engine.device
         torch.manual_seed(derive_seed(cfg.run.seed, "init"))  # same initial weights on every rank and run
@@ -170,8 +165,6 @@ class PnganTask:
         return {k: cosine_lr(step, cfg.run.steps, lr, cfg.optim.lr_min) * scale for k, lr in self.base_lr.items()}
 
     def batches(self, first: int, n: int):
-        from pngan.data.patches import PatchBatches
-
         return PatchBatches(self.sampler, first, n, self.engine.dist.rank, self.engine.dist.world_size)
 
     def state(self) -> dict:
@@ -187,8 +180,6 @@ class PnganTask:
         """The generator's input for this rank's slice of step ``step``'s global batch."""
         gains = None
         if self.cfg.synthetic.level == "match":  # each input at its real patch's noise level
-            from pngan.noise.calibrated import level_gain
-
             gains = level_gain(self.synth, clean, real)
         first = self.engine.dist.rank * clean.shape[0]
         return synth_batch(self.synth, clean, self.cfg.run.seed, step, first, gains).contiguous(
@@ -238,10 +229,6 @@ def train_pngan(
 
     ``stop_after`` stops (with a checkpoint, as an interruption would) once that step is reached,
     keeping the schedule of ``cfg.run.steps``: training in pieces equals training in one go."""
-    from pngan.data.patches import PatchSampler
-    from pngan.data.specs import open_datasets
-    from pngan.train.session import start_run
-
     check_perceptual(cfg, vgg_weights)  # before the run folder is made
     session = start_run(out, resume, device=cfg.run.device, threads=cfg.run.threads,
                         global_batch=cfg.data.batch_size)
