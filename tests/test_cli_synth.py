@@ -40,6 +40,20 @@ def test_awgn_writes_pairs_and_manifest(tmp_path, capsys):
     assert len(back) == 3 and back.has_noisy and back.has_clean
 
 
+def test_rerun_after_an_input_is_removed_keeps_only_the_jobs_pairs(tmp_path, capsys):
+    src = _make_clean(tmp_path / "photos")
+    out = tmp_path / "out"
+    cmd = ["synth", "--setting", "awgn", "--input", str(src), "--output", str(out), "--quiet"]
+    assert main(cmd) == 0
+    (src / "c.png").unlink()
+    assert main(cmd) == 0
+    assert "removed 2 file(s) of an earlier run whose input image is gone: clean/c.png, noisy/c.png" in capsys.readouterr().out
+    from pngan.data.specs import open_dataset
+
+    assert sorted(open_dataset(f"pairs:{out}").names) == ["a", "b"]
+    assert len((out / "manifest.jsonl").read_text().splitlines()) == 2
+
+
 def test_per_image_seeds_do_not_depend_on_other_images(tmp_path):
     full = _make_clean(tmp_path / "full")
     part = tmp_path / "part"

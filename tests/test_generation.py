@@ -80,6 +80,28 @@ def test_generate_writes_a_pairs_set_and_is_resumable(gen_file, clean_dir, tmp_p
     assert all(l["params"]["sigma"] == 50.0 for l in lines)
 
 
+def test_generate_folder_holds_only_the_pairs_the_job_defines(gen_file, clean_dir, tmp_path, capsys):
+    """A rerun with fewer --samples, or after an input image was removed, leaves no pair the job no
+    longer defines (they were silently kept: a pairs: reader saw them); the command says what went."""
+    from pngan.cli import main
+    from pngan.data.specs import open_dataset
+
+    out = tmp_path / "out"
+    base = ["generate", "--generator", str(gen_file), "--input", f"clean:{clean_dir}", "--output", str(out), "--quiet"]
+    assert main(base + ["--samples", "2"]) == 0
+    kept = (out / "noisy" / "a_0.png").read_bytes()
+    (clean_dir / "c.png").unlink()
+    assert main(base + ["--samples", "1"]) == 0
+    msg = capsys.readouterr().out
+    assert "removed 4 noisy image(s)" in msg and "noisy/a_1.png" in msg
+    assert sorted(open_dataset(f"pairs:{out}").names) == ["a_0", "b_0"]
+    assert sorted(p.name for p in (out / "clean").iterdir()) == ["a.png", "b.png"]
+    assert (out / "noisy" / "a_0.png").read_bytes() == kept  # the pairs it still defines are untouched
+    lines = [json.loads(l) for l in (out / "manifest.jsonl").read_text().splitlines()]
+    assert sorted((l["source"], l["sample"]) for l in lines) == [("a", 0), ("b", 0)]
+    assert json.loads((out / "job.json").read_text())["samples"] == 1
+
+
 def test_output_independent_of_sharding_and_tiling(gen_file, clean_dir, tmp_path):
     one = tmp_path / "one"
     generate(NoiseGenerator.load(gen_file), f"clean:{clean_dir}", one, samples=1, seed=3, progress=False)

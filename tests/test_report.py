@@ -63,6 +63,15 @@ def test_report_from_fake_run_and_metric_json(tmp_path):
         assert (out / name).stat().st_size > 1000, name
         assert f'src="{name}"' in page
     assert "0.1200" in page and "akld" in page and "seed: 0" in page
+    record = json.loads((out / "report.json").read_text())
+    assert "crops.png" in record["files"] and "run0_step_00000050.png" in record["files"]
+    # the folder updated with other inputs keeps no figure of the earlier page
+    assert main(["report", str(metrics), "--out", str(out)]) == 0
+    left = sorted(p.name for p in out.iterdir())
+    assert left == ["index.html", "report.json"], left
+    # one input given twice (another spelling of the same path) is refused, nothing written
+    assert main(["report", str(metrics), str(tmp_path / "." / "noise.json"), "--out", str(tmp_path / "rep2")]) == 2
+    assert not (tmp_path / "rep2").exists()
 
 
 def test_report_errors(tmp_path, capsys):

@@ -163,5 +163,10 @@ def run(args: argparse.Namespace) -> int:
         res["written"], res["skipped"] = (int(v) for v in t.tolist())
     if dist.is_main:
         print(f"pngan: wrote {res['written']} noisy images ({res['skipped']} already there) to {args.output}")
+        if res["removed"]:
+            gone = res["removed"]
+            print(f"pngan: removed {len(gone)} noisy image(s) of an earlier run that this job no longer defines "
+                  f"(input image gone, or a sample beyond --samples {args.samples}): {', '.join(gone[:3])}"
+                  f"{' ...' if len(gone) > 3 else ''}")
     shutdown()
     return 0

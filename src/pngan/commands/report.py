@@ -62,11 +62,54 @@ def _check_folder(out) -> None:
                      "folder", out)
 
 
+def _same_inputs(inputs) -> None:
+    """One input given twice (by the same or another path) would draw its section twice."""
+    from pathlib import Path
+
+    from pngan.errors import PnganError
+
+    seen: dict = {}
+    for x in inputs:
+        key = Path(x).resolve()
+        if key in seen:
+            raise PnganError(f"'{x}' is given twice (as '{seen[key]}' too): give each run or JSON file once")
+        seen[key] = x
+
+
+def _earlier_files(out) -> set[str]:
+    """The files an earlier report in ``out`` wrote: those its report.json lists, else the figures
+    marked as pngan's (a report made before report.json listed its files)."""
+    from pathlib import Path
+
+    from pngan.errors import PnganError
+    from pngan.io.json_out import PNG_KEYWORD, png_text
+    from pngan.io.records import read_json_record
+
+    out = Path(out)
+    if not out.is_dir():
+        return set()
+    try:
+        rec = read_json_record(out / RECORD, "report record")
+    except PnganError:
+        rec = None
+    if isinstance(rec, dict) and isinstance(rec.get("files"), list):
+        return {str(f) for f in rec["files"] if isinstance(f, str) and "/" not in f and f != RECORD}
+    return {p.name for p in out.glob("*.png") if PNG_KEYWORD in (png_text(p) or {})}
+
+
+def _page_files(index) -> list[str]:
+    import re
+
+    return sorted(set(re.findall(r'<img src="([^"/]+)"', index.read_text(encoding="utf-8"))))
+
+
 def run(args: argparse.Namespace) -> int:
     from pngan.errors import PnganError
     from pngan.eval.report import write_report
 
+    _same_inputs(args.inputs)
     _check_folder(args.out)  # before any figure is drawn
+    earlier = _earlier_files(args.out)
     if args.generated and not args.real:
         raise PnganError("--generated needs --real (the pairs whose clean images were used)")
     baselines = None
@@ -80,7 +123,11 @@ def run(args: argparse.Namespace) -> int:
                          max_images=args.max_images, seed=args.seed, baselines=baselines)
     from pngan.io.json_out import write_json
 
+    files = _page_files(index)
+    for name in sorted(earlier - set(files) - {index.name}):  # an earlier report's figures this page no longer shows
+        (index.parent / name).unlink(missing_ok=True)
     write_json(index.parent / RECORD, {"inputs": [str(x) for x in args.inputs], "real": args.real,
-                                       "generated": args.generated, "calibration": args.calibration}, "report")
+                                       "generated": args.generated, "calibration": args.calibration,
+                                       "files": files}, "report")
     print(f"report written to {index}")
     return 0

@@ -360,6 +360,34 @@ def _synth(args, spec, out, module, setting) -> int:
             # the level the image was drawn at (1: the fit's); none for settings 1 and 2
             **({"gain": 1.0 if level is None else level} if setting == "calibrated" else {}),
         })
+    earlier = _manifest_files(out / "manifest.jsonl")
     atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     print(f"wrote {len(records)} noisy/clean pairs to {out} (pairs:{out})")
+    # an earlier run of this job made pairs for input images that are gone: the folder holds this job's
+    # pairs only (a pairs: reader of OUT would take them as part of the set)
+    gone = sorted(earlier - {f for r in records for f in (r["noisy"], r["clean"])})
+    for rel in gone:
+        (out / rel).unlink(missing_ok=True)
+    if gone:
+        print(f"removed {len(gone)} file(s) of an earlier run whose input image is gone: {', '.join(gone[:3])}"
+              f"{' ...' if len(gone) > 3 else ''}")
     return 0
+
+
+def _manifest_files(path) -> set[str]:
+    """The noisy/ and clean/ files an earlier synth manifest lists (nothing outside those folders)."""
+    files: set[str] = set()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return files
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        for key in ("noisy", "clean"):
+            rel = rec.get(key) if isinstance(rec, dict) else None
+            if isinstance(rel, str) and rel.count("/") == 1 and rel.split("/")[0] == key and ".." not in rel:
+                files.add(rel)
+    return files

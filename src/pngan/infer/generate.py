@@ -99,7 +99,8 @@ def generate(
     generator_id: str | None = None,
     gain=None,
 ) -> dict:
-    """Write the pairs; returns counts ``{"written", "skipped", "images"}``. ``gain``: the noise
+    """Write the pairs; returns counts ``{"written", "skipped", "images"}`` and ``removed`` (the noisy
+    files of an earlier run of this job that it no longer defines: an input gone, fewer samples). ``gain``: the noise
     level of a generator fed by the calibrated setting, a level policy (:mod:`pngan.noise.level`:
     a number, 1 being the level fitted on its training pairs; ``"0.5,1,2"``, ``"0.3-2.3"``,
     ``"fitted"`` or a LevelPolicy); None: the generator's default (``fitted`` for one trained with
@@ -220,6 +221,7 @@ def generate(
         bar.close()
     if barrier is not None:
         barrier()
+    removed: list[str] = []
     if rank == 0:
         merged: dict[tuple[str, int], str] = {}
         old = out / "manifest.jsonl"
@@ -229,7 +231,17 @@ def generate(
                 for rec in _records(src, []):
                     if (out / rec["noisy"]).is_file():
                         merged[(rec["source"], rec["sample"])] = json.dumps(rec, sort_keys=True)
+        # The folder holds this job's pairs and nothing else: files an earlier run of the same job made
+        # for an input image that is gone, or for a sample beyond --samples, are removed (the same seed
+        # makes them again), so that a pairs: reader of OUT never sees a pair the job does not define.
+        current = set(names)
+        for key in sorted(k for k in merged if k[0] not in current or not 0 <= k[1] < samples):
+            rec = json.loads(merged.pop(key))
+            (out / rec["noisy"]).unlink(missing_ok=True)
+            removed.append(rec["noisy"])
+            if key[0] not in current:
+                (out / "clean" / f"{key[0]}.png").unlink(missing_ok=True)
         atomic_write_text(old, "".join(merged[k] + "\n" for k in sorted(merged)))
         for src in sources[1:]:
             src.unlink(missing_ok=True)
-    return {"written": written, "skipped": skipped, "images": len(mine)}
+    return {"written": written, "skipped": skipped, "images": len(mine), "removed": removed}
