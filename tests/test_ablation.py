@@ -112,3 +112,16 @@ def test_rho_sweep_writes_table4(tiny, tmp_path):
     assert "| 0.5 |" in (out / "table4_rho.md").read_text()
     # --generated is required: a one-line usage error, exit 2
     assert main(["ablation", "rho", "--data", train, "--test", test, "--out", str(tmp_path / "x"), "--quiet"]) == 2
+
+
+def test_refused_rho_row_leaves_no_run_record(tiny, tmp_path, capsys):
+    """A row refused before training (here: --init holding another shape than net.kwargs) leaves no
+    run folder, as train-denoiser's refusal does: the corrected command then starts cleanly."""
+    root, train, test, dn = tiny
+    out = tmp_path / "rho"
+    assert main(["ablation", "rho", "--generated", f"synth:awgn:{train}", "--data", train, "--test", test,
+                 "--ratios", "0", "--config", "cpu-small", "--steps", "1", "--quiet", "--out", str(out),
+                 "--init", str(dn), "net.kwargs={depth: 5, channels: 8}", "data.patch_size=16",
+                 "data.batch_size=2"]) == 2
+    assert "net.kwargs" in capsys.readouterr().err
+    assert not (out / "runs").exists()

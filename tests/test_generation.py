@@ -102,6 +102,26 @@ def test_generate_folder_holds_only_the_pairs_the_job_defines(gen_file, clean_di
     assert json.loads((out / "job.json").read_text())["samples"] == 1
 
 
+def test_generate_names_the_pngan_folder_it_refuses(gen_file, clean_dir, tmp_path, capsys):
+    """A training run or a report folder is named as what it is, not "holds no pngan job record"."""
+    from pngan.cli import main
+    from pngan.io.json_out import write_json
+
+    run, rep = tmp_path / "run", tmp_path / "rep"
+    run.mkdir()
+    (run / "config.yaml").write_text("seed: 0\n")
+    (run / "stats.jsonl").write_text("")
+    rep.mkdir()
+    write_json(rep / "report.json", {"inputs": []}, "report")
+    for out, words in ((run, "holds a pngan training run"), (rep, "holds the output of 'pngan report'")):
+        before = sorted(p.name for p in out.iterdir())
+        assert main(["generate", "--generator", str(gen_file), "--input", f"clean:{clean_dir}", "--output", str(out),
+                     "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "no pngan job record" not in err, err
+        assert sorted(p.name for p in out.iterdir()) == before
+
+
 def test_output_independent_of_sharding_and_tiling(gen_file, clean_dir, tmp_path):
     one = tmp_path / "one"
     generate(NoiseGenerator.load(gen_file), f"clean:{clean_dir}", one, samples=1, seed=3, progress=False)

@@ -121,6 +121,18 @@ def refuse_inputs_inside(out: Path, inputs: dict[str, str | Path | None], owned:
                                  "--output", out)
 
 
+def _pngan_records(out: Path) -> str | None:
+    """What pngan records (other than a job.json) a folder holds, in words: a training run, a
+    report, another command's marked JSON output; None when it holds none."""
+    from pngan.io.json_out import file_kind
+
+    if (out / "run.json").is_file() or (out / "config.yaml").is_file() and (out / "stats.jsonl").is_file():
+        return "a pngan training run (run.json, config.yaml)"
+    kinds = sorted({file_kind(p) for p in out.glob("*.json") if p.is_file()})
+    kinds = [k for k in kinds if k.startswith(("the output of 'pngan", "a pngan", "the job record"))]
+    return (", ".join(kinds[:2]) + " (not this command's job)") if kinds else None
+
+
 def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: bool = True,
           upgrade: Callable[[dict, Path], dict] | None = None, owned: tuple[str, ...] = OWNED,
           advice: str | None = None, inputs: dict[str, str | Path | None] | None = None) -> dict | None:
@@ -169,6 +181,9 @@ def claim(out: str | Path, job: dict[str, Any], overwrite: bool = False, lock: b
         else:
             foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) if out.is_dir() else []
             if foreign and not overwrite:
+                held = _pngan_records(out)
+                if held:  # another pngan command's folder: say which, not "no job record"
+                    raise PnganError(f"output folder holds {held}; choose an empty or new folder", out)
                 raise PnganError(f"output folder is not empty and holds no pngan job record (it has "
                                  f"{', '.join(foreign[:4])}{'...' if len(foreign) > 4 else ''}); choose an empty or "
                                  "new folder" + _foreign_advice(advice), out)

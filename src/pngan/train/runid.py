@@ -461,8 +461,17 @@ def train_or_reuse(load, train, overrides: list[str], preset: str, run: Path, *,
         return want.run.steps
 
     if not (run / "config.yaml").is_file():
+        made = [p for p in (run, *run.parents) if not p.exists()]
         record_new(run, ident)
-        return go(False)
+        try:
+            return go(False)
+        except PnganError:
+            if not (run / "config.yaml").is_file():  # refused before training began: a refused config makes no run
+                (run / RUN_FILE).unlink(missing_ok=True)
+                for p in made:  # the folders this row made, innermost first, if nothing else is in them
+                    with contextlib.suppress(OSError):
+                        p.rmdir()
+            raise
     rec = read(run)
     if rec is None or "content" not in (rec.get("identity") or {}):  # written by an older pngan: adopt
         write(run, {**(rec or {}), "identity": ident, "resumes": (rec or {}).get("resumes", [])})
