@@ -224,3 +224,26 @@ def test_real_readers_on_shared(shared):
     assert s.noisy.shape == s.clean.shape == (3, 512, 512)
     assert float((s.noisy - s.clean).abs().mean()) > 0.005  # real noise is there
     assert len(open_dataset(f"clean:{shared / 'data' / 'clean' / 'mcmaster'}")) == 18
+
+
+def test_held_out_overlap_is_found_by_pixels_too(tmp_path):
+    """A held-out pair saved again with another PNG compression (other bytes, same pixels) is still
+    the same image: refused like a byte copy; an image of the same size with other pixels is not."""
+    from PIL import Image
+
+    from pngan.data.specs import refuse_overlap
+    from pngan.errors import PnganError
+
+    g = torch.Generator().manual_seed(0)
+    for d, names in (("train", ["a", "b"]), ("test", ["t"])):
+        for n in names:
+            c = torch.rand(3, 24, 24, generator=g)
+            write_image(tmp_path / d / "clean" / f"{n}.png", c)
+            write_image(tmp_path / d / "noisy" / f"{n}.png", c)
+    refuse_overlap([f"pairs:{tmp_path / 'train'}"], [f"pairs:{tmp_path / 'test'}"])  # other pixels: fine
+    src = tmp_path / "test" / "clean" / "t.png"
+    for sub in ("clean", "noisy"):
+        Image.open(tmp_path / "test" / sub / "t.png").save(tmp_path / "train" / sub / "zz.png", compress_level=1)
+    assert (tmp_path / "train" / "clean" / "zz.png").read_bytes() != src.read_bytes()
+    with pytest.raises(PnganError, match="'t' is also a training image .*'zz'"):
+        refuse_overlap([f"pairs:{tmp_path / 'train'}"], [f"pairs:{tmp_path / 'test'}"])

@@ -296,7 +296,58 @@ def _first_shared(a: list[str], b: list[str]) -> tuple[str, str, str, str] | Non
             continue
         if hit is not None:
             return (spec, name, *hit)
+    return _first_same_pixels(a, b)
+
+
+def _first_same_pixels(a: list[str], b: list[str]) -> tuple[str, str, str, str] | None:
+    """The same question by decoded pixels, for copies that are not byte-identical (the same image
+    saved with another PNG compression, or converted to another lossless format): only images of
+    ``a`` with the dimensions of an image of ``b`` are decoded."""
+    by_dims: dict[tuple[int, int], list[tuple[str, str, Path]]] = {}
+    for spec, name, p in _files(b):
+        dims = _image_dims(p)
+        if dims is not None:
+            by_dims.setdefault(dims, []).append((spec, name, p))
+    if not by_dims:
+        return None
+    for spec, name, p in _files(a):
+        dims = _image_dims(p)
+        if dims not in by_dims:
+            continue
+        mine = _pixel_digest(p)
+        for bspec, bname, bp in by_dims[dims]:
+            if mine is not None and mine == _pixel_digest(bp):
+                return (spec, name, bspec, bname)
     return None
+
+
+def _image_dims(path: Path) -> tuple[int, int] | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:  # the header only
+            return im.size
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+
+
+_PIXELS: dict[tuple, str | None] = {}  # like _DIGESTS, for decoded pixels
+
+
+def _pixel_digest(path: Path) -> str | None:
+    import hashlib
+
+    from pngan.io.images import read_image
+
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+        if key not in _PIXELS:
+            t = read_image(path)
+            _PIXELS[key] = hashlib.sha256(str(tuple(t.shape)).encode() + t.numpy().tobytes()).hexdigest()
+        return _PIXELS[key]
+    except (OSError, PnganError, ValueError):
+        return None
 
 
 def refuse_overlap(train: list[str], tests: list[str], test_opt: str = "--test") -> None:
