@@ -247,3 +247,28 @@ def test_held_out_overlap_is_found_by_pixels_too(tmp_path):
     assert (tmp_path / "train" / "clean" / "zz.png").read_bytes() != src.read_bytes()
     with pytest.raises(PnganError, match="'t' is also a training image .*'zz'"):
         refuse_overlap([f"pairs:{tmp_path / 'train'}"], [f"pairs:{tmp_path / 'test'}"])
+
+
+def test_training_data_follows_the_networks_a_model_was_trained_with(tmp_path):
+    """A generator whose frozen denoiser, or a denoiser whose --init, was trained on some pairs learned
+    from them too: their data is part of what it saw (and a cycle of records ends)."""
+    from pngan.data.specs import generator_training_data, network_training_data
+    from pngan.train import runid
+
+    dte, gen, ft = tmp_path / "dte", tmp_path / "gen", tmp_path / "ft"
+    for d in (dte, gen, ft):
+        d.mkdir()
+    runid.record_new(dte, {"kind": "train-denoiser", "data": ["pairs:T"], "networks": {"init": None}})
+    runid.record_new(gen, {"kind": "train", "data": ["pairs:A"],
+                           "networks": {"denoiser": {"sha256": "x", "spec": str(dte / "denoiser.safetensors")}}})
+    runid.record_new(ft, {"kind": "train-denoiser", "data": ["pairs:B"],
+                          "networks": {"init": {"sha256": "y", "spec": f"dncnn:{gen / 'generator.safetensors'}"}}})
+    (dte / "denoiser.safetensors").write_bytes(b"")
+    (gen / "generator.safetensors").write_bytes(b"")
+    assert generator_training_data(gen) == ["pairs:A", "pairs:T"]
+    assert network_training_data(f"dncnn:{gen / 'generator.safetensors'}") == ["pairs:A", "pairs:T"]
+    assert generator_training_data(ft) == ["pairs:B", "pairs:A", "pairs:T"]
+    runid.record_new(dte, {"kind": "train-denoiser", "data": ["pairs:T"],
+                           "networks": {"init": {"sha256": "z", "spec": str(ft / "denoiser.safetensors")}}})
+    (ft / "denoiser.safetensors").write_bytes(b"")
+    assert generator_training_data(ft) == ["pairs:B", "pairs:A", "pairs:T"]  # the cycle ends

@@ -468,6 +468,11 @@ def run(args: argparse.Namespace) -> int:
 
         warn_overlap(network_training_data(args.denoiser), [args.test], f"the frozen denoiser {args.denoiser}",
                      "--test", "the alignment term then pulls towards the held-out pairs' own noise")
+    if getattr(args, "init", None):
+        from pngan.data.specs import network_training_data, warn_overlap
+
+        warn_overlap(network_training_data(args.init), [args.test], f"the --init network {args.init}", "--test",
+                     "every row starts from weights that saw the held-out pairs")
     if args.table == "rho":  # the options are checked before anything is made
         parse_ratios(args.ratios)
     else:

@@ -206,7 +206,8 @@ def run(args: argparse.Namespace) -> int:
             refuse_overlap([args.fit], [args.real], "--real")
         if args.generator:
             warn_overlap(generator_training_data(args.generator), [args.real], f"the generator {args.generator}",
-                         "--real", "the generator learned the scored pairs' own noise")
+                         "--real", "the generator learned the scored pairs' own noise (directly, or through the frozen "
+                         "denoiser it was trained with)")
         if str(args.setting or "").lower().startswith("calibrated:"):  # a saved fit: what it was fitted on
             from pngan.noise.calibrated import load_calibration
 
@@ -218,7 +219,8 @@ def run(args: argparse.Namespace) -> int:
         from pngan.data.specs import network_training_data, warn_overlap
 
         warn_overlap(network_training_data(args.model), list(args.data), f"the model {args.model}", "--data",
-                     "it is scored on its own training pairs")
+                     "it is scored on its own training pairs (directly, or through the --init it was "
+                     "fine-tuned from)")
     if args.what == "noise" and (args.checkpoints or args.plot):
         return _trajectory(args)
     if args.what == "noise":

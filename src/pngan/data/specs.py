@@ -197,30 +197,44 @@ def _inner(spec: str) -> str:
     return split_source_spec(spec)[2]
 
 
-def generator_training_data(run_or_file: str | Path) -> list[str]:
-    """The --data specs a ``pngan train`` generator (run folder or its weights file) was trained on,
-    from its run.json ([] when unknown)."""
+def generator_training_data(run_or_file: str | Path, _seen: set | None = None) -> list[str]:
+    """The --data specs a trained network (a ``pngan train`` or ``train-denoiser`` run folder, or its
+    weights file) learned from, from its run.json ([] when unknown): its own --data and, followed
+    through their run folders, the data of the networks it was trained with (the frozen denoiser that
+    shaped a generator, the --init a denoiser was fine-tuned from), which it learned from indirectly."""
     run = Path(run_or_file).expanduser()
     run = run if run.is_dir() else run.parent
+    seen = set() if _seen is None else _seen
+    key = str(run.resolve())
+    if key in seen:
+        return []
+    seen.add(key)
     try:
         from pngan.train import runid
 
         rec = runid.read(run) or {}
     except PnganError:
         return []
-    data = (rec.get("identity") or {}).get("data") or []
-    return [d for d in data if isinstance(d, str)]
+    ident = rec.get("identity") or {}
+    data = [d for d in (ident.get("data") or []) if isinstance(d, str)]
+    nets = ident.get("networks") if isinstance(ident.get("networks"), dict) else {}
+    for name in sorted(nets):
+        spec = nets[name].get("spec") if isinstance(nets[name], dict) else None
+        if isinstance(spec, str) and spec:
+            data += [d for d in network_training_data(spec, _seen=seen) if d not in data]
+    return data
 
 
-def network_training_data(spec: str | Path | None) -> list[str]:
+def network_training_data(spec: str | Path | None, _seen: set | None = None) -> list[str]:
     """The --data specs a network file given as ``[NAME:]PATH`` (or a run folder) was trained on, from
-    the run.json beside it ([] when unknown: a published checkpoint, a file moved out of its run)."""
+    the run.json beside it ([] when unknown: a published checkpoint, a file moved out of its run);
+    see :func:`generator_training_data` for the networks it was trained with."""
     if not spec:
         return []
     p = Path(str(spec))
     if not p.exists() and ":" in str(spec):
         p = Path(str(spec).split(":", 1)[1])
-    return generator_training_data(p) if p.exists() else []
+    return generator_training_data(p, _seen) if p.exists() else []
 
 
 def clean_files(spec: str) -> dict[str, Path]:
