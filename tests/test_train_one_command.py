@@ -44,6 +44,24 @@ def test_train_without_denoiser_trains_it_first_and_resumes(data, tmp_path, capl
     assert json.loads((run / "stats.jsonl").read_text().splitlines()[-1])["step"] == 4
     # a new run into the folder is refused
     assert main(args + ["--steps", "2"]) == 2
+    # another --denoiser-config on resume is refused, in one process and in each process under torchrun
+    other = tmp_path / "dn2.yaml"
+    other.write_text(open(dn_cfg).read().replace("depth: 3", "depth: 4"))
+    from pngan.commands.train import frozen_denoiser
+    from pngan.errors import PnganError
+    from pngan.train.config import load_train_config
+
+    ns = type("A", (), {"out": str(run), "denoiser_config": str(other), "resume": True, "data": [spec], "quiet": True})
+    for world in ("1", "2"):
+        import os
+
+        old = os.environ.get("WORLD_SIZE")
+        os.environ["WORLD_SIZE"] = world
+        try:
+            with pytest.raises(PnganError, match="differs from the config this run's frozen denoiser"):
+                frozen_denoiser(ns, load_train_config(str(run / "config.yaml"), None))
+        finally:
+            os.environ.pop("WORLD_SIZE") if old is None else os.environ.__setitem__("WORLD_SIZE", old)
 
 
 def test_interrupted_denoiser_training_resumes_then_pngan_starts(data, tmp_path):

@@ -54,11 +54,6 @@ def frozen_denoiser(args: argparse.Namespace, cfg) -> str | None:
     out = Path(args.out)
     dn_dir = out / ck.FROZEN_DENOISER_DIR
     weights = dn_dir / "denoiser.safetensors"
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        if not (dn_dir / "done").is_file():
-            raise PnganError("under torchrun, train the frozen denoiser first (the same command in one process, "
-                             "or 'pngan train-denoiser') and pass --denoiser", out)
-        return str(weights)
     if args.denoiser_config and (dn_dir / "config.yaml").is_file():  # the recorded one is what continues
         from pngan.train import runid
 
@@ -69,6 +64,12 @@ def frozen_denoiser(args: argparse.Namespace, cfg) -> str | None:
             raise PnganError(f"--denoiser-config {args.denoiser_config} differs from the config this run's frozen "
                              f"denoiser was started with ({', '.join(diff[:4])}): leave --denoiser-config out to "
                              "continue it, or start a new run (another --out)", out)
+    # under torchrun after the check above: every process refuses another --denoiser-config alike
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if not (dn_dir / "done").is_file():
+            raise PnganError("under torchrun, train the frozen denoiser first (the same command in one process, "
+                             "or 'pngan train-denoiser') and pass --denoiser", out)
+        return str(weights)
     if (dn_dir / "done").is_file():
         return str(weights)
     if not args.resume:
