@@ -189,3 +189,17 @@ def test_an_interrupted_run_stops_the_table_before_it_is_written(f, capsys, tmp_
     monkeypatch.undo()
     _run(capsys, argv)
     assert json.loads((out / "benchmark.json").read_text())["summary"][f"pairs:{f}/T"]["rows"][0]["psnr"]["n"] == 2
+
+
+def test_a_moved_benchmark_folder_continues(f, capsys, tmp_path):
+    """Rows record their data by path (the calibrated row: the benchmark folder's own calibration.json);
+    a moved or copied folder holds the same files, so its rows are reused, not refused."""
+    out = tmp_path / "b"
+    base = ["benchmark", "denoise", "--train", f"pairs:{f}/A", "--test", f"pairs:{f}/T", "--steps", "1",
+            "--config", "cpu-small", "--quiet", "--seeds", "1", "--source", "real", "--source", "calibrated", *DN]
+    _run(capsys, [*base, "--out", out])
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    before = _runs(moved)
+    _run(capsys, [*base, "--out", moved])
+    assert _runs(moved) == before  # nothing trained again

@@ -134,6 +134,14 @@ def content_changes(old: dict, new: dict) -> list[str]:
     return problems
 
 
+def _same_content(old: dict, new: dict) -> bool:
+    """Whether two identities name the same sources with the same content hashes, however their paths are
+    spelled (each source's kind, e.g. ``synth:``/``gen:``/a format, must match too)."""
+    a, b = old.get("data") or [], new.get("data") or []
+    kinds = [str(s).split(":", 1)[0] for s in a] == [str(s).split(":", 1)[0] for s in b]
+    return bool(a) and len(a) == len(b) and kinds and "content" in old and old.get("content") == new.get("content")
+
+
 def read(run_dir: str | Path) -> dict | None:
     p = Path(run_dir) / RUN_FILE
     rec = read_json_record(p, "run record")
@@ -233,7 +241,11 @@ def check_resume(run_dir: str | Path, old_cfg: Any, new_cfg: Any, new_ident: dic
         old = rec["identity"]
         if old.get("kind") != new_ident["kind"]:
             raise PnganError(f"this is a '{old.get('kind')}' run folder, not a '{new_ident['kind']}' one", run_dir)
-        if old.get("data") != new_ident["data"]:
+        moved = old.get("data") != new_ident["data"] and _same_content(old, new_ident)
+        if moved:  # the same files at another path (a copied or moved folder): the same run
+            log.info("%s: --data is spelled otherwise (%s) but holds the same files as when the run started",
+                     run_dir, " ".join(new_ident["data"]))
+        elif old.get("data") != new_ident["data"]:
             problems.append(f"--data {' '.join(old.get('data') or [])} -> {' '.join(new_ident['data'])}")
         elif "content" not in old:
             log.warning("%s records no content hashes of the data (written by an older pngan): whether its files "
