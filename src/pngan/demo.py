@@ -50,6 +50,39 @@ def _finished(res):
     return res
 
 
+RECORD = "demo.json"
+
+
+def _started(run: Path) -> bool:
+    """A stage's training run that an earlier (stopped) demo began: it continues rather than restarts."""
+    return (run / "config.yaml").is_file()
+
+
+def _claim_folder(out: Path, job: dict, resume: bool) -> None:
+    """A new demo needs a new or empty folder; ``resume`` needs the record of a demo started there with
+    the same options (``demo.json``)."""
+    from pngan.io.json_out import MARKER, write_json
+    from pngan.io.records import read_json_record
+
+    rec_path = out / RECORD
+    rec = read_json_record(rec_path, "demo record") if rec_path.is_file() else None
+    if resume:
+        if rec is None:
+            raise PnganError(f"nothing to continue: the folder holds no demo record ({RECORD}); start the demo "
+                             "without --resume", out)
+        old = {k: v for k, v in rec.items() if k != MARKER}
+        diff = [k for k in sorted(set(old) | set(job)) if old.get(k) != job.get(k)]
+        if diff:
+            raise PnganError(f"--resume continues the demo with the options it started with; "
+                             f"{', '.join(f'{k}: {old.get(k)!r} -> {job.get(k)!r}' for k in diff[:3])}", out)
+        return
+    if out.exists() and any(not p.name.startswith(".") for p in out.iterdir()):
+        hint = "; continue the stopped demo there with --resume" if rec is not None else ""
+        raise PnganError(f"demo output folder exists and is not empty; choose another --out{hint}", out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(rec_path, job, "demo")
+
+
 def demo_configs(data: str | None = None, config: str | None = None, overrides: list[str] | None = None,
                  steps: int | None = None, denoiser_steps: int | None = None, seed: int = 0):
     """Check everything the demo's options name before any work (``pngan demo`` calls this before it
@@ -83,7 +116,10 @@ def demo_configs(data: str | None = None, config: str | None = None, overrides: 
 
 def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = None, config: str | None = None,
              overrides: list[str] | None = None, steps: int | None = None, denoiser_steps: int | None = None,
-             seed: int = 0, progress: bool = True) -> dict:
+             seed: int = 0, progress: bool = True, resume: bool = False) -> dict:
+    """The demo into ``out`` (new or empty). ``resume``: continue a demo that was stopped (SIGINT,
+    SIGTERM, a crash) in ``out`` with the same options: finished stages are kept, an interrupted
+    training continues from its last checkpoint, the quick stages run again."""
     from pngan.data.specs import open_dataset, parse_spec
     from pngan.eval.denoise_eval import evaluate_denoiser, evaluate_noise, generator_sampler, synthetic_sampler
     from pngan.eval.report import write_report
@@ -100,9 +136,8 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     out = Path(out)
     # the options are checked before any work (and before the folder is made)
     base, preset, cfg, dn_overrides = demo_configs(data, config, overrides, steps, denoiser_steps, seed)
-    if out.exists() and any(out.iterdir()):
-        raise PnganError("demo output folder exists and is not empty; choose another --out", out)
-    out.mkdir(parents=True, exist_ok=True)
+    _claim_folder(out, {"data": base, "denoiser": denoiser, "config": config, "overrides": list(overrides or []),
+                        "steps": steps, "denoiser_steps": denoiser_steps, "seed": seed}, resume)
     fmt, path, split = parse_spec(base)
     train_spec = "camera:builtin" if fmt == "camera" else f"{fmt}:{path}@train"
     test_spec = "camera:builtin@test" if fmt == "camera" else f"{fmt}:{path}@test"
@@ -123,7 +158,7 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
         dn_preset = "paper" if gpu else DEMO_DENOISER
         log.info("training the frozen real denoiser (DnCNN, %s) on the real training pairs", dn_preset)
         _finished(train_denoiser(load_denoiser_config(dn_preset, [f"run.seed={seed}"]), [train_spec],
-                                 out / "real-denoiser", progress=progress))
+                                 out / "real-denoiser", progress=progress, resume=_started(out / "real-denoiser")))
         denoiser = str(out / "real-denoiser" / "denoiser.safetensors")
         dn_net, _ = load_saved_network(denoiser)
     else:
@@ -141,7 +176,8 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     # 4. PNGAN
     t = time.perf_counter()
     results["config"] = preset
-    _finished(train_pngan(cfg, [train_spec], out / "pngan", denoiser=denoiser, progress=progress))
+    _finished(train_pngan(cfg, [train_spec], out / "pngan", denoiser=denoiser, progress=progress,
+                          resume=_started(out / "pngan")))
     lap("PNGAN training", t)
     # generated held-out pairs, for the report's crops
     t = time.perf_counter()
@@ -160,7 +196,7 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
             dn_eval[tag] = dict(results["frozen_denoiser"], reused="real-denoiser")
             continue
         _finished(train_denoiser(load_denoiser_config(DEMO_DENOISER, dn_overrides), [spec], out / f"denoiser-{tag}",
-                                 progress=progress))
+                                 progress=progress, resume=_started(out / f"denoiser-{tag}")))
         net, _ = load_saved_network(out / f"denoiser-{tag}" / "denoiser.safetensors")
         dn_eval[tag] = evaluate_denoiser(net.eval(), test_set)["mean"]
     results["denoiser"] = dn_eval
