@@ -121,3 +121,18 @@ def test_report_calibrated_column_and_noise_rows(tmp_path, monkeypatch):
     real_std = float(np.std(rows[1][1]["real"] - 0.5)) / 4
     assert 0.7 < cal_std / real_std < 1.4
     assert main(["report", "--out", str(tmp_path / "rep2"), "--calibration", str(tmp_path / "c.json")]) == 2
+
+
+def test_a_figure_of_an_older_pngan_is_named_as_such(tmp_path):
+    """Figures an older pngan drew carry the marker 'figure' (no command): a refusal says so, instead of
+    'a figure drawn by pngan', which left the user guessing why pngan would not replace its own file."""
+    from PIL import Image, PngImagePlugin
+
+    from pngan.errors import PnganError
+    from pngan.io.json_out import check_plot_target
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("pngan", "figure")
+    Image.new("RGB", (4, 4)).save(tmp_path / "old.png", pnginfo=info)
+    with pytest.raises(PnganError, match="older pngan, which did not record which command drew it"):
+        check_plot_target(tmp_path / "old.png", "evaluate noise --plot")

@@ -86,7 +86,9 @@ def file_kind(path: str | Path) -> str:
         if PNG_KEYWORD not in text:
             return "a PNG image that pngan did not draw"
         maker = text[PNG_KEYWORD]
-        return f"a figure drawn by 'pngan {maker}'" if maker != "figure" else "a figure drawn by pngan"
+        # "figure": the marker of a pngan from before markers named the command that drew them
+        return f"a figure drawn by 'pngan {maker}'" if maker != "figure" else \
+            "a figure drawn by an older pngan, which did not record which command drew it"
     rec = json_or_none(p)
     if rec is None:
         try:
