@@ -272,3 +272,21 @@ def test_training_data_follows_the_networks_a_model_was_trained_with(tmp_path):
                            "networks": {"init": {"sha256": "z", "spec": str(ft / "denoiser.safetensors")}}})
     (ft / "denoiser.safetensors").write_bytes(b"")
     assert generator_training_data(ft) == ["pairs:B", "pairs:A", "pairs:T"]  # the cycle ends
+
+
+def test_save_images_of_a_dnd_set_alone_is_refused(tmp_path, capsys):
+    """DND has no clean images: --save-images would make a folder with a job record and no image."""
+    import torch
+
+    from pngan.cli import main
+    from pngan.nets.loading import save_network
+    from pngan.nets.registry import build
+
+    rng = np.random.default_rng(0)
+    _write_dnd(tmp_path / "dnd", [rng.random((20, 30, 3)).astype(np.float32)], [[[1, 1, 8, 10]]])
+    torch.manual_seed(0)
+    model = save_network(build("dncnn", depth=2, channels=4), tmp_path / "dn.safetensors", {})
+    assert main(["evaluate", "denoiser", "--model", f"dncnn:{model}", "--data", f"dnd:{tmp_path / 'dnd'}",
+                 "--out", str(tmp_path / "sub"), "--save-images", str(tmp_path / "imgs")]) == 2
+    assert "submission bundle" in capsys.readouterr().err
+    assert not (tmp_path / "imgs").exists() and not (tmp_path / "sub").exists()

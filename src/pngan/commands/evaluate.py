@@ -288,8 +288,8 @@ def run(args: argparse.Namespace) -> int:
         finally:
             outdir.release(out)
     else:
+        from pngan.data.specs import parse_spec
         from pngan.nets.loading import load_network, parse_net_spec
-
         from pngan.validate import check_role
 
         name, path = parse_net_spec(args.model)
@@ -302,6 +302,9 @@ def run(args: argparse.Namespace) -> int:
         check_role(args.model, "denoiser", "--model")
         net = load_network(name, path)
         net.eval()
+        if args.save_images is not None and all(parse_spec(spec)[0] == "dnd" for spec in args.data):
+            raise PnganError("--save-images saves the denoised images of sets with clean images; a dnd: set's "
+                             "results go into its submission bundle (--out)")  # else: a folder with no image
         dnd_out = _claim_dnd_out(args, path)  # its checks (one set, --out only for DND) before any claim
         if args.save_images is not None:
             _claim_save_images(args, path)
