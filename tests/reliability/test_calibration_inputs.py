@@ -1,7 +1,11 @@
-"""The calibrated noise model, its fit and loading, and the pair readers: a calibration that cannot
-be right is refused whatever path it comes in by (naming the file and the key); the fit works on
-any small set of real pairs, refuses pairs too small to fit and warns about a pair whose noisy
-image shows another scene; a folder with two noisy images for one name is refused."""
+"""The calibrated noise model's inputs, checked (in-process, fast).
+
+A calibration that cannot be right (values out of range, wrong types, missing, extra or misspelt keys,
+no ``kernel`` or no ``mix``) is refused whatever path it comes in by (a JSON file on any command, a
+generator file or run folder's metadata, ``build_synthetic``, the Python API), naming the file and
+the key; an uncorrelated fit (kernel and mix null) loads without a word. The fit works on any small
+set of real pairs, refuses a pair too small to fit naming it, and warns once about a pair whose noisy
+image shows another scene. (The pair readers' own checks: test_cli_bad_input.py.)"""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ import json
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from helpers import TINY_NETS, write_pairs
+
+from helpers import TINY_NETS, one_line_error, write_pairs
+from helpers import run_cli as _run
 
 from pngan.cli import main
 from pngan.data.specs import open_dataset
@@ -112,6 +117,34 @@ def test_bad_calibration_is_refused_on_every_cli_path(data, tmp_path, capsys):
         _one_line(err, str(f), key)
     for o in ("o1", "o2", "o3"):  # synth: nothing written
         assert not (tmp_path / o).exists()
+
+
+@pytest.mark.files("sigma_pairs")
+def test_calibration_file_missing_kernel_or_mix_is_refused(f, capsys, caplog, tmp_path):
+    from pngan.data.specs import open_dataset
+    from pngan.noise.calibrated import fit_calibrated, load_calibration, save_calibration
+
+    cal = tmp_path / "cal.json"
+    _run(capsys, ["synth", "--input", f"clean:{f}/C", "--output", tmp_path / "O", "--setting", "calibrated",
+                  "--fit", f"pairs:{f}/A", "--save-fit", cal])
+    d = json.loads(cal.read_text())
+    assert d["kernel"] is not None and d["mix"] is not None
+    for key in ("kernel", "mix"):
+        bad = tmp_path / f"no-{key}.json"
+        bad.write_text(json.dumps({k: v for k, v in d.items() if k != key}))
+        out = tmp_path / f"out-{key}"
+        line = one_line_error(capsys, ["synth", "--setting", f"calibrated:{bad}", "--input", f"clean:{f}/C",
+                                  "--output", out], f"missing calibration key '{key}'")
+        assert str(bad) in line and not out.exists()
+    # an uncorrelated fit writes kernel and mix as null: it still loads, without a warning
+    white = tmp_path / "white.json"
+    save_calibration(fit_calibrated(open_dataset(f"pairs:{f}/A"), correlated=False), white)
+    assert json.loads(white.read_text())["kernel"] is None
+    caplog.clear()
+    m = load_calibration(white)
+    assert m.kernel is None and m.mix is None and "white" not in caplog.text
+    _run(capsys, ["synth", "--setting", f"calibrated:{white}", "--input", f"clean:{f}/C", "--output",
+                  tmp_path / "out-white"])
 
 
 def _generator(path: Path, synthetic: dict) -> Path:
@@ -235,40 +268,3 @@ def test_no_shared_real_pair_looks_like_another_scene(shared):
                 for l in range(0, w - 63, 64):
                     worst = min(worst, scene_slope(c[:, t:t + 64, l:l + 64], nz[:, t:t + 64, l:l + 64]))
     assert worst > SCENE_SLOPE + 0.1, worst
-
-
-# --- readers --------------------------------------------------------------------------------------
-
-def test_two_noisy_images_for_one_name_are_refused(tmp_path):
-    g = torch.Generator().manual_seed(0)
-    img = torch.rand(3, 8, 8, generator=g)
-    for kind, noisy, clean in (("nam", "x_real", "x_mean"), ("polyu", "x_real", "x_mean")):
-        d = tmp_path / kind
-        write_image(d / f"{clean}.png", img)
-        write_image(d / f"{noisy}.png", img)
-        write_image(d / f"{noisy}.jpg", img)
-        with pytest.raises(PnganError) as e:
-            open_dataset(f"{kind}:{d}")
-        assert "x_real.jpg" in str(e.value) and "x_real.png" in str(e.value), str(e.value)
-    d = tmp_path / "nam_clean"  # the clean side too
-    for name in ("x_real.png", "x_mean.png", "x_MEAN.tif"):
-        write_image(d / name, img)
-    with pytest.raises(PnganError, match="two clean images for 'x'"):
-        open_dataset(f"nam:{d}")
-    d = tmp_path / "pairs"  # the generic reader: noisy/X.png + noisy/X.jpg
-    write_image(d / "clean" / "x.png", img)
-    write_image(d / "noisy" / "x.png", img)
-    write_image(d / "noisy" / "x.jpg", img)
-    with pytest.raises(PnganError, match=r"x\.jpg, x\.png"):
-        open_dataset(f"pairs:{d}")
-
-
-
-def test_two_sidd_images_for_one_index_are_refused(tmp_path):
-    img = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0))
-    sc = tmp_path / "Data" / "0001_001_S6_00100_00060_3200_L"
-    for name in ("GT_SRGB_010.PNG", "NOISY_SRGB_010.PNG", "noisy_srgb_010.png"):
-        write_image(sc / name, img)
-    with pytest.raises(PnganError) as e:
-        open_dataset(f"sidd:{tmp_path}")
-    assert "NOISY_SRGB_010.PNG" in str(e.value) and "noisy_srgb_010.png" in str(e.value), str(e.value)

@@ -1,11 +1,14 @@
-"""Bad input through the real CLI: a one-line error naming the file, exit code 2, no partial output,
-inputs untouched. (Interruptions, divergence and malicious pickles are in tests/test_training.py,
-tests/test_networks.py and tests/test_generation.py.)"""
+"""Bad input through the real CLI and the data readers: a one-line error naming the file, exit code
+2, no partial output, inputs untouched. Broken, truncated, mismatched, empty, tiny or NaN images, wrong
+``.mat`` variables, unknown config keys, checkpoints of the wrong architecture, an output inside the
+input; a file where a folder is expected, a pairs folder given as ``noisy:``, two images for one name,
+input names that read as generated samples (``NAME_K``), targets that cannot hold files. (Interruptions,
+divergence and malicious pickles are in tests/test_training.py, tests/test_networks.py and
+tests/test_generation.py.)"""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,11 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
+from helpers import one_line_error as _one_line
+from helpers import write_pairs
+
 from pngan.cli import main
+from pngan.data.specs import open_dataset
 from pngan.errors import PnganError
 from pngan.io.images import read_image, write_image
 from pngan.nets.loading import save_network
@@ -21,6 +28,9 @@ from pngan.nets.registry import build
 
 TINY = ["--config", "cpu-small", "--quiet", "generator.channels=4", "generator.groups=1", "generator.blocks=1",
         "loss.d_channels=4", "data.patch_size=16", "data.batch_size=2", "run.steps=2", "run.threads=1"]
+# train-denoiser options: one step of a tiny DnCNN
+DN = ["--arch", "dncnn", "--config", "cpu-small", "--quiet", "--steps", "1", "data.patch_size=16",
+      "data.batch_size=2", "net.kwargs={depth: 2, channels: 4}", "run.threads=1"]
 
 
 def _digest(root: Path) -> dict[str, str]:
@@ -225,3 +235,89 @@ def test_reader_round_trip_property(tmp_path_factory, h, w, bits, ext):
     y = read_image(p)
     assert y.shape == x.shape
     assert (y - x).abs().max() <= 0.5 / (255 if bits == 8 else 65535) + 1e-7
+
+
+# --- data specs and folders that do not say what they hold ----------------------------------------------------
+@pytest.mark.files("pairs_and_denoiser")
+def test_a_file_given_as_a_folder_spec_says_so(f, capsys, tmp_path):
+    line = _one_line(capsys, ["synth", "--setting", "awgn", "--input", f"clean:{f}/C/c0.png", "--output",
+                              tmp_path / "x"], "c0.png is a file; clean: takes a folder")
+    assert "no such folder" not in line
+    _one_line(capsys, ["evaluate", "noise", "--real", f"pairs:{f}/P/clean/i0.png", "--setting", "awgn"],
+              "is a file; pairs: takes a folder")
+
+
+@pytest.mark.files("train_test_clean")
+def test_a_pairs_folder_given_as_noisy_images_is_named(f, capsys):
+    _one_line(capsys, ["evaluate", "noise", "--real", f"noisy:{f}/A", "--setting", "awgn"], f"give pairs:{f}/A")
+
+
+def test_two_noisy_images_for_one_name_are_refused(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(3, 8, 8, generator=g)
+    for kind, noisy, clean in (("nam", "x_real", "x_mean"), ("polyu", "x_real", "x_mean")):
+        d = tmp_path / kind
+        write_image(d / f"{clean}.png", img)
+        write_image(d / f"{noisy}.png", img)
+        write_image(d / f"{noisy}.jpg", img)
+        with pytest.raises(PnganError) as e:
+            open_dataset(f"{kind}:{d}")
+        assert "x_real.jpg" in str(e.value) and "x_real.png" in str(e.value), str(e.value)
+    d = tmp_path / "nam_clean"  # the clean side too
+    for name in ("x_real.png", "x_mean.png", "x_MEAN.tif"):
+        write_image(d / name, img)
+    with pytest.raises(PnganError, match="two clean images for 'x'"):
+        open_dataset(f"nam:{d}")
+    d = tmp_path / "pairs"  # the generic reader: noisy/X.png + noisy/X.jpg
+    write_image(d / "clean" / "x.png", img)
+    write_image(d / "noisy" / "x.png", img)
+    write_image(d / "noisy" / "x.jpg", img)
+    with pytest.raises(PnganError, match=r"x\.jpg, x\.png"):
+        open_dataset(f"pairs:{d}")
+
+
+def test_two_sidd_images_for_one_index_are_refused(tmp_path):
+    img = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0))
+    sc = tmp_path / "Data" / "0001_001_S6_00100_00060_3200_L"
+    for name in ("GT_SRGB_010.PNG", "NOISY_SRGB_010.PNG", "noisy_srgb_010.png"):
+        write_image(sc / name, img)
+    with pytest.raises(PnganError) as e:
+        open_dataset(f"sidd:{tmp_path}")
+    assert "NOISY_SRGB_010.PNG" in str(e.value) and "noisy_srgb_010.png" in str(e.value), str(e.value)
+
+
+@pytest.mark.files("denoiser_run")
+def test_input_names_that_read_as_samples_are_refused(f, capsys, tmp_path):
+    from pngan.infer.generate import check_sample_names
+    from pngan.errors import PnganError
+
+    with pytest.raises(PnganError, match="'a' and 'a_0' would collide"):
+        check_sample_names(["a.png", "a_0.png"])
+    check_sample_names(["a_0.png", "b_1.png", "c.png"])  # no stem is another's sample
+
+
+# --- images too small, targets that cannot hold files: refused before any work --------------------------------
+@pytest.mark.files("pairs_and_denoiser")
+def test_tiny_images_are_named_and_report_refuses_them(f, capsys, tmp_path):
+    tiny = write_pairs(tmp_path / "tiny", 1, 1, 1)
+    line = _one_line(capsys, ["evaluate", "noise", "--real", f"pairs:{tiny}", "--setting", "awgn"], "'i0")
+    assert "1x1" in line and "(1, 3, 1, 1)" not in line
+    _one_line(capsys, ["report", "--real", f"pairs:{tiny}", "--out", tmp_path / "rep"], "1x1")
+    assert not (tmp_path / "rep" / "index.html").exists()
+
+
+@pytest.mark.files("train_test_clean")
+def test_unwritable_targets_and_tiny_test_images_are_refused_before_any_work(f, capsys, tmp_path):
+    from pngan.io.images import write_image
+
+    if Path("/proc").is_dir():  # a folder that cannot hold files even for root
+        _one_line(capsys, ["synth", "--setting", "calibrated", "--fit", f"pairs:{f}/A", "--input", f / "C",
+                           "--output", tmp_path / "o", "--quiet", "--save-fit", "/proc/x.json"], "cannot create files")
+        assert not (tmp_path / "o").exists()
+    tiny = tmp_path / "tiny"
+    g = torch.Generator().manual_seed(0)
+    for side in ("noisy", "clean"):
+        write_image(tiny / side / "t.png", torch.rand(3, 9, 30, generator=g))
+    _one_line(capsys, ["benchmark", "denoise", "--train", f"pairs:{f}/A", "--test", f"pairs:{tiny}", "--out",
+                       tmp_path / "b", "--quiet", "--seeds", "1", "--source", "real", *DN[2:]], "9x30")
+    assert not (tmp_path / "b").exists()

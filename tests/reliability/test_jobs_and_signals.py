@@ -1,5 +1,12 @@
-"""Issue 13: nothing lost, nothing silently wrong. Output folders hold one job (generate, synth),
-resume refuses a changed run, folders are locked against a second process, SIGTERM is SIGINT."""
+"""Jobs, resume, folder locks and signals. An output folder of generate or synth holds one job (seed,
+generator, input, setting, tiling): another job is refused naming the difference, files already there
+are verified, not trusted by name, and an input replaced under the same name is redone; a real
+folder is never overwritten. ``--resume`` refuses a run whose options, config, data or networks
+changed (also a run of an older pngan without run.json). A folder is locked against a second pngan
+process, the lock dying with its holder. SIGTERM is handled like SIGINT: a checkpoint, exit 143, also
+when the whole process group (DataLoader workers) is signalled and during pngan demo.
+
+More on output folders: test_output_folders.py; on run folders and resume: test_resume_and_runs.py."""
 
 from __future__ import annotations
 
