@@ -12,7 +12,7 @@ from pngan.cli import main
 from pngan.io.images import write_image
 from pngan.nets.loading import load_saved_network
 from pngan.train.denoiser_config import load_denoiser_config
-from pngan.data.pairsources import MixedBatches, PairSource, is_generated, mix_fraction, split_synth_spec
+from pngan.data.pairsources import MixedBatches, is_generated, mix_fraction, split_synth_spec
 
 
 def _pairs(root, n=2, size=24, sigma=0.08, seed=0, value=None):

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -66,7 +65,7 @@ def test_tile_settings_are_checked(gen):
 
 
 def test_generator_and_dataset_arguments_are_one_clear_error(gen, tmp_path):
-    """QA round 5: a seed passed as the generator, a patch size of another type or below 1."""
+    """A seed passed as the generator, a patch size of another type or below 1."""
     from pngan.infer.api import ApiArgumentError, GeneratedPairs
     from pngan.io.images import write_image
 

@@ -31,7 +31,7 @@ def test_held_out_sets_that_are_training_data_are_refused(f, capsys, tmp_path):
             (["evaluate", "pgap", "--real-train", f"pairs:{f}/A", "--generated-train", f"synth:awgn:pairs:{f}/A",
               "--test", same, "--out", tmp_path / "pg"], "--test"),
             (["evaluate", "noise", "--real", same, "--setting", "calibrated", "--fit", f"pairs:{f}/A"], "--real")):
-        _one_line(capsys, argv, f"is also a training image")
+        _one_line(capsys, argv, "is also a training image")
         assert not any(tmp_path.glob("t3")) and not any(tmp_path.glob("rho")) and not any(tmp_path.glob("pg"))
 
 

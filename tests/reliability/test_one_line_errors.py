@@ -179,7 +179,7 @@ def test_pgap_resume_of_another_job_is_refused(f, capsys):
     base = ["evaluate", "pgap", "--real-train", f"pairs:{f}/pairs", "--generated-train", f"pairs:{f}/pairs",
             "--out", str(out)]
     assert main(base + ["--test", f"pairs:{f}/pairs"]) == 2  # the (empty) data stop it before any work ...
-    assert not (out / "job.json").exists()  # ... and a job that did nothing is not recorded (QA round 2 #9)
+    assert not (out / "job.json").exists()  # ... and a job that did nothing is not recorded
     import json
 
     from pngan.train.runid import data_content, normalize_spec
