@@ -203,3 +203,22 @@ def test_a_moved_benchmark_folder_continues(f, capsys, tmp_path):
     before = _runs(moved)
     _run(capsys, [*base, "--out", moved])
     assert _runs(moved) == before  # nothing trained again
+
+
+def test_same_files_at_another_path_must_be_the_same_kind_of_source():
+    """Only the paths may differ: another synthetic setting, split or format with equal content hashes
+    (camera:builtin and .mat sets hash alike for every split) is other data."""
+    from pngan.train.runid import _same_content
+
+    c = [{"data": "h"}]
+
+    def same(x, y):
+        return _same_content({"data": [x], "content": c}, {"data": [y], "content": c})
+
+    assert same("synth:/x/calibration.json:pairs:/a@all", "synth:/y/calibration.json:pairs:/b@all")
+    assert same("pairs:/a@all", "pairs:/b@all") and same("gen:/r1:pairs:/a@all", "gen:/r2:pairs:/a@all")
+    assert not same("synth:awgn:clean:/a@all", "synth:raw:clean:/a@all")
+    assert not same("camera:builtin@train", "camera:builtin@test")
+    assert not same("sidd-mat:/a@train", "sidd-mat:/b@test")
+    assert not same("pairs:/a@all", "polyu:/a@all")
+    assert not _same_content({"data": ["pairs:/a@all"], "content": c}, {"data": ["pairs:/b@all"], "content": [{"data": "i"}]})

@@ -52,6 +52,13 @@ def test_rerun_after_an_input_is_removed_keeps_only_the_jobs_pairs(tmp_path, cap
 
     assert sorted(open_dataset(f"pairs:{out}").names) == ["a", "b"]
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 2
+    # a file the user changed is left (and named), not removed
+    (src / "b.png").unlink()
+    (out / "noisy" / "b.png").write_bytes(b"edited")
+    assert main(cmd) == 0
+    text = capsys.readouterr().out
+    assert "removed 1 file(s)" in text and "left 1 file(s)" in text and "noisy/b.png" in text
+    assert (out / "noisy" / "b.png").read_bytes() == b"edited" and not (out / "clean" / "b.png").exists()
 
 
 def test_per_image_seeds_do_not_depend_on_other_images(tmp_path):

@@ -102,6 +102,28 @@ def test_generate_folder_holds_only_the_pairs_the_job_defines(gen_file, clean_di
     assert json.loads((out / "job.json").read_text())["samples"] == 1
 
 
+def test_generate_removes_only_its_own_unchanged_files(gen_file, clean_dir, tmp_path, capsys):
+    """A file the job no longer defines is removed only if it is still what pngan wrote: an edited one
+    is left and named; a hand-edited manifest cannot point the removal outside the folder."""
+    from pngan.cli import main
+
+    out = tmp_path / "out"
+    base = ["generate", "--generator", str(gen_file), "--input", f"clean:{clean_dir}", "--output", str(out), "--quiet"]
+    assert main(base + ["--samples", "2"]) == 0
+    (out / "noisy" / "b_1.png").write_bytes(b"edited by the user")
+    victim = tmp_path / "victim.png"
+    victim.write_bytes(b"mine")
+    with open(out / "manifest.jsonl", "a") as f:
+        f.write(json.dumps({"noisy": "noisy/../../victim.png", "source": "../../victim", "sample": 0}) + "\n")
+        f.write(json.dumps({"noisy": "noisy/../../victim_0.png", "source": "../../victim", "sample": 0,
+                            "sha256": "x"}) + "\n")
+    assert main(base + ["--samples", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "left 1 file(s)" in text and "noisy/b_1.png" in text
+    assert (out / "noisy" / "b_1.png").read_bytes() == b"edited by the user"
+    assert not (out / "noisy" / "a_1.png").exists() and victim.read_bytes() == b"mine"
+
+
 def test_generate_names_the_pngan_folder_it_refuses(gen_file, clean_dir, tmp_path, capsys):
     """A training run or a report folder is named as what it is, not "holds no pngan job record"."""
     from pngan.cli import main

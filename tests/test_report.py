@@ -136,3 +136,32 @@ def test_a_figure_of_an_older_pngan_is_named_as_such(tmp_path):
     Image.new("RGB", (4, 4)).save(tmp_path / "old.png", pnginfo=info)
     with pytest.raises(PnganError, match="older pngan, which did not record which command drew it"):
         check_plot_target(tmp_path / "old.png", "evaluate noise --plot")
+
+
+def test_report_deletes_only_its_own_earlier_figures(tmp_path):
+    """A folder of other commands' figures is not a report folder; a report.json whose file list names
+    the page, a path outside, or a user's file is not obeyed for those."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pngan.eval.plots import _save
+    from pngan.io.json_out import write_json
+
+    metrics = tmp_path / "noise.json"
+    metrics.write_text(json.dumps({"kind": "noise", "real": "pairs:x", "images": {}, "mean": {"akld": 0.1}}))
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    _save(plt.figure(), figs / "bench.png", "benchmark denoise")
+    assert main(["report", str(metrics), "--out", str(figs)]) == 2  # another command's figure: not a report folder
+    assert (figs / "bench.png").is_file()
+    rep = tmp_path / "rep"
+    assert main(["report", str(metrics), "--out", str(rep)]) == 0
+    (tmp_path / "victim.txt").write_text("mine")
+    (rep / "mine.png").write_bytes(b"not pngan's")
+    write_json(rep / "report.json", {"inputs": [], "files": ["../victim.txt", "index.html", "", ".", "..", "sub/x.png"]},
+               "report")
+    assert main(["report", str(metrics), "--out", str(rep)]) == 0
+    assert (tmp_path / "victim.txt").read_text() == "mine" and (rep / "index.html").is_file()
+    assert (rep / "mine.png").is_file()  # not in the earlier page's list: kept

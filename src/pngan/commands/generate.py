@@ -168,5 +168,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"pngan: removed {len(gone)} noisy image(s) of an earlier run that this job no longer defines "
                   f"(input image gone, or a sample beyond --samples {args.samples}): {', '.join(gone[:3])}"
                   f"{' ...' if len(gone) > 3 else ''}")
+        if res["left"]:
+            print(f"pngan: left {len(res['left'])} file(s) that this job no longer defines, because they changed "
+                  f"since pngan wrote them: {', '.join(res['left'][:3])}{' ...' if len(res['left']) > 3 else ''}; "
+                  f"they are read as part of pairs:{args.output}: remove them yourself")
     shutdown()
     return 0

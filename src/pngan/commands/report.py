@@ -55,7 +55,7 @@ def _check_folder(out) -> None:
     from pngan.io.json_out import PNG_KEYWORD, png_text
 
     # a report that stopped half-way (a bad input, Ctrl-C) left only figures pngan drew: its rerun goes on
-    if all(PNG_KEYWORD in (png_text(out / e) or {}) for e in entries):
+    if all((png_text(out / e) or {}).get(PNG_KEYWORD) in ("report", "figure") for e in entries):
         return
     raise PnganError(f"report folder is not empty and holds no earlier pngan report (it has {', '.join(entries[:4])}"
                      f"{'...' if len(entries) > 4 else ''}); its files are not replaced: choose an empty or new "
@@ -85,6 +85,8 @@ def _earlier_files(out) -> set[str]:
     from pngan.io.json_out import PNG_KEYWORD, png_text
     from pngan.io.records import read_json_record
 
+    from pngan.io.json_out import MARKER
+
     out = Path(out)
     if not out.is_dir():
         return set()
@@ -92,9 +94,14 @@ def _earlier_files(out) -> set[str]:
         rec = read_json_record(out / RECORD, "report record")
     except PnganError:
         rec = None
-    if isinstance(rec, dict) and isinstance(rec.get("files"), list):
-        return {str(f) for f in rec["files"] if isinstance(f, str) and "/" not in f and f != RECORD}
-    return {p.name for p in out.glob("*.png") if PNG_KEYWORD in (png_text(p) or {})}
+    mark = rec.get(MARKER) if isinstance(rec, dict) else None
+    if isinstance(mark, dict) and mark.get("command") == "report" and isinstance(rec.get("files"), list):
+        names = {f for f in rec["files"] if isinstance(f, str)}
+    else:  # the figures a report drew ("figure": a pngan from before markers named the command)
+        names = {p.name for p in out.glob("*.png") if (png_text(p) or {}).get(PNG_KEYWORD) in ("report", "figure")}
+    # a plain file name in this folder, never the page or its record, never through a link
+    return {n for n in names if n == Path(n).name and n not in ("", ".", "..", RECORD, "index.html")
+            and "\\" not in n and (out / n).is_file() and not (out / n).is_symlink()}
 
 
 def _page_files(index) -> list[str]:

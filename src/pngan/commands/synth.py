@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from pngan.commands.generate import level_arg
+from pngan.io.records import file_sha256
 from pngan.validate import SEED
 
 FORMATS = {"png": (".png", 8), "png16": (".png", 16), "tif": (".tif", 16)}
@@ -356,6 +357,8 @@ def _synth(args, spec, out, module, setting) -> int:
         write_image(out / "clean" / rel, sample.clean, bits=bits)
         records.append({
             "name": sample.name, "source": data.spec, "noisy": f"noisy/{rel}", "clean": f"clean/{rel}",
+            # what was written: a later run removes a file of a gone input only if it is still this
+            "sha256": file_sha256(out / "noisy" / rel), "clean_sha256": file_sha256(out / "clean" / rel),
             "seed": seed, "run_seed": args.seed, "synthetic": module.describe(), "params": params[0],
             # the level the image was drawn at (1: the fit's); none for settings 1 and 2
             **({"gain": 1.0 if level is None else level} if setting == "calibrated" else {}),
@@ -365,18 +368,41 @@ def _synth(args, spec, out, module, setting) -> int:
     print(f"wrote {len(records)} noisy/clean pairs to {out} (pairs:{out})")
     # an earlier run of this job made pairs for input images that are gone: the folder holds this job's
     # pairs only (a pairs: reader of OUT would take them as part of the set)
-    gone = sorted(earlier - {f for r in records for f in (r["noisy"], r["clean"])})
+    written = [out / f for r in records for f in (r["noisy"], r["clean"])]
+    stale = sorted(set(earlier) - {f for r in records for f in (r["noisy"], r["clean"])})
+    stale = [rel for rel in stale if _own_output(out, rel, written)]
+    gone = [rel for rel in stale if earlier[rel] is not None and file_sha256(out / rel) == earlier[rel]]
     for rel in gone:
-        (out / rel).unlink(missing_ok=True)
+        (out / rel).unlink()
     if gone:
         print(f"removed {len(gone)} file(s) of an earlier run whose input image is gone: {', '.join(gone[:3])}"
               f"{' ...' if len(gone) > 3 else ''}")
+    kept = [rel for rel in stale if rel not in gone]
+    if kept:
+        print(f"left {len(kept)} file(s) of an earlier run whose input image is gone, because they changed since "
+              f"pngan wrote them (or an older pngan recorded no hash): {', '.join(kept[:3])}"
+              f"{' ...' if len(kept) > 3 else ''}; they are read as part of pairs:{out}: remove them yourself")
     return 0
 
 
-def _manifest_files(path) -> set[str]:
-    """The noisy/ and clean/ files an earlier synth manifest lists (nothing outside those folders)."""
-    files: set[str] = set()
+def _own_output(out, rel: str, written) -> bool:
+    """``OUT/rel`` is a file directly in OUT/noisy or OUT/clean (not a link, not outside) and not one
+    this run just wrote under a name that differs only in case (a case-insensitive file system)."""
+    import os
+
+    p = out / rel
+    try:
+        if p.is_symlink() or not p.is_file() or p.resolve().parent != (out / rel.split("/")[0]).resolve():
+            return False
+        return not any(w.name.lower() == p.name.lower() and w.exists() and os.path.samefile(w, p) for w in written)
+    except OSError:
+        return False
+
+
+def _manifest_files(path) -> dict[str, str | None]:
+    """The noisy/ and clean/ files an earlier synth manifest lists (nothing outside those folders), each
+    with the SHA-256 it recorded (None: not recorded)."""
+    files: dict[str, str | None] = {}
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
@@ -386,8 +412,8 @@ def _manifest_files(path) -> set[str]:
             rec = json.loads(line)
         except ValueError:
             continue
-        for key in ("noisy", "clean"):
+        for key, digest in (("noisy", "sha256"), ("clean", "clean_sha256")):
             rel = rec.get(key) if isinstance(rec, dict) else None
             if isinstance(rel, str) and rel.count("/") == 1 and rel.split("/")[0] == key and ".." not in rel:
-                files.add(rel)
+                files[rel] = rec.get(digest) if isinstance(rec.get(digest), str) else None
     return files

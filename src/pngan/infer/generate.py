@@ -72,7 +72,8 @@ def _records(src: Path, bad: list) -> list[dict]:
         try:
             rec = json.loads(line)
             if not (isinstance(rec, dict) and isinstance(rec.get("source"), str) and isinstance(rec.get("noisy"), str)
-                    and isinstance(rec.get("sample"), int) and rec["noisy"].startswith("noisy/")):
+                    and isinstance(rec.get("sample"), int)
+                    and rec["noisy"] == f"noisy/{rec['source']}_{rec['sample']}.png"):
                 raise ValueError
         except ValueError:
             if line.strip():
@@ -84,6 +85,24 @@ def _records(src: Path, bad: list) -> list[dict]:
 
 def _json_safe(v):
     return json.loads(json.dumps(v, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def _own_file(out: Path, sub: str, name: str, current: set[str], samples: int) -> Path | None:
+    """``OUT/sub/name`` if it is a file this command writes (inside ``OUT/sub``, not a link) and not the
+    output of a current input under a name that differs only in case (a case-insensitive file
+    system: the same file); else None. The name comes from a manifest, which may have been edited."""
+    p = out / sub / name
+    try:
+        if p.is_symlink() or not p.is_file() or p.resolve().parent != (out / sub).resolve():
+            return None
+        for n in current:  # a current output spelled otherwise in case
+            for cand in ([f"{n}.png"] if sub == "clean" else [f"{n}_{k}.png" for k in range(samples)]):
+                if cand != name and cand.lower() == name.lower() and (out / sub / cand).exists() \
+                        and os.path.samefile(out / sub / cand, p):
+                    return None
+    except OSError:
+        return None
+    return p
 
 
 def generate(
@@ -99,8 +118,9 @@ def generate(
     generator_id: str | None = None,
     gain=None,
 ) -> dict:
-    """Write the pairs; returns counts ``{"written", "skipped", "images"}`` and ``removed`` (the noisy
-    files of an earlier run of this job that it no longer defines: an input gone, fewer samples). ``gain``: the noise
+    """Write the pairs; returns counts ``{"written", "skipped", "images"}``, ``removed`` (the noisy
+    files of an earlier run of this job that it no longer defines: an input gone, fewer samples) and
+    ``left`` (such files that changed since pngan wrote them: not removed). ``gain``: the noise
     level of a generator fed by the calibrated setting, a level policy (:mod:`pngan.noise.level`:
     a number, 1 being the level fitted on its training pairs; ``"0.5,1,2"``, ``"0.3-2.3"``,
     ``"fitted"`` or a LevelPolicy); None: the generator's default (``fitted`` for one trained with
@@ -222,6 +242,7 @@ def generate(
     if barrier is not None:
         barrier()
     removed: list[str] = []
+    left: list[str] = []
     if rank == 0:
         merged: dict[tuple[str, int], str] = {}
         old = out / "manifest.jsonl"
@@ -234,14 +255,25 @@ def generate(
         # The folder holds this job's pairs and nothing else: files an earlier run of the same job made
         # for an input image that is gone, or for a sample beyond --samples, are removed (the same seed
         # makes them again), so that a pairs: reader of OUT never sees a pair the job does not define.
+        # A file is removed only if it is still what pngan wrote (its recorded SHA-256): one the user
+        # changed is left, and named.
         current = set(names)
         for key in sorted(k for k in merged if k[0] not in current or not 0 <= k[1] < samples):
             rec = json.loads(merged.pop(key))
-            (out / rec["noisy"]).unlink(missing_ok=True)
-            removed.append(rec["noisy"])
-            if key[0] not in current:
-                (out / "clean" / f"{key[0]}.png").unlink(missing_ok=True)
+            noisy = _own_file(out, "noisy", f"{key[0]}_{key[1]}.png", current, samples)
+            if noisy is not None and rec.get("sha256") == _sha256(noisy):
+                noisy.unlink()
+                removed.append(f"noisy/{key[0]}_{key[1]}.png")
+            elif noisy is not None:
+                left.append(f"noisy/{key[0]}_{key[1]}.png")
+        for source in sorted({k[0] for k in recorded} - current):  # the clean copies of inputs that are gone
+            clean = _own_file(out, "clean", f"{source}.png", current, samples)
+            wrote = {r.get("clean_sha256") for (n, _), r in recorded.items() if n == source}
+            if clean is not None and _sha256(clean) in wrote:
+                clean.unlink()
+            elif clean is not None:
+                left.append(f"clean/{source}.png")
         atomic_write_text(old, "".join(merged[k] + "\n" for k in sorted(merged)))
         for src in sources[1:]:
             src.unlink(missing_ok=True)
-    return {"written": written, "skipped": skipped, "images": len(mine), "removed": removed}
+    return {"written": written, "skipped": skipped, "images": len(mine), "removed": removed, "left": left}

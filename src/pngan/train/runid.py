@@ -134,12 +134,29 @@ def content_changes(old: dict, new: dict) -> list[str]:
     return problems
 
 
+def _spec_shape(spec: str) -> tuple | None:
+    """A normalised spec without its paths: what must match for the same data at another path (the
+    on-the-fly kind and setting, the format, the split); None for a spec that cannot be parsed."""
+    from pngan.data.pairsources import split_source_spec
+    from pngan.data.specs import parse_spec
+
+    try:
+        kind, arg, inner = split_source_spec(spec)
+        fmt, path, split = parse_spec(inner)
+    except PnganError:
+        return None
+    path_arg = kind == "gen" or str(arg).lower().endswith(".json")  # a calibration file or a run folder
+    return kind, None if path_arg else arg, fmt, path if fmt == "camera" else None, split
+
+
 def _same_content(old: dict, new: dict) -> bool:
-    """Whether two identities name the same sources with the same content hashes, however their paths are
-    spelled (each source's kind, e.g. ``synth:``/``gen:``/a format, must match too)."""
+    """Whether two identities name the same sources at other paths: the same kinds, settings, formats
+    and splits (:func:`_spec_shape`), and the same content hashes of every file behind them."""
     a, b = old.get("data") or [], new.get("data") or []
-    kinds = [str(s).split(":", 1)[0] for s in a] == [str(s).split(":", 1)[0] for s in b]
-    return bool(a) and len(a) == len(b) and kinds and "content" in old and old.get("content") == new.get("content")
+    if not a or len(a) != len(b) or "content" not in old or old.get("content") != new.get("content"):
+        return False
+    shapes = [(_spec_shape(x), _spec_shape(y)) for x, y in zip(a, b)]
+    return all(sa is not None and sa == sb for sa, sb in shapes)
 
 
 def read(run_dir: str | Path) -> dict | None:
