@@ -222,3 +222,16 @@ def test_same_files_at_another_path_must_be_the_same_kind_of_source():
     assert not same("sidd-mat:/a@train", "sidd-mat:/b@test")
     assert not same("pairs:/a@all", "polyu:/a@all")
     assert not _same_content({"data": ["pairs:/a@all"], "content": c}, {"data": ["pairs:/b@all"], "content": [{"data": "i"}]})
+
+
+def test_camera_builtin_alone_is_recorded_as_its_training_split():
+    """camera:builtin opens the training split: recorded as @train (an older pngan wrote @all, which
+    a resume takes as @train, with a warning); camera:builtin@all is the whole set."""
+    from pngan.train.runid import _camera_spelling, normalize_spec
+
+    assert normalize_spec("camera:builtin") == "camera:builtin@train"
+    assert normalize_spec("camera:builtin@all") == "camera:builtin@all"
+    assert normalize_spec("synth:awgn:camera:builtin") == "synth:awgn:camera:builtin@train"
+    assert _camera_spelling(["camera:builtin@all"], ["camera:builtin@train"])
+    assert _camera_spelling(["gen:/r:camera:builtin@all"], ["gen:/r:camera:builtin@train"])
+    assert not _camera_spelling(["camera:builtin@all"], ["camera:builtin@test"])

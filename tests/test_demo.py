@@ -35,9 +35,19 @@ def test_a_stopped_demo_continues_with_resume(tmp_path, monkeypatch):
         run_demo(out, **kw)
     with pytest.raises(PnganError, match="seed"):
         run_demo(out, **{**kw, "seed": 1}, resume=True)
+    import json
+
+    rec = json.loads((out / "demo.json").read_text())
+    (out / "demo.json").write_text(json.dumps({**rec, "data_content": "other"}))
+    with pytest.raises(PnganError, match="the data's files changed"):
+        run_demo(out, **kw, resume=True)
+    (out / "demo.json").write_text(json.dumps(rec))
     monkeypatch.setattr(de, "evaluate_noise", real)
     res = run_demo(out, **kw, resume=True)
     assert {p: p.stat().st_mtime_ns for p in trained} == trained  # nothing trained again
     assert set(res["realism"]) == {"setting1", "setting2", "calibrated", "pngan"} and (out / "summary.json").is_file()
+    from pngan.data.specs import generator_training_data
+
+    assert generator_training_data(out / "pngan") == ["camera:builtin@train"]  # its run record: lineage checks
     with pytest.raises(PnganError, match="nothing to continue"):
         run_demo(tmp_path / "empty", **kw, resume=True)

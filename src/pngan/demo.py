@@ -53,9 +53,35 @@ def _finished(res):
 RECORD = "demo.json"
 
 
+def _record(run: Path, kind: str, data: list[str], networks: dict) -> None:
+    """The stage's run record (run.json, as the training commands write it): what it learned from, for
+    the held-out checks of later commands and for a --resume of the run by hand."""
+    from pngan.train import runid
+
+    if not (run / runid.RUN_FILE).is_file():
+        run.mkdir(parents=True, exist_ok=True)
+        runid.record_new(run, runid.identity(kind, data, networks))
+
+
 def _started(run: Path) -> bool:
     """A stage's training run that an earlier (stopped) demo began: it continues rather than restarts."""
     return (run / "config.yaml").is_file()
+
+
+def _job(base, denoiser, config, preset, overrides, steps, denoiser_steps, seed) -> dict:
+    """What defines a demo: its data (the path resolved, and the files' content), the frozen
+    denoiser's file, the config (its file's content when it is one) and what the machine chose (a GPU
+    runs the paper presets), the overrides, budgets and seed."""
+    from pngan.data.specs import data_fingerprint
+    from pngan.io.records import file_sha256
+    from pngan.train.runid import network_identity, normalize_spec
+
+    cfg_file = Path(config).expanduser() if config else None
+    return {"data": normalize_spec(base), "data_content": data_fingerprint(base, strict=True),
+            "denoiser": network_identity(denoiser), "config": preset,
+            "config_sha256": file_sha256(cfg_file) if cfg_file is not None and cfg_file.is_file() else None,
+            "gpu": torch.cuda.is_available(), "overrides": list(overrides or []), "steps": steps,
+            "denoiser_steps": denoiser_steps, "seed": seed}
 
 
 def _claim_folder(out: Path, job: dict, resume: bool) -> None:
@@ -72,9 +98,13 @@ def _claim_folder(out: Path, job: dict, resume: bool) -> None:
                              "without --resume", out)
         old = {k: v for k, v in rec.items() if k != MARKER}
         diff = [k for k in sorted(set(old) | set(job)) if old.get(k) != job.get(k)]
+        words = {"data_content": "the data's files changed", "config_sha256": "the config file changed",
+                 "gpu": "started on a machine with%s a GPU" % ("" if old.get("gpu") else "out"),
+                 "denoiser": "another --denoiser file"}
         if diff:
-            raise PnganError(f"--resume continues the demo with the options it started with; "
-                             f"{', '.join(f'{k}: {old.get(k)!r} -> {job.get(k)!r}' for k in diff[:3])}", out)
+            raise PnganError("--resume continues the demo with the options and data it started with; "
+                             + "; ".join(words.get(k, f"{k}: {old.get(k)!r} -> {job.get(k)!r}") for k in diff[:3]),
+                             out)
         return
     if out.exists() and any(not p.name.startswith(".") for p in out.iterdir()):
         hint = "; continue the stopped demo there with --resume" if rec is not None else ""
@@ -136,8 +166,7 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     out = Path(out)
     # the options are checked before any work (and before the folder is made)
     base, preset, cfg, dn_overrides = demo_configs(data, config, overrides, steps, denoiser_steps, seed)
-    _claim_folder(out, {"data": base, "denoiser": denoiser, "config": config, "overrides": list(overrides or []),
-                        "steps": steps, "denoiser_steps": denoiser_steps, "seed": seed}, resume)
+    _claim_folder(out, _job(base, denoiser, config, preset, overrides, steps, denoiser_steps, seed), resume)
     fmt, path, split = parse_spec(base)
     train_spec = "camera:builtin" if fmt == "camera" else f"{fmt}:{path}@train"
     test_spec = "camera:builtin@test" if fmt == "camera" else f"{fmt}:{path}@test"
@@ -157,6 +186,7 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     if denoiser is None:
         dn_preset = "paper" if gpu else DEMO_DENOISER
         log.info("training the frozen real denoiser (DnCNN, %s) on the real training pairs", dn_preset)
+        _record(out / "real-denoiser", "train-denoiser", [train_spec], {"init": None})
         _finished(train_denoiser(load_denoiser_config(dn_preset, [f"run.seed={seed}"]), [train_spec],
                                  out / "real-denoiser", progress=progress, resume=_started(out / "real-denoiser")))
         denoiser = str(out / "real-denoiser" / "denoiser.safetensors")
@@ -176,6 +206,7 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     # 4. PNGAN
     t = time.perf_counter()
     results["config"] = preset
+    _record(out / "pngan", "train", [train_spec], {"denoiser": denoiser, "vgg": None})
     _finished(train_pngan(cfg, [train_spec], out / "pngan", denoiser=denoiser, progress=progress,
                           resume=_started(out / "pngan")))
     lap("PNGAN training", t)
@@ -195,6 +226,7 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
             # (deterministic) run, so its weights are reused rather than trained twice
             dn_eval[tag] = dict(results["frozen_denoiser"], reused="real-denoiser")
             continue
+        _record(out / f"denoiser-{tag}", "train-denoiser", [spec], {"init": None})
         _finished(train_denoiser(load_denoiser_config(DEMO_DENOISER, dn_overrides), [spec], out / f"denoiser-{tag}",
                                  progress=progress, resume=_started(out / f"denoiser-{tag}")))
         net, _ = load_saved_network(out / f"denoiser-{tag}" / "denoiser.safetensors")

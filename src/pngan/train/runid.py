@@ -59,6 +59,8 @@ def normalize_spec(spec: str) -> str:
     fmt, path, split = parse_spec(spec)
     if fmt != "camera":
         path = str(Path(path).expanduser().resolve())
+    elif not str(spec).rstrip().endswith(f"@{split}"):
+        split = "train"  # camera:builtin alone opens its training split (pngan.data.specs.open_dataset)
     return f"{fmt}:{path}@{split}"
 
 
@@ -132,6 +134,14 @@ def content_changes(old: dict, new: dict) -> list[str]:
         if what:
             problems.append(f"--data {spec} ({', '.join(what)} since the run started)")
     return problems
+
+
+def _camera_spelling(old: list | None, new: list) -> bool:
+    """An older pngan recorded ``camera:builtin`` (its training split) as ``camera:builtin@all``."""
+    if not isinstance(old, list) or len(old) != len(new) or old == new:
+        return False
+    return all(a == b or (str(a).endswith("camera:builtin@all") and b == str(a)[: -len("all")] + "train")
+               for a, b in zip(old, new))
 
 
 def _spec_shape(spec: str) -> tuple | None:
@@ -258,6 +268,10 @@ def check_resume(run_dir: str | Path, old_cfg: Any, new_cfg: Any, new_ident: dic
         old = rec["identity"]
         if old.get("kind") != new_ident["kind"]:
             raise PnganError(f"this is a '{old.get('kind')}' run folder, not a '{new_ident['kind']}' one", run_dir)
+        if _camera_spelling(old.get("data"), new_ident["data"]):
+            log.warning("%s: recorded camera:builtin@all for the training split camera:builtin (an older pngan "
+                        "wrote it so); taken as camera:builtin@train", Path(run_dir) / RUN_FILE)
+            old = {**old, "data": new_ident["data"]}
         moved = old.get("data") != new_ident["data"] and _same_content(old, new_ident)
         if moved:  # the same files at another path (a copied or moved folder): the same run
             log.info("%s: --data is spelled otherwise (%s) but holds the same files as when the run started",
