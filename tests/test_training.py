@@ -200,3 +200,18 @@ def test_removed_generator_knobs_load_at_their_off_value_and_are_refused_otherwi
     for bad in ("optim.g_warmup=100", "optim.ema=0.99", "generator.sid=false"):
         with pytest.raises(PnganError, match="was removed from pngan"):
             load_train_config("cpu-small", [bad])
+
+
+def test_adam_betas_below_one_and_lr_min_not_above_lr():
+    """beta = 1 passed the range and ended in torch's ValueError traceback at the first step; an
+    lr_min above lr was accepted (a schedule that rises)."""
+    from pngan.errors import PnganError
+    from pngan.train.config import load_train_config
+    from pngan.train.denoiser_config import load_denoiser_config
+
+    for load in (load_train_config, load_denoiser_config):
+        for bad, words in (("optim.beta1=1", r"in \[0.0, 1.0\)"), ("optim.beta2=1.0", r"in \[0.0, 1.0\)"),
+                           ("optim.lr_min=0.5", "above optim.lr")):
+            with pytest.raises(PnganError, match=words):
+                load("cpu-small", [bad])
+    load_train_config("cpu-small", ["optim.beta1=0.99", "optim.lr_min=0.001"])  # lr_min == lr: a constant rate

@@ -215,24 +215,26 @@ class Rule:
     lo_open: bool = False
     allow: tuple = ()  # extra values accepted outside the range (e.g. -1 meaning "auto")
     note: str = ""
+    hi_open: bool = False
 
     def check(self, key: str, v: Any) -> None:
         if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or v in self.allow:
             return
         bad = (self.lo is not None and (v < self.lo or (self.lo_open and v == self.lo))) or \
-              (self.hi is not None and v > self.hi)
+              (self.hi is not None and (v > self.hi or (self.hi_open and v == self.hi)))
         if bad:
             rng = _range_text(self.lo, self.hi, self.lo_open) if self.lo is not None else f"<= {self.hi}"
+            rng = rng[:-1] + ")" if self.hi_open and rng.endswith("]") else rng
             extra = f" or {', '.join(map(str, self.allow))}" if self.allow else ""
             raise PnganError(f"config key '{key}' must be {rng}{extra}{self.note}, got {v!r}")
 
 
 def ranged(default: Any, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-           allow: tuple = (), note: str = "") -> Any:
+           hi_open: bool = False, allow: tuple = (), note: str = "") -> Any:
     """A config dataclass field whose value must lie in [lo, hi] (``lo_open``: (lo, hi]; ``allow``:
     extra values such as -1 for "auto"), checked by :func:`validate_config`: the range is written
     next to the field it applies to."""
-    return dataclasses.field(default=default, metadata={"range": Rule(lo, hi, lo_open, allow, note)})
+    return dataclasses.field(default=default, metadata={"range": Rule(lo, hi, lo_open, allow, note, hi_open)})
 
 
 # field names checked as device names wherever they appear
@@ -267,7 +269,18 @@ def _check_generator_options(cfg: Any) -> None:
                          "generator.name=simnet (the released network) is single-scale")
 
 
-CROSS_CHECKS: list[Callable[[Any], None]] = [_check_level, _check_lowpass, _check_generator_options]
+def _check_learning_rates(cfg: Any) -> None:
+    optim = getattr(cfg, "optim", None)
+    lr_min = getattr(optim, "lr_min", None)
+    for key in ("lr", "d_lr"):
+        lr = getattr(optim, key, None)
+        if lr is not None and lr_min is not None and lr_min > lr:
+            raise PnganError(f"optim.lr_min ({lr_min:g}) is above optim.{key} ({lr:g}): the cosine schedule anneals "
+                             f"from optim.{key} down to optim.lr_min")
+
+
+CROSS_CHECKS: list[Callable[[Any], None]] = [_check_level, _check_lowpass, _check_generator_options,
+                                             _check_learning_rates]
 
 
 def validate_config(cfg: Any, prefix: str = "") -> None:

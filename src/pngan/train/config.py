@@ -147,8 +147,8 @@ class AdamConfig:
 
     lr: float = ranged(2e-4, 0.0, lo_open=True)
     lr_min: float = ranged(1e-6, 0.0)
-    beta1: float = ranged(0.9, 0.0, 1.0, note=" (Adam beta, < 1)")
-    beta2: float = ranged(0.999, 0.0, 1.0, note=" (Adam beta, < 1)")
+    beta1: float = ranged(0.9, 0.0, 1.0, hi_open=True, note=" (an Adam beta)")
+    beta2: float = ranged(0.999, 0.0, 1.0, hi_open=True, note=" (an Adam beta)")
 
 
 @dataclass
