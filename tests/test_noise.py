@@ -272,3 +272,15 @@ def test_calibrated_parameters_are_buffers_and_pair_gains_are_explicit():
     assert all(t.dtype == torch.float64 for t in s.state_dict().values())
     assert s.pair_gains == [0.5, 2.0] and s.describe()["pair_gains"] == [0.5, 2.0]
     assert _registered_settings()["awgn"].pair_gains is None
+    # a cast leaves the fitted numbers exact (the noise is computed in the input's precision anyway)
+    before = s.describe()
+    s.half()
+    s.to(torch.float32)
+    assert s.a.dtype == torch.float64 and s.describe() == before
+
+
+def test_noise_settings_refuse_inputs_they_would_misread():
+    for s in _registered_settings().values():
+        for bad in (torch.zeros(1, 3, 8, 8, dtype=torch.uint8), torch.zeros(0, 3, 8, 8), torch.zeros(1, 1, 8, 8)):
+            with pytest.raises(ValueError, match="expected"):
+                s(bad)

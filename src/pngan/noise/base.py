@@ -48,5 +48,9 @@ class NoiseSetting(nn.Module):
 
     @staticmethod
     def check_input(x: torch.Tensor) -> None:
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected (B,3,H,W), got {tuple(x.shape)}")
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected a (B,3,H,W) tensor, got {tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        if not x.is_floating_point():  # uint8 images would be read as 0-255 and get noise of 1/255 the level
+            raise ValueError(f"expected a floating-point image in [0, 1], got {x.dtype}")
+        if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+            raise ValueError(f"expected at least one image of at least 1x1 pixels, got {tuple(x.shape)}")

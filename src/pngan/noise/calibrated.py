@@ -172,6 +172,25 @@ class CalibratedNoise(NoiseSetting):
         for name, value in (("a", a), ("b", b), ("kernel", kernel), ("mix", mix), ("kappa", kappa)):
             self.register_buffer(name, None if value is None else torch.tensor(value, dtype=torch.float64))
 
+    NUMBERS = ("a", "b", "kernel", "mix", "kappa")
+
+    def _apply(self, fn, recurse=True):
+        """``.to(device)`` moves the numbers; a cast (``.half()``, ``.to(torch.float32)``) leaves them
+        float64, exact as fitted (the noise is computed in the input's precision anyway), and a device
+        without float64 (MPS) leaves them on the CPU (each use moves them to the input's device)."""
+        saved = {n: self._buffers.pop(n) for n in self.NUMBERS if n in self._buffers}
+        try:
+            return super()._apply(fn, recurse)
+        finally:
+            for n, t in saved.items():
+                if t is not None:
+                    try:
+                        dev = fn(t).device
+                    except (TypeError, RuntimeError):
+                        dev = t.device
+                    t = t.to(dev)
+                self._buffers[n] = t
+
     @classmethod
     def from_description(cls, d: dict) -> "CalibratedNoise":
         return calibration_from_dict(d)  # every key checked by name, type and range
