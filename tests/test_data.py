@@ -290,3 +290,27 @@ def test_save_images_of_a_dnd_set_alone_is_refused(tmp_path, capsys):
                  "--out", str(tmp_path / "sub"), "--save-images", str(tmp_path / "imgs")]) == 2
     assert "submission bundle" in capsys.readouterr().err
     assert not (tmp_path / "imgs").exists() and not (tmp_path / "sub").exists()
+
+
+def test_training_data_follows_on_the_fly_sources_and_copied_weights(tmp_path):
+    """A denoiser trained on gen:RUN pairs learned from RUN's data; a calibration's pairs count for a
+    synth:FILE.json source; weights copied out of their run folder name their data in metadata."""
+    from pngan.data.specs import generator_training_data, network_training_data
+    from pngan.nets.loading import save_network
+    from pngan.nets.registry import build
+    from pngan.noise.calibrated import CalibratedNoise, save_calibration
+    from pngan.train import runid
+
+    gen, dn = tmp_path / "gen", tmp_path / "dn"
+    gen.mkdir()
+    dn.mkdir()
+    (gen / "generator.safetensors").write_bytes(b"")
+    runid.record_new(gen, {"kind": "train", "data": ["pairs:/x/T@all"], "networks": {}})
+    cal = tmp_path / "cal.json"
+    save_calibration(CalibratedNoise([0.01] * 3, [1e-4] * 3, fitted_on="pairs:/x/U@all (2 pairs)"), cal)
+    runid.record_new(dn, {"kind": "train-denoiser", "data": [f"gen:{gen}:clean:/x/C@all", f"synth:{cal}:clean:/x/C@all"],
+                          "networks": {"init": None}})
+    assert generator_training_data(dn)[2:] == ["pairs:/x/T@all", "pairs:/x/U@all"]
+    copied = save_network(build("dncnn", depth=2, channels=4), tmp_path / "elsewhere" / "w.safetensors",
+                          {"pngan.data": "pairs:/x/T@all (3 pairs) + gen:/r:clean:/x/C@all (2 clean images)"})
+    assert network_training_data(f"dncnn:{copied}") == ["pairs:/x/T@all", "clean:/x/C@all"]

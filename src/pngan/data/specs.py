@@ -214,15 +214,56 @@ def generator_training_data(run_or_file: str | Path, _seen: set | None = None) -
 
         rec = runid.read(run) or {}
     except PnganError:
-        return []
-    ident = rec.get("identity") or {}
+        rec = {}
+    ident = rec.get("identity") if isinstance(rec.get("identity"), dict) else {}
+    if not ident:  # weights copied out of their run folder: the data their metadata names
+        return _metadata_data(Path(run_or_file).expanduser())
     data = [d for d in (ident.get("data") or []) if isinstance(d, str)]
+    for d in list(data):  # what an on-the-fly source learned from: a generator's data, a calibration's pairs
+        data += [x for x in _source_data(d, seen) if x not in data]
     nets = ident.get("networks") if isinstance(ident.get("networks"), dict) else {}
     for name in sorted(nets):
         spec = nets[name].get("spec") if isinstance(nets[name], dict) else None
         if isinstance(spec, str) and spec:
             data += [d for d in network_training_data(spec, _seen=seen) if d not in data]
     return data
+
+
+def _source_data(spec: str, seen: set) -> list[str]:
+    """The data behind an on-the-fly source: ``gen:RUN:SPEC`` (the generator's own training data) or
+    ``synth:FILE.json:SPEC`` (the pairs the calibration was fitted on)."""
+    from pngan.data.pairsources import split_source_spec
+
+    try:
+        kind, arg, _ = split_source_spec(spec)
+        if kind == "gen":
+            return generator_training_data(arg, seen)
+        if kind == "synth" and str(arg).lower().endswith(".json"):
+            from pngan.noise.calibrated import load_calibration
+
+            fitted_on = load_calibration(arg).fitted_on.split(" ")[0]
+            return [fitted_on] if ":" in fitted_on else []
+    except (PnganError, OSError):
+        pass
+    return []
+
+
+_DATA_IN_TEXT = re.compile(r"\b(?:%s):\S+?@(?:train|test|all)\b" % "|".join(re.escape(f) for f in FORMATS))
+
+
+def _metadata_data(path: Path) -> list[str]:
+    """The data specs a pngan weights file's ``pngan.data`` metadata names (a file without its run
+    record); a folder: the weights pngan writes in it."""
+    from pngan.nets.loading import read_metadata
+
+    files = [path] if path.is_file() else [path / "generator.safetensors", path / "denoiser.safetensors"]
+    for f in files:
+        try:
+            if f.is_file() and f.suffix == ".safetensors":
+                return list(dict.fromkeys(_DATA_IN_TEXT.findall(read_metadata(f).get("pngan.data", ""))))
+        except (PnganError, OSError, ValueError):
+            continue
+    return []
 
 
 def network_training_data(spec: str | Path | None, _seen: set | None = None) -> list[str]:
