@@ -314,3 +314,19 @@ def test_training_data_follows_on_the_fly_sources_and_copied_weights(tmp_path):
     copied = save_network(build("dncnn", depth=2, channels=4), tmp_path / "elsewhere" / "w.safetensors",
                           {"pngan.data": "pairs:/x/T@all (3 pairs) + gen:/r:clean:/x/C@all (2 clean images)"})
     assert network_training_data(f"dncnn:{copied}") == ["pairs:/x/T@all", "clean:/x/C@all"]
+
+
+def test_large_files_with_the_same_ends_are_not_taken_for_one_image(tmp_path, monkeypatch):
+    """Large files are fingerprinted by their size and ends; an overlap found that way is confirmed on
+    the whole file before a held-out set is refused (two scans with the same white border are not one)."""
+    import pngan.data.specs as specs
+    from pngan.data.specs import refuse_overlap
+
+    monkeypatch.setattr(specs, "_WHOLE_HASH_BYTES", 1 << 20)  # 3 MiB files: fingerprinted by their ends
+    monkeypatch.setattr(specs, "_DIGESTS", {})
+    for d, value in (("train", 0.2), ("test", 0.8)):
+        img = torch.ones(3, 1024, 1024)
+        img[:, 500:510, 500:510] = value  # the same first and last MiB, another middle
+        write_image(tmp_path / d / "clean" / "x.bmp", img)
+        write_image(tmp_path / d / "noisy" / "x.bmp", img)
+    refuse_overlap([f"pairs:{tmp_path / 'train'}"], [f"pairs:{tmp_path / 'test'}"])

@@ -332,11 +332,11 @@ def _first_shared(a: list[str], b: list[str]) -> tuple[str, str, str, str] | Non
     however they are spelled (file digests), or None. The (usually small) set ``b`` is hashed first,
     and only files of ``a`` of a size found in ``b`` are read; sets whose images are not files are
     skipped, and so is a file that cannot be read."""
-    held: dict[str, tuple[str, str]] = {}
+    held: dict[str, tuple[str, str, Path]] = {}
     sizes: set[int] = set()
     for spec, name, p in _files(b):
         try:
-            held.setdefault(_file_digest(p), (spec, name))
+            held.setdefault(_file_digest(p), (spec, name, p))
             sizes.add(p.stat().st_size)
         except OSError:
             continue
@@ -344,14 +344,28 @@ def _first_shared(a: list[str], b: list[str]) -> tuple[str, str, str, str] | Non
         return None
     for spec, name, p in _files(a):
         try:
-            if p.stat().st_size not in sizes:
+            size = p.stat().st_size
+            if size not in sizes:
                 continue
             hit = held.get(_file_digest(p))
+            # a large file's digest reads its ends only: the same ends are confirmed by the whole file
+            if hit is not None and size > _WHOLE_HASH_BYTES and _whole_digest(p) != _whole_digest(hit[2]):
+                hit = None
         except OSError:
             continue
         if hit is not None:
-            return (spec, name, *hit)
+            return (spec, name, hit[0], hit[1])
     return _first_same_pixels(a, b)
+
+
+def _whole_digest(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _first_same_pixels(a: list[str], b: list[str]) -> tuple[str, str, str, str] | None:
