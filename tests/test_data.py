@@ -330,3 +330,23 @@ def test_large_files_with_the_same_ends_are_not_taken_for_one_image(tmp_path, mo
         write_image(tmp_path / d / "clean" / "x.bmp", img)
         write_image(tmp_path / d / "noisy" / "x.bmp", img)
     refuse_overlap([f"pairs:{tmp_path / 'train'}"], [f"pairs:{tmp_path / 'test'}"])
+
+
+def test_single_file_outputs_never_go_into_the_data_read(tmp_path, capsys):
+    """--json / --save-fit inside a data set's clean/ or noisy/ would join the data set and break every
+    later read of it: refused before any work."""
+    from pngan.cli import main
+
+    g = torch.Generator().manual_seed(0)
+    for n in ("a", "b"):
+        c = torch.rand(3, 24, 24, generator=g) * 0.6 + 0.2
+        write_image(tmp_path / "t" / "clean" / f"{n}.png", c)
+        write_image(tmp_path / "t" / "noisy" / f"{n}.png", (c + 0.05 * torch.randn(c.shape, generator=g)).clamp(0, 1))
+    spec = f"pairs:{tmp_path / 't'}"
+    for argv, opt in ((["evaluate", "noise", "--real", spec, "--setting", "awgn", "--json", str(tmp_path / "t/clean/m.json")], "--json"),
+                      (["synth", "--setting", "calibrated", "--fit", spec, "--input", f"clean:{tmp_path / 't/clean'}",
+                        "--output", str(tmp_path / "o"), "--save-fit", str(tmp_path / "t/noisy/f.json")], "--save-fit")):
+        assert main(argv) == 2
+        assert f"{opt}" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "t" / "clean").iterdir()) == ["a.png", "b.png"]
+    assert sorted(p.name for p in (tmp_path / "t" / "noisy").iterdir()) == ["a.png", "b.png"]

@@ -87,6 +87,12 @@ def _check_outputs(args) -> None:
 
     distinct_outputs({"--json": getattr(args, "json", None), "--plot": getattr(args, "plot", None),
                       "--save-images": getattr(args, "save_images", None), "--out": getattr(args, "out", None)})
+    from pngan.data.specs import refuse_file_in_data
+
+    inputs = [getattr(args, k, None) for k in ("real", "generated", "fit", "reference")] + \
+        list(getattr(args, "data", None) or [])
+    for opt in ("json", "plot"):  # never a file inside the data read (it would join the data set)
+        refuse_file_in_data(getattr(args, opt, None), inputs, f"--{opt}")
     if getattr(args, "json", None):
         check_json_target(args.json, f"evaluate {args.what}")
     if getattr(args, "plot", None):

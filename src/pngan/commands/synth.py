@@ -260,7 +260,10 @@ def run(args: argparse.Namespace) -> int:
     setting = check_setting_options(args.setting, fit=args.fit, sigma=args.sigma, gain=args.gain,
                                     cycleisp=args.cycleisp)
     if args.save_fit:
+        from pngan.data.specs import refuse_file_in_data
+
         _check_save_fit(args.save_fit, setting, args.fit)
+        refuse_file_in_data(args.save_fit, [args.fit, args.input], "--save-fit")
     kwargs = {}
     if args.sigma is not None:
         kwargs["sigma"] = args.sigma if not isinstance(args.sigma, str) else _parse_sigma(args.sigma)

@@ -419,6 +419,28 @@ def _pixel_digest(path: Path) -> str | None:
         return None
 
 
+def refuse_file_in_data(path: str | Path | None, specs: list[str | None], opt: str) -> None:
+    """A single output file (``--json``, ``--plot``, ``--save-fit``) never goes into a folder of the
+    data a command reads: a file in a data set's ``clean/`` or ``noisy/`` breaks every later read of it."""
+    if not path:
+        return
+    target = Path(path).expanduser().resolve().parent
+    for spec in specs:
+        if not spec:
+            continue
+        try:
+            folders = data_folders(spec, files=True)
+        except PnganError:
+            continue
+        for folder in folders:
+            try:
+                target.relative_to(folder.resolve())
+            except ValueError:
+                continue
+            raise PnganError(f"{opt} {path} would be written into the data {spec} ({folder}), which this command "
+                             "reads: a file there becomes part of the data set; choose a path outside it")
+
+
 def refuse_overlap(train: list[str], tests: list[str], test_opt: str = "--test") -> None:
     """A held-out image that is also a training image (the same clean file under any name or spec)
     makes an evaluation score memory, not generalisation: refused, naming both. A ``gen:RUN`` source
