@@ -159,9 +159,19 @@ def test_report_deletes_only_its_own_earlier_figures(tmp_path):
     rep = tmp_path / "rep"
     assert main(["report", str(metrics), "--out", str(rep)]) == 0
     (tmp_path / "victim.txt").write_text("mine")
-    (rep / "mine.png").write_bytes(b"not pngan's")
-    write_json(rep / "report.json", {"inputs": [], "files": ["../victim.txt", "index.html", "", ".", "..", "sub/x.png"]},
-               "report")
+    crafted = {"../victim.txt": None, "index.html": None, "": None, ".": None, "..": None, "sub/x.png": None}
+    write_json(rep / "report.json", {"inputs": [], "files": crafted}, "report")
     assert main(["report", str(metrics), "--out", str(rep)]) == 0
     assert (tmp_path / "victim.txt").read_text() == "mine" and (rep / "index.html").is_file()
-    assert (rep / "mine.png").is_file()  # not in the earlier page's list: kept
+    # a user's file in the folder, or a figure changed since the report drew it: the update is refused
+    (rep / "mine.png").write_bytes(b"not pngan's")
+    assert main(["report", str(metrics), "--out", str(rep)]) == 2
+    assert (rep / "mine.png").read_bytes() == b"not pngan's"
+    (rep / "mine.png").unlink()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "stats.jsonl").write_text(json.dumps({"step": 1, "loss_g": 1.0}) + "\n")
+    assert main(["report", str(run), str(metrics), "--out", str(rep)]) == 0
+    (rep / "run0_curves.png").write_bytes(b"edited")
+    assert main(["report", str(metrics), "--out", str(rep)]) == 2
+    assert (rep / "run0_curves.png").read_bytes() == b"edited"

@@ -76,32 +76,53 @@ def _same_inputs(inputs) -> None:
         seen[key] = x
 
 
-def _earlier_files(out) -> set[str]:
-    """The files an earlier report in ``out`` wrote: those its report.json lists, else the figures
-    marked as pngan's (a report made before report.json listed its files)."""
+def _earlier_files(out) -> dict[str, str | None]:
+    """The files an earlier report in ``out`` wrote, each with the SHA-256 it recorded (None: a report
+    made before report.json recorded them; then the figures marked as a report's)."""
     from pathlib import Path
 
     from pngan.errors import PnganError
-    from pngan.io.json_out import PNG_KEYWORD, png_text
+    from pngan.io.json_out import MARKER, PNG_KEYWORD, png_text
     from pngan.io.records import read_json_record
-
-    from pngan.io.json_out import MARKER
 
     out = Path(out)
     if not out.is_dir():
-        return set()
+        return {}
     try:
         rec = read_json_record(out / RECORD, "report record")
     except PnganError:
         rec = None
     mark = rec.get(MARKER) if isinstance(rec, dict) else None
-    if isinstance(mark, dict) and mark.get("command") == "report" and isinstance(rec.get("files"), list):
-        names = {f for f in rec["files"] if isinstance(f, str)}
+    files = rec.get("files") if isinstance(rec, dict) else None
+    if isinstance(mark, dict) and mark.get("command") == "report" and isinstance(files, dict):
+        names = {f: (h if isinstance(h, str) else None) for f, h in files.items() if isinstance(f, str)}
     else:  # the figures a report drew ("figure": a pngan from before markers named the command)
-        names = {p.name for p in out.glob("*.png") if (png_text(p) or {}).get(PNG_KEYWORD) in ("report", "figure")}
+        names = {p.name: None for p in out.glob("*.png")
+                 if (png_text(p) or {}).get(PNG_KEYWORD) in ("report", "figure")}
     # a plain file name in this folder, never the page or its record, never through a link
-    return {n for n in names if n == Path(n).name and n not in ("", ".", "..", RECORD, "index.html")
+    return {n: h for n, h in names.items() if n == Path(n).name and n not in ("", ".", "..", RECORD, "index.html")
             and "\\" not in n and (out / n).is_file() and not (out / n).is_symlink()}
+
+
+def _check_ours(out, earlier: dict[str, str | None]) -> None:
+    """Before a report is updated in place: every file in the folder is the earlier report's own, as it
+    wrote it; a user's file (or one changed since) would be replaced or removed: refused."""
+    from pathlib import Path
+
+    from pngan.errors import PnganError
+    from pngan.io.records import file_sha256
+
+    out = Path(out)
+    if not out.is_dir():
+        return
+    for p in sorted(out.iterdir()):
+        if p.name.startswith(".") or p.name in ("index.html", RECORD):
+            continue
+        ours = p.name in earlier and (earlier[p.name] is None or file_sha256(p) == earlier[p.name])
+        if not ours:
+            raise PnganError(f"report folder holds {p.name}, which the earlier report did not write (or which "
+                             "changed since): an update would replace or remove it; move it out or choose another "
+                             "folder", out)
 
 
 def _page_files(index) -> list[str]:
@@ -117,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     _same_inputs(args.inputs)
     _check_folder(args.out)  # before any figure is drawn
     earlier = _earlier_files(args.out)
+    _check_ours(args.out, earlier)
     if args.generated and not args.real:
         raise PnganError("--generated needs --real (the pairs whose clean images were used)")
     baselines = None
@@ -130,11 +152,14 @@ def run(args: argparse.Namespace) -> int:
                          max_images=args.max_images, seed=args.seed, baselines=baselines)
     from pngan.io.json_out import write_json
 
+    from pngan.io.records import file_sha256
+
     files = _page_files(index)
-    for name in sorted(earlier - set(files) - {index.name}):  # an earlier report's figures this page no longer shows
+    for name in sorted(set(earlier) - set(files) - {index.name}):  # an earlier report's figures this page no longer shows
         (index.parent / name).unlink(missing_ok=True)
     write_json(index.parent / RECORD, {"inputs": [str(x) for x in args.inputs], "real": args.real,
                                        "generated": args.generated, "calibration": args.calibration,
-                                       "files": files}, "report")
+                                       "files": {f: file_sha256(index.parent / f) for f in files
+                                                 if (index.parent / f).is_file()}}, "report")
     print(f"report written to {index}")
     return 0
