@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", required=True, metavar="DIR", help="output folder (a pairs: data set); re-running the same job completes it, "
                    "another job (generator, input, seed, tiling) is refused")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace what an earlier job wrote in --output (noisy/, clean/, manifest.jsonl)")
+                   help="delete --output's noisy/ and clean/ folders, manifest.jsonl and job.json, with "
+                   "everything in them, then write this job")
     p.add_argument("--samples", type=COUNT, default=1, help="noisy samples per clean image (default 1)")
     p.add_argument("--seed", type=SEED, default=0, help="run seed; each (image, sample) derives its own")
     p.add_argument("--gain", type=level_arg, default=None, metavar="G|G1,G2,..|LO-HI|fitted",

@@ -38,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(rgb2raw_joint.pth, raw2rgb_joint.pth, ccm_joint.pth) instead of the analytic pipeline")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace what an earlier job wrote in --output (noisy/, clean/, manifest.jsonl); without "
-                        "it a folder holding another job or foreign files is refused")
+                        help="delete --output's noisy/ and clean/ folders, manifest.jsonl and job.json, with "
+                        "everything in them, then write this job; without it a folder holding another job or foreign "
+                        "files is refused")
     parser.add_argument("--gain", type=level_arg, default=None, metavar="G|G1,G2,..|LO-HI|fitted",
                         help="calibrated only: the noise std times G (1: the level of the pairs it was fitted on); "
                         "0.5,1,2: each image draws one of these; 0.3-2.3: each draws log-uniformly in the range; "
