@@ -156,3 +156,21 @@ def test_cpu_sidd_needs_no_denoiser(data, tmp_path, caplog):
     wa = read_state_dict(tmp_path / "a" / "generator.safetensors")
     wb = read_state_dict(tmp_path / "b" / "generator.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_without_denoiser_checks_the_recorded_file(data, tmp_path, capsys):
+    """--resume without --denoiser uses the recorded frozen denoiser: a file retrained or replaced
+    since the run started is refused (its SHA-256 is recorded), not trained on silently."""
+    from pngan.nets.loading import save_network
+    from pngan.nets.registry import build
+
+    spec, _ = data
+    torch.manual_seed(0)
+    dn = save_network(build("dncnn", depth=2, channels=4), tmp_path / "dn.safetensors", {})
+    run = tmp_path / "run"
+    assert main(["train", "--data", spec, "--out", str(run), "--config", "cpu-small", "--denoiser", f"dncnn:{dn}",
+                 "--quiet", "--steps", "2", *TINY]) == 0
+    torch.manual_seed(1)
+    save_network(build("dncnn", depth=2, channels=4), dn, {})  # retrained in place
+    assert main(["train", "--data", spec, "--out", str(run), "--resume", "--quiet", "--steps", "3"]) == 2
+    assert "changed since the run started" in capsys.readouterr().err

@@ -286,7 +286,15 @@ def check_resume(run_dir: str | Path, old_cfg: Any, new_cfg: Any, new_ident: dic
             problems += content_changes(old, new_ident)
         for name, new in new_ident["networks"].items():
             prev = (old.get("networks") or {}).get(name)
-            if new is None:
+            if new is None:  # not repeated: the recorded file is used, and it must still be the same file
+                if isinstance(prev, dict) and prev.get("sha256") and prev.get("spec"):
+                    try:
+                        now = network_identity(prev["spec"])
+                    except PnganError:
+                        now = None
+                    if now is not None and now.get("sha256") != prev["sha256"]:
+                        problems.append(f"--{name} (its file {prev['spec']} is missing or changed since the run started: "
+                                        "retrained or replaced)")
                 continue
             same = prev is not None and (prev.get("sha256") == new.get("sha256") if prev.get("sha256") and
                                          new.get("sha256") else prev.get("spec") == new.get("spec"))
