@@ -350,3 +350,13 @@ def test_single_file_outputs_never_go_into_the_data_read(tmp_path, capsys):
         assert f"{opt}" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "t" / "clean").iterdir()) == ["a.png", "b.png"]
     assert sorted(p.name for p in (tmp_path / "t" / "noisy").iterdir()) == ["a.png", "b.png"]
+
+
+def test_the_built_in_cameras_splits_are_checked_like_files():
+    from pngan.data.specs import refuse_overlap
+
+    refuse_overlap(["camera:builtin"], ["camera:builtin@test"])  # the training split and the test split
+    for train, test in (("camera:builtin@test", "camera:builtin@test"), ("camera:builtin@all", "camera:builtin@test"),
+                        ("synth:awgn:camera:builtin", "camera:builtin@all")):
+        with pytest.raises(PnganError, match="is also a training image"):
+            refuse_overlap([train], [test])

@@ -332,6 +332,9 @@ def _first_shared(a: list[str], b: list[str]) -> tuple[str, str, str, str] | Non
     however they are spelled (file digests), or None. The (usually small) set ``b`` is hashed first,
     and only files of ``a`` of a size found in ``b`` are read; sets whose images are not files are
     skipped, and so is a file that cannot be read."""
+    cam = _camera_shared(a, b)
+    if cam is not None:
+        return cam
     held: dict[str, tuple[str, str, Path]] = {}
     sizes: set[int] = set()
     for spec, name, p in _files(b):
@@ -356,6 +359,30 @@ def _first_shared(a: list[str], b: list[str]) -> tuple[str, str, str, str] | Non
         if hit is not None:
             return (spec, name, hit[0], hit[1])
     return _first_same_pixels(a, b)
+
+
+def _camera_shared(a: list[str], b: list[str]) -> tuple[str, str, str, str] | None:
+    """The built-in camera's images are not files: its splits overlap by name (train and test are
+    disjoint; ``@all`` holds both)."""
+    def splits(specs):
+        out = {}
+        for spec in specs:
+            for src in _sources(spec):
+                try:
+                    fmt, _, split = parse_spec(src)
+                except PnganError:
+                    continue
+                if fmt == "camera":
+                    split = split if src.rstrip().endswith(f"@{split}") else "train"  # camera:builtin alone: train
+                    out.setdefault(src, {"train", "test"} if split == "all" else {split})
+        return out
+
+    sa, sb = splits(a), splits(b)
+    for x, xs in sa.items():
+        for y, ys in sb.items():
+            if xs & ys:
+                return (x, f"its {sorted(xs & ys)[0]} split", y, f"its {sorted(xs & ys)[0]} split")
+    return None
 
 
 def _whole_digest(path: Path) -> str:
