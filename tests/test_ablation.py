@@ -125,3 +125,26 @@ def test_refused_rho_row_leaves_no_run_record(tiny, tmp_path, capsys):
                  "data.batch_size=2"]) == 2
     assert "net.kwargs" in capsys.readouterr().err
     assert not (out / "runs").exists()
+
+
+def test_an_ablation_folder_in_use_is_refused(tiny, tmp_path, capsys):
+    """Two ablations into one --out would each write the table of their own rows: the second is refused."""
+    import subprocess
+    import sys
+
+    root, train, test, _ = tiny
+    out = tmp_path / "abl"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); "
+                               "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)", str(out)],
+                              stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"locked"
+        assert main(["ablation", "rho", "--generated", f"synth:awgn:{train}", "--data", train, "--test", test,
+                     "--ratios", "0", "--config", "cpu-small", "--steps", "1", "--quiet", "--out", str(out),
+                     "net.kwargs={depth: 2, channels: 4}", "data.patch_size=16", "data.batch_size=2"]) == 2
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "another pngan process is using this ablation folder" in capsys.readouterr().err
+    assert not any(out.iterdir())

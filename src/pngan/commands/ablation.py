@@ -447,14 +447,30 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from pngan.io.atomic import atomic_write_text
-
     logging.basicConfig(level=logging.INFO, format="pngan: %(message)s")
     out = Path(args.out)
     preset = args.config or ("paper" if torch.cuda.is_available() else "cpu-small")
     common = list(args.overrides) + [f"run.seed={args.seed}"]
     if args.steps is not None:
         common.append(f"run.steps={args.steps}")
+    from pngan.io.lock import folder_lock
+    from pngan.validate import writable_dir
+
+    writable_dir(out, "--out folder")
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with folder_lock(out, "ablation folder"):  # two ablations into one folder would each write half a table
+            return _run_locked(args, out, preset, common)
+    except BaseException:
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def _run_locked(args, out: Path, preset: str, common: list[str]) -> int:
+    from pngan.io.atomic import atomic_write_text
+
     job = _job(args, preset, common)
     name = "table3" if args.table == "table3" else "table4_rho"
     earlier = _earlier_rows(out / f"{name}.json", job)  # refused before any training
@@ -477,10 +493,6 @@ def run(args: argparse.Namespace) -> int:
         parse_ratios(args.ratios)
     else:
         _table3_rows(args)
-    from pngan.validate import writable_dir
-
-    writable_dir(out, "--out folder")
-    out.mkdir(parents=True, exist_ok=True)
     res = (_table3 if args.table == "table3" else _rho)(args, preset, common, out)
     if args.table == "table3":
         names = [n for n, _ in LOSS_ROWS + GENERATOR_ROWS]
