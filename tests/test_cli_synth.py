@@ -113,3 +113,13 @@ def test_camera_builtin_input(tmp_path):
     recs = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert [r["name"] for r in recs] == ["coffee", "rocket"] and recs[0]["source"] == "camera:builtin@test"
     assert (out / "noisy" / "coffee.png").exists() and (out / "clean" / "rocket.png").exists()
+
+
+def test_a_refused_input_leaves_no_job_record(tmp_path, capsys):
+    """a.png and a.jpg map to one output name: refused before the output folder is claimed."""
+    src = _make_clean(tmp_path / "photos", names=("a",))
+    Image.open(src / "a.png").convert("RGB").save(src / "a.jpg")
+    out = tmp_path / "out"
+    assert main(["synth", "--setting", "awgn", "--input", str(src), "--output", str(out), "--quiet"]) == 2
+    assert "share the name 'a'" in capsys.readouterr().err
+    assert not (out / "job.json").exists()

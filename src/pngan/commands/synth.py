@@ -310,6 +310,7 @@ def run(args: argparse.Namespace) -> int:
 
         job["cycleisp"] = ["sha256:" + file_sha256(p) for p in kwargs["cycleisp"]]
     write_fit = bool(args.save_fit) and _fit_file_differs(module, args.save_fit, args.overwrite)
+    _open_input(args, spec)  # a bad input is refused before the folder is claimed
     outdir.claim(out, job, overwrite=args.overwrite, upgrade=_upgrade_job,
                  inputs={"--input": in_dir, "--fit": args.fit, "--save-fit": args.save_fit,
                          "--setting": args.setting.partition(":")[2] or None})  # lock; refuse another job's files
@@ -321,28 +322,36 @@ def run(args: argparse.Namespace) -> int:
         outdir.release(out)
 
 
-def _synth(args, spec, out, module, setting) -> int:
-    import torch
-    from tqdm import tqdm
-
+def _open_input(args, spec):
+    """The input set and its output names, checked before the output folder is claimed (a refusal
+    leaves no job record behind)."""
     from pngan.data.specs import open_dataset
     from pngan.errors import PnganError
-    from pngan.io.atomic import atomic_write_text
-    from pngan.io.images import write_image
-    from pngan.noise import synthesize
-    from pngan.seeding import derive_seed
 
     data = open_dataset(spec)
     if not data.has_clean:
         raise PnganError(f"--input {args.input}: this data set has no clean images to add noise to")
     if len(data) == 0:
         raise PnganError(f"--input {args.input}: no images found")
-
-    ext, bits = FORMATS[args.format]
     names = [_out_name(n) for n in data.names]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise PnganError(f"--input {args.input}: several images map to the same output name {sorted(dup)[0]!r}")
+    return data, names
+
+
+def _synth(args, spec, out, module, setting) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from pngan.errors import PnganError
+    from pngan.io.atomic import atomic_write_text
+    from pngan.io.images import write_image
+    from pngan.noise import synthesize
+    from pngan.seeding import derive_seed
+
+    data, names = _open_input(args, spec)
+    ext, bits = FORMATS[args.format]
 
     records = []
     for i in tqdm(range(len(data)), desc=f"synth {setting}", unit="img", disable=args.quiet):
