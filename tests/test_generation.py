@@ -122,6 +122,11 @@ def test_generate_removes_only_its_own_unchanged_files(gen_file, clean_dir, tmp_
     assert "left 1 file(s)" in text and "noisy/b_1.png" in text
     assert (out / "noisy" / "b_1.png").read_bytes() == b"edited by the user"
     assert not (out / "noisy" / "a_1.png").exists() and victim.read_bytes() == b"mine"
+    # a file this job did not write, put into noisy/: named on the next run (it joins the pairs)
+    (out / "noisy" / "zz_0.png").write_bytes((out / "noisy" / "a_0.png").read_bytes())
+    assert main(base + ["--samples", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "this job did not write: b_1.png, zz_0.png" in text  # the edited file left earlier, and the stranger
 
 
 def test_generate_names_the_pngan_folder_it_refuses(gen_file, clean_dir, tmp_path, capsys):

@@ -169,6 +169,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"pngan: removed {len(gone)} noisy image(s) of an earlier run that this job no longer defines "
                   f"(input image gone, or a sample beyond --samples {args.samples}): {', '.join(gone[:3])}"
                   f"{' ...' if len(gone) > 3 else ''}")
+        foreign = [f for f in res["foreign"] if f"noisy/{f}" not in res["left"]]
+        if foreign:
+            print(f"pngan: {args.output}/noisy also holds {len(foreign)} file(s) this job did not write: "
+                  f"{', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}; they are read as part of "
+                  f"pairs:{args.output}: move them out")
         if res["left"]:
             print(f"pngan: left {len(res['left'])} file(s) that this job no longer defines, because they changed "
                   f"since pngan wrote them: {', '.join(res['left'][:3])}{' ...' if len(res['left']) > 3 else ''}; "

@@ -390,6 +390,12 @@ def _synth(args, spec, out, module, setting) -> int:
     if gone:
         print(f"removed {len(gone)} file(s) of an earlier run whose input image is gone: {', '.join(gone[:3])}"
               f"{' ...' if len(gone) > 3 else ''}")
+    mine = {r["noisy"] for r in records} | set(stale)
+    foreign = sorted(f"noisy/{p.name}" for p in (out / "noisy").iterdir()
+                     if not p.name.startswith(".") and f"noisy/{p.name}" not in mine)
+    if foreign:
+        print(f"{out}/noisy also holds {len(foreign)} file(s) this job did not write: {', '.join(foreign[:3])}"
+              f"{' ...' if len(foreign) > 3 else ''}; they are read as part of pairs:{out}: move them out")
     kept = [rel for rel in stale if rel not in gone]
     if kept:
         print(f"left {len(kept)} file(s) of an earlier run whose input image is gone, because they changed since "

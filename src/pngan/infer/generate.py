@@ -243,6 +243,7 @@ def generate(
         barrier()
     removed: list[str] = []
     left: list[str] = []
+    foreign: list[str] = []
     if rank == 0:
         merged: dict[tuple[str, int], str] = {}
         old = out / "manifest.jsonl"
@@ -273,7 +274,10 @@ def generate(
                 clean.unlink()
             elif clean is not None:
                 left.append(f"clean/{source}.png")
+        known = {f"{k[0]}_{k[1]}.png" for k in merged}  # files in noisy/ that no record of this job names
+        foreign = sorted(p.name for p in (out / "noisy").iterdir() if not p.name.startswith(".") and p.name not in known)
         atomic_write_text(old, "".join(merged[k] + "\n" for k in sorted(merged)))
         for src in sources[1:]:
             src.unlink(missing_ok=True)
-    return {"written": written, "skipped": skipped, "images": len(mine), "removed": removed, "left": left}
+    return {"written": written, "skipped": skipped, "images": len(mine), "removed": removed, "left": left,
+            "foreign": foreign}
