@@ -360,3 +360,26 @@ def test_the_built_in_cameras_splits_are_checked_like_files():
                         ("synth:awgn:camera:builtin", "camera:builtin@all")):
         with pytest.raises(PnganError, match="is also a training image"):
             refuse_overlap([train], [test])
+
+
+def test_a_calibration_fitted_on_the_held_out_pairs_is_warned_about(tmp_path, caplog):
+    from pngan.data.specs import generator_training_data, refuse_overlap
+    from pngan.noise.calibrated import CalibratedNoise, save_calibration
+    from pngan.train import runid
+
+    g = torch.Generator().manual_seed(0)
+    for d in ("A", "T"):
+        c = torch.rand(3, 16, 16, generator=g)
+        write_image(tmp_path / d / "clean" / "x.png", c)
+        write_image(tmp_path / d / "noisy" / "x.png", c)
+    test = f"pairs:{tmp_path / 'T'}@all"
+    cal = tmp_path / "cal.json"
+    save_calibration(CalibratedNoise([0.01] * 3, [1e-4] * 3, fitted_on=f"{test} (1 pairs)"), cal)
+    with caplog.at_level("WARNING", logger="pngan"):
+        refuse_overlap([f"synth:{cal}:pairs:{tmp_path / 'A'}"], [test])
+    assert "the calibration" in caplog.text and "fitted on the held-out pairs" in caplog.text
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    runid.write(gen, {"identity": {"kind": "train", "data": [f"pairs:{tmp_path / 'A'}@all"], "networks": {}},
+                      "resumes": [], "config": {"synthetic": {"calibration": str(cal)}}})
+    assert test in generator_training_data(gen)  # a generator fed by that calibration

@@ -221,6 +221,10 @@ def generator_training_data(run_or_file: str | Path, _seen: set | None = None) -
     data = [d for d in (ident.get("data") or []) if isinstance(d, str)]
     for d in list(data):  # what an on-the-fly source learned from: a generator's data, a calibration's pairs
         data += [x for x in _source_data(d, seen) if x not in data]
+    cfg = rec.get("config") if isinstance(rec.get("config"), dict) else {}
+    cal = (cfg.get("synthetic") or {}).get("calibration") if isinstance(cfg.get("synthetic"), dict) else None
+    if isinstance(cal, str) and cal:  # a generator fed by a saved calibration learned from its pairs too
+        data += [x for x in _source_data(f"synth:{cal}:clean:-", seen) if x not in data]
     nets = ident.get("networks") if isinstance(ident.get("networks"), dict) else {}
     for name in sorted(nets):
         spec = nets[name].get("spec") if isinstance(nets[name], dict) else None
@@ -483,6 +487,9 @@ def refuse_overlap(train: list[str], tests: list[str], test_opt: str = "--test")
         if kind == "gen":
             warn_overlap(generator_training_data(run), tests, f"the generator gen:{run}", test_opt,
                          "the generator learned the held-out pairs' own noise")
+        elif kind == "synth" and str(run).lower().endswith(".json"):
+            warn_overlap(_source_data(spec, set()), tests, f"the calibration {run}", test_opt,
+                         "it was fitted on the held-out pairs' own noise")
 
 
 def warn_overlap(a: list[str], b: list[str], a_what: str, b_what: str, why: str) -> bool:
