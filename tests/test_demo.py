@@ -51,3 +51,14 @@ def test_a_stopped_demo_continues_with_resume(tmp_path, monkeypatch):
     assert generator_training_data(out / "pngan") == ["camera:builtin@train"]  # its run record: lineage checks
     with pytest.raises(PnganError, match="nothing to continue"):
         run_demo(tmp_path / "empty", **kw, resume=True)
+
+
+def test_the_demo_folder_is_never_inside_its_data(tmp_path):
+    from helpers import write_pairs
+
+    from pngan.demo import run_demo
+
+    root = write_pairs(tmp_path / "pairs", 2, 24, 24)
+    with pytest.raises(PnganError, match="must not be inside its data"):
+        run_demo(root / "demo", data=f"pairs:{root}")
+    assert not (root / "demo").exists()

@@ -166,11 +166,19 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     out = Path(out)
     # the options are checked before any work (and before the folder is made)
     base, preset, cfg, dn_overrides = demo_configs(data, config, overrides, steps, denoiser_steps, seed)
+    from pngan.data.specs import data_folders, network_training_data, warn_overlap
+
+    for folder in data_folders(base, files=False):  # its outputs would join the data it reads
+        if out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents:
+            raise PnganError(f"the demo folder must not be inside its data {base}: choose another --out", out)
     _claim_folder(out, _job(base, denoiser, config, preset, overrides, steps, denoiser_steps, seed), resume)
     fmt, path, split = parse_spec(base)
     train_spec = "camera:builtin" if fmt == "camera" else f"{fmt}:{path}@train"
     test_spec = "camera:builtin@test" if fmt == "camera" else f"{fmt}:{path}@test"
     train_set, test_set = open_dataset(train_spec), open_dataset(test_spec)
+    if denoiser is not None:
+        warn_overlap(network_training_data(denoiser), [test_spec], f"the frozen denoiser {denoiser}",
+                     "the demo's held-out pairs", "its alignment term pulls towards the held-out pairs' own noise")
     log.info("real pairs: %s for training, %s held out", train_set.describe(), test_set.describe())
     timings: dict[str, float] = {}
     gpu = torch.cuda.is_available()
