@@ -96,9 +96,13 @@ def _earlier_files(out) -> dict[str, str | None]:
     files = rec.get("files") if isinstance(rec, dict) else None
     if isinstance(mark, dict) and mark.get("command") == "report" and isinstance(files, dict):
         names = {f: (h if isinstance(h, str) else None) for f, h in files.items() if isinstance(f, str)}
-    else:  # the figures a report drew ("figure": a pngan from before markers named the command)
+    else:  # the figures a report drew ("figure": a pngan from before markers named the command), and the
+        # copies of a run's latest sample strip it put beside them (runN_step_NNNNNNNN.png, unmarked)
+        import re
+
         names = {p.name: None for p in out.glob("*.png")
-                 if (png_text(p) or {}).get(PNG_KEYWORD) in ("report", "figure")}
+                 if (png_text(p) or {}).get(PNG_KEYWORD) in ("report", "figure")
+                 or re.fullmatch(r"run\d+_step_\d+\.png", p.name)}
     # a plain file name in this folder, never the page or its record, never through a link
     return {n: h for n, h in names.items() if n == Path(n).name and n not in ("", ".", "..", RECORD, "index.html")
             and "\\" not in n and (out / n).is_file() and not (out / n).is_symlink()}
