@@ -166,11 +166,10 @@ def run_demo(out: str | Path, data: str | None = None, denoiser: str | None = No
     out = Path(out)
     # the options are checked before any work (and before the folder is made)
     base, preset, cfg, dn_overrides = demo_configs(data, config, overrides, steps, denoiser_steps, seed)
-    from pngan.data.specs import data_folders, network_training_data, warn_overlap
+    from pngan.data.specs import folder_in_data, network_training_data, warn_overlap
 
-    for folder in data_folders(base, files=False):  # its outputs would join the data it reads
-        if out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents:
-            raise PnganError(f"the demo folder must not be inside its data {base}: choose another --out", out)
+    if folder_in_data(out, [base], roots_only=True) is not None:  # its outputs would join the data it reads
+        raise PnganError(f"the demo folder must not be inside its data {base}: choose another --out", out)
     _claim_folder(out, _job(base, denoiser, config, preset, overrides, steps, denoiser_steps, seed), resume)
     fmt, path, split = parse_spec(base)
     train_spec = "camera:builtin" if fmt == "camera" else f"{fmt}:{path}@train"

@@ -334,21 +334,13 @@ def run(args: argparse.Namespace) -> int:
 def _refuse_in_data(out, specs: list[str], opt: str, roots_only: bool = False) -> None:
     """An output folder that is a folder of the evaluated data or lies inside one: refused.
     ``roots_only``: only the specs' own folders (no data set is opened: a bad one is reported later)."""
-    from pathlib import Path
-
-    from pngan.data.specs import data_folders
+    from pngan.data.specs import folder_in_data
     from pngan.errors import PnganError
 
-    out = Path(out)
-    for spec in specs:
-        folders = data_folders(spec, files=not roots_only)
-        for folder in folders:
-            try:
-                out.resolve().relative_to(folder.resolve())
-            except ValueError:
-                continue
-            raise PnganError(f"{opt} must not be a folder of the evaluated data {spec} or inside it "
-                             f"({folder}): its files would be replaced; choose another folder", out)
+    hit = folder_in_data(out, specs, roots_only)
+    if hit is not None:
+        raise PnganError(f"{opt} must not be a folder of the evaluated data {hit[0]} or inside it "
+                         f"({hit[1]}): its files would be replaced; choose another folder", out)
 
 
 def _claim_dnd_out(args, model_path):

@@ -381,9 +381,11 @@ def _synth(args, spec, out, module, setting) -> int:
     print(f"wrote {len(records)} noisy/clean pairs to {out} (pairs:{out})")
     # an earlier run of this job made pairs for input images that are gone: the folder holds this job's
     # pairs only (a pairs: reader of OUT would take them as part of the set)
-    written = [out / f for r in records for f in (r["noisy"], r["clean"])]
-    stale = sorted(set(earlier) - {f for r in records for f in (r["noisy"], r["clean"])})
-    stale = [rel for rel in stale if _own_output(out, rel, written)]
+    from pngan.io.outdir import removable
+
+    kept = {rel.lower(): out / rel for r in records for rel in (r["noisy"], r["clean"])}
+    stale = [rel for rel in sorted(set(earlier) - {r[k] for r in records for k in ("noisy", "clean")})
+             if removable(out, rel, kept) is not None]
     gone = [rel for rel in stale if earlier[rel] is not None and file_sha256(out / rel) == earlier[rel]]
     for rel in gone:
         (out / rel).unlink()
@@ -402,20 +404,6 @@ def _synth(args, spec, out, module, setting) -> int:
               f"pngan wrote them (or an older pngan recorded no hash): {', '.join(kept[:3])}"
               f"{' ...' if len(kept) > 3 else ''}; they are read as part of pairs:{out}: remove them yourself")
     return 0
-
-
-def _own_output(out, rel: str, written) -> bool:
-    """``OUT/rel`` is a file directly in OUT/noisy or OUT/clean (not a link, not outside) and not one
-    this run just wrote under a name that differs only in case (a case-insensitive file system)."""
-    import os
-
-    p = out / rel
-    try:
-        if p.is_symlink() or not p.is_file() or p.resolve().parent != (out / rel.split("/")[0]).resolve():
-            return False
-        return not any(w.name.lower() == p.name.lower() and w.exists() and os.path.samefile(w, p) for w in written)
-    except OSError:
-        return False
 
 
 def _manifest_files(path) -> dict[str, str | None]:

@@ -117,6 +117,12 @@ def parse_spec(spec: str) -> tuple[str, str, str]:
     return fmt, rest, split
 
 
+def camera_split(spec: str) -> str:
+    """The split ``camera:builtin[@split]`` opens: alone, the training split; @test / @all the others."""
+    _, _, split = parse_spec(spec)
+    return split if spec.rstrip().endswith(f"@{split}") else "train"
+
+
 def open_dataset(spec: str, *, skip_bad: bool = False) -> ImageSet:
     """Open a data set from its ``FORMAT:PATH[@split]`` spec (see the module docstring)."""
     fmt, path_s, split = parse_spec(spec)
@@ -125,8 +131,7 @@ def open_dataset(spec: str, *, skip_bad: bool = False) -> ImageSet:
             raise PnganError(f"the camera format has one data set, camera:builtin (got '{spec}')")
         from pngan.data.camera import CameraSet
 
-        # camera:builtin alone is the training split; @test / @all select the others.
-        return CameraSet("train" if split == "all" and not spec.endswith("@all") else split)
+        return CameraSet(camera_split(spec))
     path = Path(path_s).expanduser()
     if fmt in ("pairs", "polyu", "nam", "clean", "noisy", "sidd", "sidd-mat", "dnd") and path.is_file():
         raise PnganError(f"{path.name} is a file; {fmt}: takes a folder (of images{', with noisy/ and clean/' if fmt == 'pairs' else ''})", path)
@@ -377,7 +382,7 @@ def _camera_shared(a: list[str], b: list[str]) -> tuple[str, str, str, str] | No
                 except PnganError:
                     continue
                 if fmt == "camera":
-                    split = split if src.rstrip().endswith(f"@{split}") else "train"  # camera:builtin alone: train
+                    split = camera_split(src)
                     out.setdefault(src, {"train", "test"} if split == "all" else {split})
         return out
 
@@ -450,26 +455,31 @@ def _pixel_digest(path: Path) -> str | None:
         return None
 
 
-def refuse_file_in_data(path: str | Path | None, specs: list[str | None], opt: str) -> None:
-    """A single output file (``--json``, ``--plot``, ``--save-fit``) never goes into a folder of the
-    data a command reads: a file in a data set's ``clean/`` or ``noisy/`` breaks every later read of it."""
-    if not path:
-        return
-    target = Path(path).expanduser().resolve().parent
+def folder_in_data(folder: str | Path, specs: list[str | None], roots_only: bool = False) -> tuple[str, Path] | None:
+    """(spec, its folder) when ``folder`` is a folder of one of the data sets ``specs`` or lies inside
+    one, else None. ``roots_only``: only the specs' own folders (no data set is opened); specs that
+    cannot be read are skipped (what reads them reports them)."""
+    target = Path(folder).expanduser().resolve()
     for spec in specs:
         if not spec:
             continue
         try:
-            folders = data_folders(spec, files=True)
+            folders = data_folders(spec, files=not roots_only)
         except PnganError:
             continue
-        for folder in folders:
-            try:
-                target.relative_to(folder.resolve())
-            except ValueError:
-                continue
-            raise PnganError(f"{opt} {path} would be written into the data {spec} ({folder}), which this command "
-                             "reads: a file there becomes part of the data set; choose a path outside it")
+        for f in folders:
+            if target == f.resolve() or f.resolve() in target.parents:
+                return spec, f
+    return None
+
+
+def refuse_file_in_data(path: str | Path | None, specs: list[str | None], opt: str) -> None:
+    """A single output file (``--json``, ``--plot``, ``--save-fit``) never goes into a folder of the
+    data a command reads: a file in a data set's ``clean/`` or ``noisy/`` breaks every later read of it."""
+    hit = folder_in_data(Path(path).expanduser().resolve().parent, specs) if path else None
+    if hit is not None:
+        raise PnganError(f"{opt} {path} would be written into the data {hit[0]} ({hit[1]}), which this command "
+                         "reads: a file there becomes part of the data set; choose a path outside it")
 
 
 def refuse_overlap(train: list[str], tests: list[str], test_opt: str = "--test") -> None:

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 from pngan.errors import PnganError
+from pngan.io.outdir import removable
 from pngan.io.records import file_sha256
 
 
@@ -85,24 +86,6 @@ def _records(src: Path, bad: list) -> list[dict]:
 
 def _json_safe(v):
     return json.loads(json.dumps(v, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
-
-
-def _own_file(out: Path, sub: str, name: str, current: set[str], samples: int) -> Path | None:
-    """``OUT/sub/name`` if it is a file this command writes (inside ``OUT/sub``, not a link) and not the
-    output of a current input under a name that differs only in case (a case-insensitive file
-    system: the same file); else None. The name comes from a manifest, which may have been edited."""
-    p = out / sub / name
-    try:
-        if p.is_symlink() or not p.is_file() or p.resolve().parent != (out / sub).resolve():
-            return None
-        for n in current:  # a current output spelled otherwise in case
-            for cand in ([f"{n}.png"] if sub == "clean" else [f"{n}_{k}.png" for k in range(samples)]):
-                if cand != name and cand.lower() == name.lower() and (out / sub / cand).exists() \
-                        and os.path.samefile(out / sub / cand, p):
-                    return None
-    except OSError:
-        return None
-    return p
 
 
 def generate(
@@ -259,16 +242,18 @@ def generate(
         # A file is removed only if it is still what pngan wrote (its recorded SHA-256): one the user
         # changed is left, and named.
         current = set(names)
+        kept = {f"noisy/{n}_{k}.png".lower(): out / "noisy" / f"{n}_{k}.png" for n in current for k in range(samples)}
+        kept.update({f"clean/{n}.png".lower(): out / "clean" / f"{n}.png" for n in current})
         for key in sorted(k for k in merged if k[0] not in current or not 0 <= k[1] < samples):
             rec = json.loads(merged.pop(key))
-            noisy = _own_file(out, "noisy", f"{key[0]}_{key[1]}.png", current, samples)
+            noisy = removable(out, f"noisy/{key[0]}_{key[1]}.png", kept)
             if noisy is not None and rec.get("sha256") == _sha256(noisy):
                 noisy.unlink()
                 removed.append(f"noisy/{key[0]}_{key[1]}.png")
             elif noisy is not None:
                 left.append(f"noisy/{key[0]}_{key[1]}.png")
         for source in sorted({k[0] for k in recorded} - current):  # the clean copies of inputs that are gone
-            clean = _own_file(out, "clean", f"{source}.png", current, samples)
+            clean = removable(out, f"clean/{source}.png", kept)
             wrote = {r.get("clean_sha256") for (n, _), r in recorded.items() if n == source}
             if clean is not None and _sha256(clean) in wrote:
                 clean.unlink()

@@ -206,6 +206,26 @@ def _trained(run: Path) -> bool:
         or any(run.glob("*.safetensors"))
 
 
+def removable(out: str | Path, rel: str, kept: dict[str, Path]) -> Path | None:
+    """``OUT/rel`` (``noisy/NAME`` or ``clean/NAME``, from a manifest, which may have been edited) when a
+    rerun of the job may remove it: a plain file directly in that folder (never a link, never outside),
+    and not, on a case-insensitive file system, the same file as one the job keeps (``kept``: each
+    kept output's lower-cased ``sub/NAME`` -> its path)."""
+    import os
+
+    sub, _, name = rel.partition("/")
+    p = Path(out) / sub / name
+    try:
+        if not name or "/" in name or p.is_symlink() or not p.is_file() or p.resolve().parent != (Path(out) / sub).resolve():
+            return None
+        twin = kept.get(rel.lower())
+        if twin is not None and twin != p and twin.exists() and os.path.samefile(twin, p):
+            return None
+    except OSError:
+        return None
+    return p
+
+
 def undo_new_claim(out: str | Path, runs: list[Path], files: tuple[str, ...] = ()) -> None:
     """A new job (its folder was empty when claimed) that failed before any training step leaves
     nothing behind, so that the corrected rerun starts afresh instead of meeting "another job": its

@@ -130,7 +130,8 @@ def selection_bias(model: CalibratedNoise, highpass: str = DEFAULT_HIGHPASS, blo
     """The factor (one per channel) by which the mean of the flattest ``quantile`` of blocks reads the
     level of the model's pure noise low: measured on a ``SIM_SIDE`` square field of the model
     (``SIM_SEED``: the same every call; cached per correlation structure)."""
-    key = (repr(model.describe()["kernel"]), repr(model.describe()["mix"]), highpass, block, quantile)
+    d = model.describe()
+    key = (repr(d["kernel"]), repr(d["mix"]), highpass, block, quantile)
     if key not in _BIAS_CACHE:
         g = torch.Generator().manual_seed(SIM_SEED)
         z = model.field((1, 3, SIM_SIDE, SIM_SIDE), g, "cpu", torch.float64)

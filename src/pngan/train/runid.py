@@ -47,8 +47,8 @@ def refuse_duplicate_data(data: list[str]) -> None:
 def normalize_spec(spec: str) -> str:
     """``pairs:./a/../b`` -> ``pairs:/abs/b@all`` (the same data however it was typed); on-the-fly
     sources ``synth:SETTING:SPEC`` / ``gen:RUN:SPEC`` keep their prefix with SPEC normalised."""
-    from pngan.data.specs import parse_spec
     from pngan.data.pairsources import split_source_spec
+    from pngan.data.specs import camera_split, parse_spec
 
     kind, arg, inner = split_source_spec(spec)
     if kind is not None:
@@ -59,8 +59,8 @@ def normalize_spec(spec: str) -> str:
     fmt, path, split = parse_spec(spec)
     if fmt != "camera":
         path = str(Path(path).expanduser().resolve())
-    elif not str(spec).rstrip().endswith(f"@{split}"):
-        split = "train"  # camera:builtin alone opens its training split (pngan.data.specs.open_dataset)
+    else:
+        split = camera_split(spec)  # camera:builtin alone is its training split
     return f"{fmt}:{path}@{split}"
 
 
